@@ -1,0 +1,506 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Source id of an image build: what the image is built from, without building it.
+
+Private to this collection (leading underscore): not a public API.
+
+The source id is a sha256 over:
+
+* the build context: the git commit of the work tree that holds it, plus a hash of the
+  uncommitted changes below the context (tracked and untracked files, minus what
+  .dockerignore excludes); or, when the context is not in a git work tree, a hash of
+  the content of every file that .dockerignore does not exclude;
+* the Dockerfile path and content, and the .dockerignore content;
+* build args, target and extra labels;
+* the ids of the images named by FROM (and COPY --from) that are present locally.
+
+Nothing here talks to Docker: the caller passes ``resolve_image(ref) -> id or None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import stat
+import subprocess
+
+SOURCE_ID_VERSION = 1
+SHORT_ID_LENGTH = 12
+
+_CHUNK = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- .dockerignore
+
+class IgnorePattern(object):
+    """One line of a .dockerignore file, compiled."""
+
+    def __init__(self, text, exclusion):
+        self.text = text
+        self.exclusion = exclusion
+        self.regex = re.compile(_pattern_to_regex(text), re.DOTALL)
+        self.parts = text.split("/")
+
+    def match(self, path):
+        return self.regex.match(path) is not None
+
+    def could_match_below(self, dir_parts):
+        """True when this pattern could match the directory or something inside it."""
+        for i, part in enumerate(self.parts):
+            if "**" in part:
+                return True
+            if i >= len(dir_parts):
+                return True
+            if re.match(_pattern_to_regex(part), dir_parts[i]) is None:
+                return False
+        # The pattern names the directory itself or one of its parents.
+        return True
+
+
+def _pattern_to_regex(pattern):
+    """Translate a Docker ignore pattern into a Python regex string.
+
+    Go ``filepath.Match`` semantics (``*`` and ``?`` never match ``/``, ``[...]`` classes
+    with ``^`` negation, ``\\`` escapes) plus ``**``, which matches any number of
+    directories, zero included.
+    """
+    out = ["^"]
+    i = 0
+    n = len(pattern)
+    while i < n:
+        ch = pattern[i]
+        if ch == "*":
+            if i + 1 < n and pattern[i + 1] == "*":
+                i += 2
+                if i < n and pattern[i] == "/":
+                    i += 1
+                    out.append("(?:.*/)?")
+                elif i >= n:
+                    out.append(".*")
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[":
+            end = pattern.find("]", i + 1)
+            if end <= i + 1:
+                # An unterminated class is a literal bracket (Go reports ErrBadPattern
+                # and Docker then matches nothing; a literal is the safer reading).
+                out.append(re.escape(ch))
+            else:
+                body = pattern[i + 1:end]
+                negate = body.startswith("^")
+                if negate:
+                    body = body[1:]
+                body = body.replace("\\", "\\\\").replace("[", "\\[")
+                out.append("[" + ("^/" if negate else "") + body + "]")
+                i = end + 1
+                continue
+        elif ch == "\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i]))
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    out.append("$")
+    return "".join(out)
+
+
+def _clean_path(path):
+    """Go filepath.Clean for slash paths."""
+    rooted = path.startswith("/")
+    parts = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts and parts[-1] != "..":
+                parts.pop()
+            elif not rooted:
+                parts.append("..")
+            continue
+        parts.append(part)
+    cleaned = "/".join(parts)
+    if rooted:
+        return "/" + cleaned
+    return cleaned or "."
+
+
+def parse_dockerignore(text):
+    """Parse .dockerignore text into a list of IgnorePattern, in file order."""
+    patterns = []
+    for raw in text.splitlines():
+        if raw.startswith("\ufeff"):
+            raw = raw[1:]
+        if raw.startswith("#"):
+            continue
+        line = raw.strip()
+        if not line:
+            continue
+        exclusion = line.startswith("!")
+        if exclusion:
+            line = line[1:].strip()
+        if not line:
+            continue
+        line = _clean_path(line)
+        if len(line) > 1 and line.startswith("/"):
+            line = line.lstrip("/") or "."
+        patterns.append(IgnorePattern(line, exclusion))
+    return patterns
+
+
+class DockerIgnore(object):
+    """The rules of one .dockerignore: ``ignored(relpath)`` like Docker decides it."""
+
+    def __init__(self, text=""):
+        self.patterns = parse_dockerignore(text)
+        self.has_exclusions = any(p.exclusion for p in self.patterns)
+
+    @classmethod
+    def from_context(cls, context):
+        path = os.path.join(context, ".dockerignore")
+        try:
+            with open(path, "rb") as f:
+                return cls(f.read().decode("utf-8", "replace"))
+        except (IOError, OSError):
+            return cls("")
+
+    def ignored(self, relpath):
+        """True when ``relpath`` (slash separated, relative to the context) is excluded.
+
+        A pattern matches a path or any of its parent directories; the last
+        matching pattern wins, ``!`` patterns re-include.
+        """
+        relpath = _clean_path(relpath)
+        parents = relpath.split("/")[:-1]
+        matched = False
+        for pattern in self.patterns:
+            # An exclusion only matters once matched, an inclusion only before.
+            if pattern.exclusion != matched:
+                continue
+            hit = pattern.match(relpath)
+            if not hit:
+                for i in range(len(parents)):
+                    if pattern.match("/".join(parents[:i + 1])):
+                        hit = True
+                        break
+            if hit:
+                matched = not pattern.exclusion
+        return matched
+
+    def skip_dir(self, relpath):
+        """True when a walk can skip directory ``relpath`` and everything below it."""
+        if not self.ignored(relpath):
+            return False
+        if not self.has_exclusions:
+            return True
+        parts = _clean_path(relpath).split("/")
+        return not any(p.exclusion and p.could_match_below(parts) for p in self.patterns)
+
+
+# --------------------------------------------------------------------------- hashing helpers
+
+def _hash_file_into(digest, path):
+    """Feed one file's type, exec bit and content (or link target) into ``digest``."""
+    try:
+        st = os.lstat(path)
+    except (IOError, OSError):
+        digest.update(b"absent\0")
+        return
+    if stat.S_ISLNK(st.st_mode):
+        digest.update(b"link\0" + os.fsencode(os.readlink(path)) + b"\0")
+    elif stat.S_ISDIR(st.st_mode):
+        digest.update(b"dir\0")
+    elif stat.S_ISREG(st.st_mode):
+        digest.update(b"file\0" + (b"x" if st.st_mode & 0o111 else b"-") + b"\0")
+        file_digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(_CHUNK)
+                if not block:
+                    break
+                file_digest.update(block)
+        digest.update(file_digest.hexdigest().encode("ascii") + b"\0")
+    else:
+        digest.update(b"special\0")
+
+
+def content_hash(context, ignore=None):
+    """Hash of every file of ``context`` that the .dockerignore rules keep.
+
+    Returns (hexdigest, number of files hashed).
+    """
+    if ignore is None:
+        ignore = DockerIgnore.from_context(context)
+    digest = hashlib.sha256()
+    count = 0
+    context = os.path.abspath(context)
+    for root, dirs, files in os.walk(context):
+        rel_root = os.path.relpath(root, context)
+        rel_root = "" if rel_root == "." else rel_root.replace(os.sep, "/") + "/"
+        dirs.sort()
+        kept = []
+        for d in dirs:
+            rel = rel_root + d
+            full = os.path.join(root, d)
+            if os.path.islink(full):
+                files.append(d)
+                continue
+            if not ignore.skip_dir(rel):
+                kept.append(d)
+        dirs[:] = kept
+        for name in sorted(files):
+            rel = rel_root + name
+            if ignore.ignored(rel):
+                continue
+            digest.update(os.fsencode(rel) + b"\0")
+            _hash_file_into(digest, os.path.join(root, name))
+            count += 1
+    return digest.hexdigest(), count
+
+
+# --------------------------------------------------------------------------- git
+
+class GitError(Exception):
+    pass
+
+
+def _git(context, *args):
+    cmd = ["git", "-c", "safe.directory=*", "--no-optional-locks", "-C", context] + list(args)
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+    except OSError as exc:
+        raise GitError("cannot run git: %s" % exc)
+    if proc.returncode != 0:
+        raise GitError(proc.stderr.decode("utf-8", "replace").strip())
+    return proc.stdout
+
+
+def git_state(context, ignore=None):
+    """Git view of ``context``: dict(commit, dirty_hash, dirty_files) or None.
+
+    None when the context is not inside a git work tree with at least one commit
+    (or git is missing). ``dirty_hash`` is None when nothing below the context
+    differs from the commit, ignoring what .dockerignore excludes and what git
+    ignores.
+    """
+    try:
+        out = _git(context, "rev-parse", "--show-prefix", "--verify", "HEAD")
+    except GitError:
+        return None
+    lines = out.decode("utf-8", "replace").splitlines()
+    if len(lines) < 2:
+        # --show-prefix prints an empty line at the top of the work tree.
+        if len(lines) == 1:
+            lines = [""] + lines
+        else:
+            return None
+    prefix, commit = lines[0].strip(), lines[1].strip()
+    if prefix:
+        # A context that git ignores (a build directory, say) has no git history:
+        # its files never show in git status, so hash its content instead.
+        try:
+            _git(context, "check-ignore", "-q", "--no-index", ".")
+            return None
+        except GitError:
+            pass
+    if ignore is None:
+        ignore = DockerIgnore.from_context(context)
+    status = _git(context, "status", "--porcelain=v1", "-z", "--untracked-files=all",
+                  "--no-renames", "--ignore-submodules=dirty", "--", ".")
+    paths = set()
+    for entry in status.split(b"\0"):
+        if len(entry) < 4:
+            continue
+        path = entry[3:].decode("utf-8", "surrogateescape")
+        if prefix and path.startswith(prefix):
+            path = path[len(prefix):]
+        elif prefix:
+            continue
+        path = path.rstrip("/")
+        if not path or ignore.ignored(path):
+            continue
+        paths.add(path)
+    if not paths:
+        return dict(commit=commit, dirty_hash=None, dirty_files=0)
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(os.fsencode(path) + b"\0")
+        _hash_file_into(digest, os.path.join(context, path))
+    return dict(commit=commit, dirty_hash=digest.hexdigest(), dirty_files=len(paths))
+
+
+# --------------------------------------------------------------------------- Dockerfile
+
+_ARG_REF = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)(?::?[-+][^}]*)?\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
+def _logical_lines(text):
+    """Dockerfile instructions: comments dropped, continuation lines joined."""
+    escape = "\\"
+    lines = text.splitlines()
+    # Parser directives sit at the very top: '# escape=`' changes the escape char.
+    for line in lines:
+        m = re.match(r"^\s*#\s*([a-zA-Z]+)\s*=\s*(\S+)\s*$", line)
+        if not m:
+            break
+        if m.group(1).lower() == "escape" and m.group(2) in ("`", "\\"):
+            escape = m.group(2)
+    current = ""
+    for line in lines:
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if current and stripped.startswith("#"):
+            continue
+        if stripped.endswith(escape):
+            current += stripped[:-1] + " "
+            continue
+        current += stripped
+        yield current
+        current = ""
+    if current.strip():
+        yield current
+
+
+def _substitute(value, args):
+    def repl(m):
+        name = m.group(1) or m.group(2)
+        return args.get(name, "")
+    return _ARG_REF.sub(repl, value)
+
+
+def base_images(dockerfile_text, build_args=None):
+    """External images a Dockerfile builds from, in order of first use.
+
+    FROM and COPY/ADD --from references; ``scratch``, earlier stage names and
+    stage indexes are left out. ARGs declared before the first FROM are
+    substituted (their defaults, overridden by ``build_args``).
+    """
+    build_args = dict(build_args or {})
+    args = {}
+    stages = set()
+    refs = []
+    seen_from = False
+    for line in _logical_lines(dockerfile_text):
+        parts = line.split()
+        if not parts:
+            continue
+        instr = parts[0].upper()
+        rest = parts[1:]
+        if instr == "ARG" and not seen_from:
+            for decl in rest:
+                name, sep, default = decl.partition("=")
+                if name in build_args:
+                    args[name] = build_args[name]
+                else:
+                    args[name] = default.strip("\"'") if sep else ""
+        elif instr == "FROM":
+            seen_from = True
+            words = [w for w in rest if not w.startswith("--")]
+            if not words:
+                continue
+            ref = _substitute(words[0], args)
+            known = ref.lower() == "scratch" or ref.lower() in stages
+            if len(words) >= 3 and words[1].lower() == "as":
+                stages.add(words[2].lower())
+            if not known and ref not in refs:
+                refs.append(ref)
+        elif instr in ("COPY", "ADD"):
+            for w in rest:
+                if w.startswith("--from="):
+                    ref = _substitute(w[len("--from="):], args)
+                    if ref.isdigit() or ref.lower() in stages or ref.lower() == "scratch":
+                        continue
+                    if ref not in refs:
+                        refs.append(ref)
+    return refs
+
+
+def uses_buildkit_syntax(dockerfile_text):
+    """True when the Dockerfile needs BuildKit (RUN --mount, --network, --security, heredocs)."""
+    for line in _logical_lines(dockerfile_text):
+        parts = line.split()
+        if not parts:
+            continue
+        instr = parts[0].upper()
+        flags = []
+        for word in parts[1:]:
+            if not word.startswith("--"):
+                break
+            flags.append(word)
+        if instr == "RUN" and any(w.startswith(("--mount", "--network", "--security")) for w in flags):
+            return True
+        if instr in ("RUN", "COPY") and re.search(r"<<-?[\"']?[A-Za-z_]", line):
+            return True
+        if instr in ("COPY", "ADD") and any(w.startswith(("--link", "--chmod", "--parents", "--exclude")) for w in flags):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- source id
+
+def read_dockerfile(context, dockerfile):
+    path = dockerfile if os.path.isabs(dockerfile) else os.path.join(context, dockerfile)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def compute_source_id(context, dockerfile="Dockerfile", build_args=None, target=None,
+                      labels=None, resolve_image=None):
+    """Compute the source id of a build. Returns a dict.
+
+    Keys: ``source_id`` (64 hex), ``short_id``, ``git_commit`` (or None), ``dirty``
+    (bool), ``kind`` ("git" or "files"), ``base_images`` ({ref: id or None}),
+    ``dockerfile_text`` (str).
+    """
+    context = os.path.abspath(context)
+    build_args = dict((str(k), "" if v is None else str(v)) for k, v in (build_args or {}).items())
+    labels = dict((str(k), "" if v is None else str(v)) for k, v in (labels or {}).items())
+    dockerfile_bytes = read_dockerfile(context, dockerfile)
+    dockerfile_text = dockerfile_bytes.decode("utf-8", "replace")
+    ignore_path = os.path.join(context, ".dockerignore")
+    try:
+        with open(ignore_path, "rb") as f:
+            ignore_bytes = f.read()
+    except (IOError, OSError):
+        ignore_bytes = b""
+    ignore = DockerIgnore(ignore_bytes.decode("utf-8", "replace"))
+
+    git = git_state(context, ignore)
+    if git is not None:
+        ctx = dict(kind="git", commit=git["commit"], dirty=git["dirty_hash"])
+    else:
+        digest, _count = content_hash(context, ignore)
+        ctx = dict(kind="files", hash=digest)
+
+    bases = {}
+    for ref in base_images(dockerfile_text, build_args):
+        bases[ref] = resolve_image(ref) if resolve_image else None
+
+    material = dict(
+        v=SOURCE_ID_VERSION,
+        context=ctx,
+        dockerfile=dict(path=dockerfile, sha256=hashlib.sha256(dockerfile_bytes).hexdigest()),
+        dockerignore=hashlib.sha256(ignore_bytes).hexdigest(),
+        build_args=build_args,
+        target=target or "",
+        labels=labels,
+        base_images=bases,
+    )
+    blob = json.dumps(material, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    source_id = hashlib.sha256(blob).hexdigest()
+    return dict(
+        source_id=source_id,
+        short_id=source_id[:SHORT_ID_LENGTH],
+        git_commit=git["commit"] if git else None,
+        dirty=bool(git and git["dirty_hash"]),
+        kind=ctx["kind"],
+        base_images=bases,
+        dockerfile_text=dockerfile_text,
+    )

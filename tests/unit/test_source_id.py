@@ -1,0 +1,210 @@
+"""Source id of a build context: which changes make a new image and which do not."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ansible_collections.appfleet.docker.plugins.module_utils import _source
+from ansible_collections.appfleet.docker.plugins.module_utils._source import base_images, compute_source_id
+
+DOCKERFILE = "FROM base:1\nCOPY . /app\n"
+IGNORE = "*.log\nscratch/\n"
+BASES = {"base:1": "sha256:" + "a" * 64}
+
+
+def git(path, *args):
+    subprocess.run(["git", "-C", str(path), "-c", "user.email=t@example.invalid", "-c", "user.name=t"]
+                   + list(args), check=True, capture_output=True)
+
+
+def make_context(path, use_git):
+    path.mkdir()
+    (path / "Dockerfile").write_text(DOCKERFILE)
+    (path / ".dockerignore").write_text(IGNORE)
+    (path / "app.txt").write_text("v1\n")
+    (path / "debug.log").write_text("log 1\n")
+    (path / "scratch").mkdir()
+    (path / "scratch" / "tmp.bin").write_text("tmp\n")
+    (path / ".gitignore").write_text("local.env\n")
+    if use_git:
+        git(path, "init", "-q")
+        git(path, "add", "-A")
+        git(path, "commit", "-qm", "first")
+    return path
+
+
+def source_id(path, **kwargs):
+    kwargs.setdefault("resolve_image", BASES.get)
+    return compute_source_id(str(path), **kwargs)["source_id"]
+
+
+def _write(rel, text):
+    def change(path, kwargs):
+        (path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (path / rel).write_text(text)
+    return change
+
+
+def _touch(rel):
+    def change(path, kwargs):
+        st = os.stat(path / rel)
+        os.utime(path / rel, (st.st_atime + 100, st.st_mtime + 100))
+    return change
+
+
+def _chmod_x(rel):
+    def change(path, kwargs):
+        os.chmod(path / rel, 0o755)
+    return change
+
+
+def _kwarg(key, value):
+    def change(path, kwargs):
+        kwargs[key] = value
+    return change
+
+
+def _remove(rel):
+    def change(path, kwargs):
+        os.unlink(path / rel)
+    return change
+
+
+COMMON = [
+    ("tracked file edited", _write("app.txt", "v2\n"), True),
+    ("new file", _write("new.txt", "hello\n"), True),
+    ("new file in a new directory", _write("pkg/mod.txt", "hello\n"), True),
+    ("file removed", _remove("app.txt"), True),
+    ("dockerignored file edited", _write("debug.log", "log 2\n"), False),
+    ("new dockerignored file", _write("other.log", "x\n"), False),
+    ("file in dockerignored directory", _write("scratch/more.bin", "x\n"), False),
+    ("mtime only", _touch("app.txt"), False),
+    ("exec bit", _chmod_x("app.txt"), True),
+    ("dockerfile edited", _write("Dockerfile", DOCKERFILE + "ENV A=1\n"), True),
+    ("dockerignore edited", _write(".dockerignore", IGNORE + "*.tmp\n"), True),
+    ("build arg added", _kwarg("build_args", {"VERSION": "2"}), True),
+    ("target set", _kwarg("target", "prod"), True),
+    ("label added", _kwarg("labels", {"team": "a"}), True),
+    ("base image refreshed", _kwarg("resolve_image", {"base:1": "sha256:" + "b" * 64}.get), True),
+    ("base image missing locally", _kwarg("resolve_image", lambda ref: None), True),
+]
+
+
+@pytest.mark.parametrize("use_git", [True, False], ids=["git", "plain"])
+@pytest.mark.parametrize("what, change, changes_id", COMMON, ids=[c[0] for c in COMMON])
+def test_change_and_id(tmp_path, use_git, what, change, changes_id):
+    ctx = make_context(tmp_path / "ctx", use_git)
+    before = source_id(ctx)
+    kwargs = {}
+    change(ctx, kwargs)
+    after = source_id(ctx, **kwargs)
+    assert (before != after) is changes_id, what
+
+
+def test_build_arg_value_matters(tmp_path):
+    ctx = make_context(tmp_path / "ctx", True)
+    assert source_id(ctx, build_args={"V": "1"}) != source_id(ctx, build_args={"V": "2"})
+    assert source_id(ctx, build_args={"A": "1", "B": "2"}) == source_id(ctx, build_args={"B": "2", "A": "1"})
+
+
+def test_dockerfile_path_matters(tmp_path):
+    ctx = make_context(tmp_path / "ctx", True)
+    shutil.copy(ctx / "Dockerfile", ctx / "Dockerfile.prod")
+    git(ctx, "add", "-A")
+    git(ctx, "commit", "-qm", "prod dockerfile")
+    assert source_id(ctx) != source_id(ctx, dockerfile="Dockerfile.prod")
+
+
+@pytest.mark.parametrize("what, change, changes_id", [
+    ("empty commit", lambda p: git(p, "commit", "-q", "--allow-empty", "-m", "empty"), True),
+    ("gitignored file", lambda p: (p / "local.env").write_text("X=1\n"), False),
+    ("edit then revert", lambda p: ((p / "app.txt").write_text("v2\n"), (p / "app.txt").write_text("v1\n")), False),
+    ("staged edit", lambda p: ((p / "app.txt").write_text("v3\n"), git(p, "add", "app.txt")), True),
+])
+def test_git_only_changes(tmp_path, what, change, changes_id):
+    ctx = make_context(tmp_path / "ctx", True)
+    before = source_id(ctx)
+    change(ctx)
+    assert (before != source_id(ctx)) is changes_id, what
+
+
+def test_commit_of_dirty_work_changes_id_and_commit(tmp_path):
+    ctx = make_context(tmp_path / "ctx", True)
+    clean = compute_source_id(str(ctx), resolve_image=BASES.get)
+    (ctx / "app.txt").write_text("v2\n")
+    dirty = compute_source_id(str(ctx), resolve_image=BASES.get)
+    git(ctx, "commit", "-qam", "v2")
+    committed = compute_source_id(str(ctx), resolve_image=BASES.get)
+    assert clean["dirty"] is False and dirty["dirty"] is True and committed["dirty"] is False
+    assert dirty["git_commit"] == clean["git_commit"] != committed["git_commit"]
+    assert len({clean["source_id"], dirty["source_id"], committed["source_id"]}) == 3
+    assert committed["kind"] == "git" and len(committed["short_id"]) == _source.SHORT_ID_LENGTH
+
+
+def test_context_in_a_subdirectory_of_a_repo(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    ctx = make_context(repo / "web", False)
+    (repo / "other.txt").write_text("1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first")
+    before = compute_source_id(str(ctx), resolve_image=BASES.get)
+    assert before["kind"] == "git"
+    # an uncommitted change outside the context does not count, one inside does
+    (repo / "other.txt").write_text("2\n")
+    assert source_id(ctx) == before["source_id"]
+    (ctx / "app.txt").write_text("v2\n")
+    assert source_id(ctx) != before["source_id"]
+
+
+def test_gitignored_context_falls_back_to_content(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    (repo / ".gitignore").write_text("build/\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first")
+    ctx = repo / "build"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\n")
+    first = compute_source_id(str(ctx))
+    assert first["kind"] == "files"
+    (ctx / "a.txt").write_text("1\n")
+    assert compute_source_id(str(ctx))["source_id"] != first["source_id"]
+
+
+def test_plain_context_id_does_not_depend_on_location(tmp_path):
+    a = make_context(tmp_path / "a", False)
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    assert source_id(a) == source_id(b)
+
+
+@pytest.mark.parametrize("dockerfile, args, refs", [
+    ("FROM scratch\nCOPY a /\n", None, []),
+    ("FROM busybox:1 AS build\nRUN true\nFROM build\n", None, ["busybox:1"]),
+    ("ARG BASE=debian:12\nFROM ${BASE}\n", None, ["debian:12"]),
+    ("ARG BASE=debian:12\nFROM $BASE\n", {"BASE": "alpine:3"}, ["alpine:3"]),
+    ("FROM --platform=linux/amd64 a:1 as one\nFROM b:2\nCOPY --from=one /x /x\nCOPY --from=c:3 /y /y\n",
+     None, ["a:1", "b:2", "c:3"]),
+    ("# comment\nFROM \\\n  a:1\n", None, ["a:1"]),
+    ("# escape=`\nFROM `\n  a:1\n", None, ["a:1"]),
+])
+def test_base_images(dockerfile, args, refs):
+    assert base_images(dockerfile, args) == refs
+
+
+@pytest.mark.parametrize("dockerfile, needs", [
+    ("FROM a\nRUN --mount=type=cache,target=/c true\n", True),
+    ("FROM a\nRUN \\\n  --mount=type=cache,target=/c true\n", True),
+    ("FROM a\nRUN echo --mount\n", False),
+    ("FROM a\nCOPY --chmod=755 x /x\n", True),
+    ("FROM a\nCOPY x /x\n", False),
+])
+def test_uses_buildkit_syntax(dockerfile, needs):
+    assert _source.uses_buildkit_syntax(dockerfile) is needs
