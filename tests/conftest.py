@@ -1,0 +1,113 @@
+"""Shared pytest helpers: run this checkout's modules and playbooks through Ansible.
+
+Every helper runs the real `ansible` / `ansible-playbook` of the project venv with
+the repository's ansible.cfg, so `appfleet.docker.*` resolves to this checkout
+(through the .collections link that `make venv` creates).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def ansible_env(**extra):
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env.setdefault("ANSIBLE_NOCOLOR", "1")
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    env["PATH"] = str(BIN) + os.pathsep + env.get("PATH", "")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class ModuleResult(dict):
+    """The module's JSON result, plus the process outcome."""
+
+    rc: int
+    stdout: str
+    stderr: str
+
+
+def run_module(name, args, check=False, diff=False, verbosity=0, env=None, timeout=600):
+    """Run one module on localhost (the venv's python) and return its result.
+
+    The result dict is what the module returned (``failed``/``msg`` on failure),
+    read from a file the play writes, so it is exact whatever the verbosity.
+    """
+    fqcn = name if "." in name else "appfleet.docker." + name
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        play = [{
+            "hosts": "localhost", "gather_facts": False,
+            "vars": {"ansible_python_interpreter": sys.executable},
+            "tasks": [
+                {"name": "Run the module", fqcn: args, "register": "appfleet_result",
+                 "ignore_errors": True},
+                {"name": "Save the result", "check_mode": False, "diff": False,
+                 "ansible.builtin.copy": {"content": "{{ appfleet_result | to_json }}",
+                                          "dest": str(out), "mode": "0600"}},
+            ],
+        }]
+        book = Path(tmp) / "play.yml"
+        book.write_text(json.dumps(play))
+        cmd = [str(BIN / "ansible-playbook"), str(book), "-i", "localhost,", "-c", "local"]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(**(env or {})),
+                              capture_output=True, text=True, timeout=timeout)
+        if not out.exists():
+            raise AssertionError("module %s did not run:\n%s\n%s" % (fqcn, proc.stdout[-6000:], proc.stderr[-3000:]))
+        data = json.loads(out.read_text())
+    res = ModuleResult(data)
+    res.rc, res.stdout, res.stderr = proc.returncode, proc.stdout, proc.stderr
+    return res
+
+
+def run_playbook(playbook, *args, inventory=None, env=None, timeout=1800, check=True):
+    """Run ansible-playbook from the repo root; return the CompletedProcess.
+
+    ``playbook`` is a path (relative to the repo) or YAML text of a playbook.
+    With ``check=True`` a non-zero exit raises with the output attached.
+    """
+    tmp = None
+    if "\n" in playbook:
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False, dir=REPO / "tests")
+        tmp.write(playbook)
+        tmp.close()
+        playbook = tmp.name
+    cmd = [str(BIN / "ansible-playbook"), playbook]
+    if inventory:
+        cmd += ["-i", str(inventory)]
+    cmd += list(args)
+    try:
+        proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(**(env or {})),
+                              capture_output=True, text=True, timeout=timeout)
+    finally:
+        if tmp:
+            os.unlink(tmp.name)
+    if check and proc.returncode != 0:
+        raise AssertionError("ansible-playbook %s failed (rc=%s)\n%s\n%s"
+                             % (playbook, proc.returncode, proc.stdout[-8000:], proc.stderr[-4000:]))
+    return proc
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    docker = pytest.importorskip("docker")
+    client = docker.from_env()
+    client.ping()
+    return client
