@@ -1,0 +1,144 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Switch an app's nginx upstream between containers.
+
+Private to this collection (leading underscore): not a public API.
+
+The proxy role includes ``/etc/nginx/appfleet/upstreams/*.conf`` inside nginx's
+``http {}`` block and proxies each app's server to ``http://appfleet_<app>``.
+This file writes the upstream include for one app, tests the configuration and
+reloads nginx gracefully; when the test or the reload fails, the previous file
+is put back and nginx reloaded again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+
+DEFAULT_UPSTREAM_DIR = "/etc/nginx/appfleet/upstreams"
+DEFAULT_TEST_COMMAND = ["nginx", "-t"]
+DEFAULT_RELOAD_COMMAND = ["nginx", "-s", "reload"]
+
+_SERVER_RE = re.compile(r"^\s*upstream\s+\S+\s*\{\s*server\s+([0-9.]+):([0-9]+)\s*;", re.M)
+
+
+class ProxyError(Exception):
+    """nginx refused the new upstream or could not be reloaded."""
+
+
+def upstream_name(app):
+    return "appfleet_%s" % app
+
+
+def default_upstream_file(app):
+    return os.path.join(DEFAULT_UPSTREAM_DIR, "%s.conf" % app)
+
+
+def render_upstream(app, port, container_name=None, host="127.0.0.1"):
+    """The content of the app's upstream include."""
+    lines = [
+        "# Managed by appfleet.docker.app_container for app %s; do not edit." % app,
+        "# Rewritten on every rollout: it points at the serving container.",
+    ]
+    if container_name:
+        lines.append("# container: %s" % container_name)
+    lines.append("upstream %s { server %s:%d; }" % (upstream_name(app), host, int(port)))
+    return "\n".join(lines) + "\n"
+
+
+def parse_upstream_port(content):
+    """The port an upstream include points at, or None."""
+    if not content:
+        return None
+    match = _SERVER_RE.search(content)
+    if not match:
+        return None
+    return int(match.group(2))
+
+
+def read_file(path):
+    try:
+        with open(path, "r") as handle:
+            return handle.read()
+    except (IOError, OSError):
+        return None
+
+
+def write_file_atomic(path, content, mode=0o644):
+    directory = os.path.dirname(path) or "."
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def remove_file(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class Proxy(object):
+    """The nginx upstream of one app, switched with run_command of a module."""
+
+    def __init__(self, module, app, upstream_file=None, test_command=None, reload_command=None):
+        self.module = module
+        self.app = app
+        self.upstream_file = upstream_file or default_upstream_file(app)
+        self.test_command = list(test_command or DEFAULT_TEST_COMMAND)
+        self.reload_command = list(reload_command or DEFAULT_RELOAD_COMMAND)
+
+    def current_content(self):
+        return read_file(self.upstream_file)
+
+    def current_port(self):
+        return parse_upstream_port(self.current_content())
+
+    def _run(self, argv, what):
+        rc, out, err = self.module.run_command(argv)
+        if rc != 0:
+            text = (err or out or "").strip()
+            raise ProxyError("%s (%s) failed with rc %s: %s" % (what, " ".join(argv), rc, text[-1500:]))
+
+    def _apply(self, content):
+        if content is None:
+            remove_file(self.upstream_file)
+        else:
+            write_file_atomic(self.upstream_file, content)
+        self._run(self.test_command, "nginx config test")
+        self._run(self.reload_command, "nginx reload")
+
+    def switch(self, port, container_name=None):
+        """Point the upstream at 127.0.0.1:port; on failure restore and raise ProxyError."""
+        previous = self.current_content()
+        content = render_upstream(self.app, port, container_name)
+        try:
+            self._apply(content)
+        except (ProxyError, IOError, OSError) as exc:
+            restore_note = "the previous upstream file was put back"
+            try:
+                if previous is None:
+                    remove_file(self.upstream_file)
+                else:
+                    write_file_atomic(self.upstream_file, previous)
+                # Reload so nginx surely runs the previous config again; a
+                # failure here is reported but does not hide the first one.
+                self._run(self.reload_command, "nginx reload")
+            except (ProxyError, IOError, OSError) as exc2:
+                restore_note += ", but reloading it failed too: %s" % (exc2,)
+            raise ProxyError("%s; %s" % (exc, restore_note))
+        return content

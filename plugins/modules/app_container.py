@@ -1,0 +1,790 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: app_container
+short_description: Run one app's container, swapped in health-gated with rollback
+description:
+  - Manages the desired running container of one app: image, command, env, secret env, ports,
+    volumes, networks, restart policy, labels, healthcheck, log options and resource limits.
+  - Compares the whole desired config with the serving container (the image B(id), not its tag,
+    plus a hash of the config kept in the C(io.appfleet.config-hash) label) and does nothing when
+    they match.
+  - When they differ it rolls out with O(strategy). C(start-first) starts the new container beside
+    the old one with the app port published on a free 127.0.0.1 port, waits until it is healthy,
+    points the app's nginx upstream at it, reloads nginx gracefully, drains the old container for
+    O(drain_seconds) and removes it. C(stop-first) stops the old container, starts the new one and
+    waits for its health; on failure the old container is started again.
+  - Any failure (create error, name or port conflict, never healthy, exits at once, nginx refusing
+    the new upstream) removes the new container, leaves the previous one serving and fails with the
+    reason and the new container's last log lines.
+  - "Naming: the serving container is named O(container_name) (default: the app name). During a
+    rollout the new container is named C(<container_name>--next) and renamed once the old one is
+    removed. Every container the module creates carries the label C(io.appfleet.app=<name>); runs
+    find the app's containers by that label whatever their names."
+  - Each container records the image id it replaced in the label C(io.appfleet.previous-image), so
+    O(rollback=true) starts the previous image again without a build or a pull.
+  - A per-app lock file under O(lock_dir) (an C(flock), with the holder's pid, host and start time in
+    it) keeps two runs for one app from interleaving; the kernel releases it when the holder dies, so
+    a killed run never blocks the next one, which reports the stale holder it found.
+  - At the start of each run, containers of the app left over by a killed run (the temporary
+    C(--next) container, exited containers) are removed so that exactly one container remains.
+  - Secret values (O(secret_env)) are written to a root-owned 0600 env file on the host and passed
+    to the container; they never appear in the module's result, diff or logs. Note that Docker
+    itself shows a container's environment to anyone who may run C(docker inspect) (root and the
+    docker group).
+  - With C(stop-first) the app is unavailable from the stop of the old container until the new one
+    is healthy (its start time plus its health check time).
+version_added: "1.0.0"
+author:
+  - appfleet developers
+extends_documentation_fragment:
+  - appfleet.docker.docker
+attributes:
+  check_mode:
+    description: Reports what would change (and the diff) and changes nothing.
+    support: full
+  diff_mode:
+    description: Before/after of the settings that change; secret values are masked.
+    support: full
+options:
+  name:
+    description:
+      - The app's name. Labels the containers (C(io.appfleet.app)), names the upstream
+        C(appfleet_<name>), the lock file and the env file.
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) runs the app; V(absent) removes all of its containers and its env file (the
+        nginx upstream file is left in place for the proxy role to remove).
+    type: str
+    choices: [present, absent]
+    default: present
+  image:
+    description:
+      - Image reference (tag or id) present on the host. The module never pulls or builds;
+        use M(appfleet.docker.image_build) first. Required unless O(rollback=true) or
+        O(state=absent).
+    type: str
+  rollback:
+    description:
+      - Start the image recorded in the serving container's C(io.appfleet.previous-image) label
+        (the image it replaced) with the config given here, health-gated like any rollout.
+        O(image) is ignored. Each run with O(rollback=true) switches to the previous image again,
+        so run it once per rollback.
+    type: bool
+    default: false
+  container_name:
+    description:
+      - Name of the serving container. Defaults to O(name).
+    type: str
+  command:
+    description:
+      - Command (exec form, a list of arguments). Defaults to the image's CMD.
+    type: list
+    elements: str
+  env:
+    description:
+      - Environment variables (non-secret; shown in diffs).
+    type: dict
+  secret_env:
+    description:
+      - Secret environment variables. Written to O(secret_env_file) (mode 0600, owner root) and
+        given to the container; never returned or shown in diffs (only the names of changed
+        variables are).
+    type: dict
+  secret_env_file:
+    description:
+      - Path of the env file holding O(secret_env). Defaults to C(/etc/appfleet/env/<name>.env).
+    type: path
+  port:
+    description:
+      - The container port the app listens on. Published on a free 127.0.0.1 port for the proxy
+        and the HTTP health check.
+    type: int
+  published_ports:
+    description:
+      - Further published ports, C([ip:]host_port:container_port[/proto]). A fixed host port
+        needs O(strategy=stop-first).
+    type: list
+    elements: str
+  volumes:
+    description:
+      - Volumes and bind mounts, C(source:/container/path[:mode]).
+    type: list
+    elements: str
+  networks:
+    description:
+      - Networks to connect the container to (they must exist).
+    type: list
+    elements: str
+  restart_policy:
+    description:
+      - Docker restart policy.
+    type: str
+    choices: ["no", on-failure, always, unless-stopped]
+    default: unless-stopped
+  labels:
+    description:
+      - Extra container labels.
+    type: dict
+  healthcheck:
+    description:
+      - A Docker HEALTHCHECK for the container, replacing the image's. When omitted the image's
+        own HEALTHCHECK (if any) is used; the rollout waits for Docker to report it healthy.
+    type: dict
+    suboptions:
+      test:
+        description:
+          - The check, e.g. V([CMD, wget, -q, -O, /dev/null, http://127.0.0.1:8080/health]) or
+            V([CMD-SHELL, "curl -fs localhost/health"]).
+        type: list
+        elements: str
+      interval:
+        description: Seconds between checks.
+        type: int
+      timeout:
+        description: Seconds one check may take.
+        type: int
+      retries:
+        description: Failed checks before the container is unhealthy.
+        type: int
+      start_period:
+        description: Seconds of grace after start.
+        type: int
+      disable:
+        description: Disable the image's HEALTHCHECK.
+        type: bool
+        default: false
+  health:
+    description:
+      - How the module decides that a new container is healthy. It must be running, healthy by
+        Docker's health check when the container has one, answer O(health.path) with 2xx/3xx when
+        set, and, with neither, stay up for O(health.settle) seconds.
+    type: dict
+    suboptions:
+      path:
+        description:
+          - HTTP path polled on the container's 127.0.0.1 published O(port). Needs O(port).
+        type: str
+      timeout:
+        description: Seconds the new container has to become healthy.
+        type: float
+        default: 60
+      interval:
+        description: Seconds between polls.
+        type: float
+        default: 1
+      settle:
+        description: Seconds a container without any health check must stay up.
+        type: float
+        default: 2
+  log_driver:
+    description:
+      - Docker log driver (default the engine's).
+    type: str
+  log_options:
+    description:
+      - Log driver options, e.g. V({max-size: 10m, max-file: "3"}).
+    type: dict
+  memory:
+    description:
+      - Memory limit, e.g. V(256m).
+    type: str
+  cpus:
+    description:
+      - CPU limit in CPUs, e.g. V(0.5).
+    type: float
+  stop_timeout:
+    description:
+      - Seconds to wait for the app to stop before it is killed.
+    type: int
+    default: 10
+  strategy:
+    description:
+      - V(start-first) runs the new container beside the old one and switches traffic without
+        failed requests; V(stop-first) is for apps that must not run twice.
+    type: str
+    choices: [start-first, stop-first]
+    default: start-first
+  drain_seconds:
+    description:
+      - Seconds the old container keeps running after traffic was switched away from it, so
+        requests in flight finish.
+    type: int
+    default: 5
+  proxy:
+    description:
+      - The host nginx in front of the app. Used when O(port) is set.
+    type: dict
+    suboptions:
+      enabled:
+        description: Switch the app's nginx upstream on each rollout.
+        type: bool
+        default: true
+      upstream_file:
+        description:
+          - The upstream include for this app, written as
+            C(upstream appfleet_<name> { server 127.0.0.1:<port>; }).
+          - Defaults to C(/etc/nginx/appfleet/upstreams/<name>.conf).
+        type: path
+      test_command:
+        description: Command that tests the nginx config (argv list).
+        type: list
+        elements: str
+        default: [nginx, -t]
+      reload_command:
+        description: Command that reloads nginx gracefully (argv list), e.g. V([systemctl, reload, nginx]).
+        type: list
+        elements: str
+        default: [nginx, -s, reload]
+  lock_dir:
+    description:
+      - Directory of the per-app lock files.
+    type: path
+    default: /run/appfleet/locks
+  lock_timeout:
+    description:
+      - Seconds to wait for another run of the same app to finish before failing.
+    type: int
+    default: 300
+notes:
+  - The lock and the secret env file are on the managed host; the module must run as root there.
+seealso:
+  - module: appfleet.docker.image_build
+"""
+
+EXAMPLES = r"""
+- name: Run web from the image just built, swapped in behind nginx
+  appfleet.docker.app_container:
+    name: web
+    image: "{{ web_build.image.id }}"
+    port: 8080
+    env:
+      LOG_LEVEL: info
+    secret_env: "{{ vault_web_env }}"
+    health:
+      path: /health
+      timeout: 60
+    log_options:
+      max-size: 10m
+      max-file: "3"
+
+- name: Run a singleton worker that must never run twice
+  appfleet.docker.app_container:
+    name: worker
+    image: team/worker:1.4
+    strategy: stop-first
+    memory: 256m
+
+- name: Roll web back to the image it replaced
+  appfleet.docker.app_container:
+    name: web
+    rollback: true
+    port: 8080
+    health:
+      path: /health
+
+- name: Use systemd to reload nginx
+  appfleet.docker.app_container:
+    name: web
+    image: team/web:2.0
+    port: 8080
+    proxy:
+      reload_command: [systemctl, reload, nginx]
+"""
+
+RETURN = r"""
+action:
+  description: What the run did.
+  returned: always
+  type: str
+  choices: [created, replaced, unchanged, rolled_back, started, reconciled, removed]
+  sample: replaced
+container:
+  description: The serving container after the run (in check mode, the current one).
+  returned: when a container serves
+  type: dict
+  contains:
+    id:
+      description: Container id.
+      type: str
+      sample: 3f2c9a0e1b7d4f...
+    name:
+      description: Container name.
+      type: str
+      sample: web
+    image:
+      description: Image id the container runs.
+      type: str
+      sample: sha256:7d3e...
+    source_id:
+      description: The image's C(io.appfleet.source-id) label, if any.
+      type: str
+      sample: git-3c1f0a9
+    previous_image:
+      description: Image id this container replaced (the rollback target), if any.
+      type: str
+      sample: sha256:1a2b...
+    ports:
+      description: Published ports, as Docker reports them.
+      type: dict
+      sample: {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49153"}]}
+    host_port:
+      description: The 127.0.0.1 port the app port is published on.
+      type: int
+      sample: 49153
+    health:
+      description: Docker health status, or V(none) when the container has no Docker health check.
+      type: str
+      sample: healthy
+    status:
+      description: Docker state of the container.
+      type: str
+      sample: running
+    started_at:
+      description: Start time as Docker reports it.
+      type: str
+      sample: "2024-05-01T10:00:00.123456789Z"
+  sample: {}
+removed:
+  description: Short ids of containers removed (replaced or left over by an earlier run).
+  returned: always
+  type: list
+  elements: str
+  sample: [3f2c9a0e1b7d]
+lock:
+  description: The lock taken for the run; C(stale_holder) when a killed run's lock record was found.
+  returned: when not in check mode and state is present
+  type: dict
+  sample: {"path": "/run/appfleet/locks/web.lock", "waited_seconds": 0.0}
+upstream_file:
+  description: The nginx upstream include that points at the serving container.
+  returned: when the proxy is used
+  type: str
+  sample: /etc/nginx/appfleet/upstreams/web.conf
+"""
+
+import time
+import traceback
+
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
+    AppfleetModule,
+    DockerException,
+    LABEL_PREVIOUS_IMAGE,
+    LABEL_SOURCE_ID,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils._lock import AppLock, LockTimeout
+from ansible_collections.appfleet.docker.plugins.module_utils._proxy import Proxy, ProxyError, read_file, remove_file
+from ansible_collections.appfleet.docker.plugins.module_utils._rollout import (
+    Rollout,
+    RolloutError,
+    ValidationError,
+    choose_serving,
+    free_loopback_port,
+    render_env_file,
+    temp_name,
+    validate,
+    write_secret_file,
+)
+
+
+ARGUMENT_SPEC = dict(
+    name=dict(type="str", required=True),
+    state=dict(type="str", choices=["present", "absent"], default="present"),
+    image=dict(type="str"),
+    rollback=dict(type="bool", default=False),
+    container_name=dict(type="str"),
+    command=dict(type="list", elements="str"),
+    env=dict(type="dict"),
+    secret_env=dict(type="dict", no_log=True),
+    secret_env_file=dict(type="path"),
+    port=dict(type="int"),
+    published_ports=dict(type="list", elements="str"),
+    volumes=dict(type="list", elements="str"),
+    networks=dict(type="list", elements="str"),
+    restart_policy=dict(type="str", choices=["no", "on-failure", "always", "unless-stopped"],
+                        default="unless-stopped"),
+    labels=dict(type="dict"),
+    healthcheck=dict(type="dict", options=dict(
+        test=dict(type="list", elements="str"),
+        interval=dict(type="int"),
+        timeout=dict(type="int"),
+        retries=dict(type="int"),
+        start_period=dict(type="int"),
+        disable=dict(type="bool", default=False),
+    )),
+    health=dict(type="dict", apply_defaults=True, options=dict(
+        path=dict(type="str"),
+        timeout=dict(type="float", default=60),
+        interval=dict(type="float", default=1),
+        settle=dict(type="float", default=2),
+    )),
+    log_driver=dict(type="str"),
+    log_options=dict(type="dict"),
+    memory=dict(type="str"),
+    cpus=dict(type="float"),
+    stop_timeout=dict(type="int", default=10),
+    strategy=dict(type="str", choices=["start-first", "stop-first"], default="start-first"),
+    drain_seconds=dict(type="int", default=5),
+    proxy=dict(type="dict", apply_defaults=True, options=dict(
+        enabled=dict(type="bool", default=True),
+        upstream_file=dict(type="path"),
+        test_command=dict(type="list", elements="str", default=["nginx", "-t"]),
+        reload_command=dict(type="list", elements="str", default=["nginx", "-s", "reload"]),
+    )),
+    lock_dir=dict(type="path", default="/run/appfleet/locks"),
+    lock_timeout=dict(type="int", default=300),
+)
+
+
+class Failed(Exception):
+    """Stop the run with this message (after cleanup)."""
+
+
+def _not_found(exc):
+    return exc.__class__.__name__ == "NotFound"
+
+
+class AppContainer(object):
+    def __init__(self, wrapper):
+        self.wrapper = wrapper
+        self.module = wrapper.module
+        self.p = wrapper.params
+        self.app = self.p["name"]
+        self.stable = self.p.get("container_name") or self.app
+        self.env_file = self.p.get("secret_env_file") or "/etc/appfleet/env/%s.env" % self.app
+        proxy_opts = self.p.get("proxy") or {}
+        self.proxy = None
+        if proxy_opts.get("enabled", True) and self.p.get("port"):
+            self.proxy = Proxy(self.module, self.app, proxy_opts.get("upstream_file"),
+                               proxy_opts.get("test_command"), proxy_opts.get("reload_command"))
+        self.result = dict(changed=False, action="unchanged", removed=[])
+        self.rollout = None
+
+    # ------------------------------------------------------------ helpers
+    def inspect_image(self, ref, option):
+        api = self.wrapper.client.api
+        try:
+            info = api.inspect_image(ref)
+        except DockerException as exc:
+            if _not_found(exc):
+                raise Failed("%s: image %s not found on this host; build it with appfleet.docker.image_build "
+                             "or load it first (the module never pulls)" % (option, ref))
+            raise
+        return info["Id"], (info.get("Config") or {}).get("Labels") or {}
+
+    def container_result(self, cid):
+        info = self.rollout.describe(cid)
+        if not info:
+            return None
+        return dict(
+            id=info["id"], name=info["name"], image=info["image"],
+            source_id=info["labels"].get(LABEL_SOURCE_ID),
+            previous_image=info["labels"].get(LABEL_PREVIOUS_IMAGE),
+            ports=info["ports"], host_port=info["host_port"], health=info["health"],
+            status=info["status"], started_at=info["started_at"],
+        )
+
+    def secret_content(self):
+        secret = self.p.get("secret_env") or {}
+        return render_env_file(self.app, secret) if secret else None
+
+    def env_file_differs(self):
+        want = self.secret_content()
+        have = read_file(self.env_file)
+        return want != have
+
+    def apply_env_file(self):
+        """Write (or remove) the env file; return its previous content for restore()."""
+        previous = read_file(self.env_file)
+        want = self.secret_content()
+        if want is None:
+            if previous is not None:
+                remove_file(self.env_file)
+        else:
+            write_secret_file(self.env_file, want)
+        return previous
+
+    def restore_env_file(self, previous):
+        if previous is None:
+            remove_file(self.env_file)
+        else:
+            write_secret_file(self.env_file, previous)
+
+    # ------------------------------------------------------------ entry
+    def run(self):
+        p = self.p
+        try:
+            validate(p)
+        except ValidationError as exc:
+            self.wrapper.fail(str(exc))
+        try:
+            if p["state"] == "absent":
+                return self.absent()
+            return self.present()
+        except Failed as exc:
+            self.wrapper.fail(str(exc), changed=self.result["changed"], removed=self.result["removed"])
+        except LockTimeout as exc:
+            self.wrapper.fail("app %s: another run is deploying this app: %s; try again later or raise "
+                              "lock_timeout" % (self.app, exc.describe()))
+
+    def absent(self):
+        client = self.wrapper.client
+        self.rollout = Rollout(self.module, client, self.p, None, {})
+        containers = self.rollout.app_containers()
+        changed = bool(containers) or read_file(self.env_file) is not None
+        self.result.update(changed=changed, action="removed" if changed else "unchanged")
+        if self.wrapper.diff_mode:
+            self.result["diff"] = dict(before={"containers": sorted(c["name"] for c in containers)},
+                                       after={"containers": []})
+        if self.wrapper.check_mode or not changed:
+            return self.result
+        with AppLock(self.p["lock_dir"], self.app, self.p["lock_timeout"]) as lock:
+            for c in self.rollout.app_containers():
+                self.rollout.remove(c["id"])
+            remove_file(self.env_file)
+            self.result["lock"] = lock.info()
+        self.result["removed"] = self.rollout.removed
+        return self.result
+
+    def present(self):
+        p = self.p
+        client = self.wrapper.client
+        image_id, image_labels = (None, {})
+        if not p["rollback"]:
+            image_id, image_labels = self.inspect_image(p["image"], "image")
+        if self.wrapper.check_mode:
+            return self.decide(client, image_id, image_labels, None)
+        with AppLock(p["lock_dir"], self.app, p["lock_timeout"]) as lock:
+            self.result["lock"] = lock.info()
+            try:
+                return self.decide(client, image_id, image_labels, lock)
+            finally:
+                if self.rollout is not None:
+                    self.result["removed"] = self.rollout.removed
+
+    def decide(self, client, image_id, image_labels, lock):
+        p = self.p
+        self.rollout = rollout = Rollout(self.module, client, p, image_id, image_labels, self.proxy)
+        containers = rollout.app_containers()
+        upstream_port = self.proxy.current_port() if self.proxy else None
+        serving, strays = choose_serving(containers, self.stable, upstream_port)
+
+        if p["rollback"]:
+            if serving is None:
+                raise Failed("app %s: nothing to roll back: the app has no container" % self.app)
+            target = serving["labels"].get(LABEL_PREVIOUS_IMAGE)
+            if not target:
+                raise Failed("app %s: nothing to roll back: container %s records no previous image"
+                             % (self.app, serving["name"]))
+            try:
+                rollout.image_id, rollout.image_labels = self.inspect_image(target, "rollback")
+            except Failed:
+                raise Failed("app %s: the rollback target image %s is no longer on this host (pruned?); "
+                             "deploy a known image instead" % (self.app, target))
+
+        matches = rollout.matches(serving)
+        running = bool(serving and serving["running"])
+        needs_proxy_fix = bool(self.proxy and matches and running and serving["host_port"]
+                               and upstream_port != serving["host_port"])
+        needs_rename = bool(serving and serving["name"] != self.stable)
+        env_differs = self.env_file_differs()
+        if matches and running:
+            action = "reconciled" if (strays or needs_proxy_fix or needs_rename or env_differs) else "unchanged"
+        elif matches:
+            action = "started"
+        elif p["rollback"]:
+            action = "rolled_back"
+        else:
+            action = "replaced" if serving else "created"
+        changed = action != "unchanged"
+        self.result.update(changed=changed, action=action)
+        if self.proxy:
+            self.result["upstream_file"] = self.proxy.upstream_file
+        if self.wrapper.diff_mode:
+            before, after = rollout.diff(serving)
+            if strays:
+                before["stray_containers"] = sorted(c["name"] for c in strays)
+                after["stray_containers"] = []
+            if needs_proxy_fix:
+                before["upstream_port"], after["upstream_port"] = upstream_port, serving["host_port"]
+            self.result["diff"] = dict(before=before, after=after)
+
+        if self.wrapper.check_mode:
+            if serving:
+                self.result["container"] = self.container_result(serving["id"])
+            return self.result
+
+        # Reconcile: remove what a killed run left behind. A stray never
+        # receives traffic (choose_serving keeps the one nginx points at).
+        for stray in strays:
+            rollout.remove(stray["id"], stop_timeout=2)
+        if serving and needs_rename:
+            client.api.rename(serving["id"], self.stable)
+            serving["name"] = self.stable
+
+        if matches and running:
+            if needs_proxy_fix:
+                self.switch_proxy(serving["host_port"], None, None)
+            if env_differs:
+                self.apply_env_file()
+            final = serving["id"]
+        elif matches:
+            final = self.start_existing(serving)
+        elif p["strategy"] == "stop-first":
+            final = self.stop_first(serving)
+        else:
+            final = self.start_first(serving)
+        self.result["container"] = self.container_result(final)
+        self.result["removed"] = rollout.removed
+        return self.result
+
+    # ------------------------------------------------------------ steps
+    def switch_proxy(self, host_port, name, on_fail):
+        try:
+            self.proxy.switch(host_port, name)
+        except ProxyError as exc:
+            if on_fail:
+                on_fail()
+            raise Failed("app %s: nginx did not accept the switch to the new container: %s" % (self.app, exc))
+
+    def host_port_for_new(self):
+        if not self.p.get("port"):
+            return None
+        return free_loopback_port(self.rollout.used_host_ports())
+
+    def start_existing(self, current):
+        """The serving container matches but is stopped: start it, health-gated."""
+        api = self.wrapper.client.api
+        self.apply_env_file()
+        api.start(current["id"])
+        reason = self.rollout.wait_healthy(current["id"], current["host_port"])
+        if reason:
+            raise Failed(self.rollout.fail_message(reason, current["id"], "no container of the app is serving"))
+        if self.proxy and current["host_port"] and self.proxy.current_port() != current["host_port"]:
+            self.switch_proxy(current["host_port"], current["name"], None)
+        return current["id"]
+
+    def create_new(self, current):
+        """Create the new container; retry once on a port taken meanwhile."""
+        name = temp_name(self.stable) if current else self.stable
+        last = None
+        for dummy in range(3):
+            host_port = self.host_port_for_new()
+            try:
+                return self.rollout.create(name, current, host_port), name, host_port
+            except DockerException as exc:
+                last = exc
+                if "port is already allocated" not in str(exc):
+                    break
+        raise Failed("app %s: could not create the new container %s: %s; %s" % (
+            self.app, name, last, self.old_state(current)))
+
+    def old_state(self, current, restarted=False):
+        if current and restarted:
+            return "the previous container was started again"
+        if current and current["running"]:
+            return "the previous container is still serving"
+        return "no previous container was serving"
+
+    def start_first(self, current):
+        api = self.wrapper.client.api
+        rollout = self.rollout
+        env_before = self.apply_env_file()
+        cid = None
+        try:
+            cid, name, host_port = self.create_new(current)
+            try:
+                api.start(cid)
+            except DockerException as exc:
+                raise Failed(rollout.fail_message("the new container did not start: %s" % exc, cid,
+                                                  self.old_state(current)))
+            reason = rollout.wait_healthy(cid, host_port)
+            if reason:
+                raise Failed(rollout.fail_message(reason, cid, self.old_state(current)))
+            switched = False
+            if self.proxy:
+                self.switch_proxy(host_port, name, None)
+                switched = True
+        except BaseException:
+            if cid:
+                rollout.remove(cid, stop_timeout=0, record=False)
+            self.restore_env_file(env_before)
+            raise
+        if current:
+            if switched and current["running"] and self.p["drain_seconds"]:
+                time.sleep(self.p["drain_seconds"])
+            rollout.remove(current["id"])
+        if name != self.stable:
+            api.rename(cid, self.stable)
+        return cid
+
+    def stop_first(self, current):
+        api = self.wrapper.client.api
+        rollout = self.rollout
+        env_before = self.apply_env_file()
+        cid = None
+        stopped_old = False
+        try:
+            cid, name, host_port = self.create_new(current)
+            if current and current["running"]:
+                api.stop(current["id"], timeout=self.p["stop_timeout"])
+                stopped_old = True
+            try:
+                api.start(cid)
+            except DockerException as exc:
+                raise RolloutError("the new container did not start: %s" % exc)
+            reason = rollout.wait_healthy(cid, host_port)
+            if reason:
+                raise RolloutError(reason)
+            if self.proxy:
+                try:
+                    self.proxy.switch(host_port, name)
+                except ProxyError as exc:
+                    raise RolloutError("nginx did not accept the switch to the new container: %s" % exc)
+        except (RolloutError, DockerException, Failed, KeyboardInterrupt) as exc:
+            logs = rollout.logs_tail(cid) if cid else "(none)"
+            if cid:
+                rollout.remove(cid, stop_timeout=0, record=False)
+            self.restore_env_file(env_before)
+            if isinstance(exc, Failed):
+                if stopped_old:
+                    api.start(current["id"])
+                raise
+            restarted = False
+            if stopped_old:
+                api.start(current["id"])
+                restarted = True
+                again = rollout.wait_healthy(current["id"], current["host_port"])
+                if again:
+                    raise Failed("app %s: %s; the previous container was started again but is not healthy "
+                                 "either (%s). Last log lines of the new container: %s"
+                                 % (self.app, exc, again, logs))
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise Failed("app %s: %s; %s. Last log lines: %s" % (
+                self.app, exc, self.old_state(current, restarted), logs))
+        if current:
+            rollout.remove(current["id"])
+        if name != self.stable:
+            api.rename(cid, self.stable)
+        return cid
+
+
+def main():
+    wrapper = AppfleetModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    app = AppContainer(wrapper)
+    try:
+        wrapper.run(lambda w: app.run())
+    except RolloutError as exc:
+        wrapper.fail("app %s: %s" % (wrapper.params["name"], exc), exception=traceback.format_exc())
+
+
+if __name__ == "__main__":
+    main()

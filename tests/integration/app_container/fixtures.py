@@ -1,0 +1,323 @@
+"""Fixtures and helpers for the app_container integration tests.
+
+Imported by tests/integration/test_app_container*.py. Everything created here is
+named with the ``afb-`` prefix: images afb-busybox / afb-app, containers of apps
+afb-*, a private nginx under a temp dir.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tarfile
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
+BASE_IMAGE = "afb-busybox:1"
+APP_REPO = "afb-app"
+LABEL_APP = "io.appfleet.app"
+
+HTTPD = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]'
+VARIANTS = {
+    # tag: (index body, has /health, CMD, extra Dockerfile lines)
+    "v1": ("version v1", True, HTTPD, ""),
+    "v2": ("version v2", True, HTTPD, ""),
+    "v3": ("version v3", True, HTTPD, ""),
+    "nohealth": ("version nohealth", False, HTTPD, ""),
+    "crash": ("version crash", True, '["/bin/busybox", "false"]', ""),
+    "dockerhealth": ("version dockerhealth", True, HTTPD,
+                     'HEALTHCHECK --interval=1s --timeout=2s --retries=2 '
+                     'CMD ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]\n'),
+}
+
+
+def free_port():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def _tar_context(files):
+    """A build context (tar bytes) from {path: (bytes, mode)}."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, (data, mode) in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def _build(client, tag, files):
+    image, _logs = client.images.build(fileobj=_tar_context(files), custom_context=True, tag=tag,
+                                       rm=True, forcerm=True)
+    return image.id
+
+
+@pytest.fixture(scope="session")
+def afb_images(docker_client):
+    """Build (or reuse) the tiny test images; return {variant: image id}."""
+    import docker.errors
+
+    try:
+        docker_client.images.get(BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        if not os.path.exists(BUSYBOX):
+            pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
+        data = Path(BUSYBOX).read_bytes()
+        _build(docker_client, BASE_IMAGE, {
+            "Dockerfile": (b"FROM scratch\nCOPY busybox /bin/busybox\n", 0o644),
+            "busybox": (data, 0o755),
+        })
+    ids = {}
+    for tag, (body, health, cmd, extra) in VARIANTS.items():
+        dockerfile = ("FROM %s\nCOPY www /www\n%sEXPOSE 8080\nCMD %s\n" % (BASE_IMAGE, extra, cmd))
+        files = {"Dockerfile": (dockerfile.encode(), 0o644),
+                 "www/index.html": ((body + "\n").encode(), 0o644)}
+        if health:
+            files["www/health"] = (b"ok\n", 0o644)
+        ids[tag] = _build(docker_client, "%s:%s" % (APP_REPO, tag), files)
+    return ids
+
+
+class Nginx:
+    """A private nginx: own config, pid file and include dirs in a temp dir."""
+
+    def __init__(self, root):
+        self.root = Path(root)
+        self.conf = self.root / "nginx.conf"
+        self.upstreams = self.root / "upstreams"
+        self.servers = self.root / "servers"
+        for d in (self.upstreams, self.servers, self.root / "tmp"):
+            d.mkdir(parents=True, exist_ok=True)
+        t = self.root / "tmp"
+        self.conf.write_text(
+            "worker_processes 1;\n"
+            "pid %(r)s/nginx.pid;\n"
+            "error_log %(r)s/error.log;\n"
+            "events { worker_connections 512; }\n"
+            "http {\n"
+            "  access_log off;\n"
+            "  client_body_temp_path %(t)s/body; proxy_temp_path %(t)s/proxy;\n"
+            "  fastcgi_temp_path %(t)s/fastcgi; uwsgi_temp_path %(t)s/uwsgi; scgi_temp_path %(t)s/scgi;\n"
+            "  include %(r)s/upstreams/*.conf;\n"
+            "  include %(r)s/servers/*.conf;\n"
+            "}\n" % {"r": self.root, "t": t})
+        self.base = [NGINX, "-p", str(self.root), "-e", str(self.root / "error.log"), "-c", str(self.conf)]
+
+    @property
+    def test_command(self):
+        return self.base + ["-t", "-q"]
+
+    @property
+    def reload_command(self):
+        return self.base + ["-s", "reload"]
+
+    def run(self, *args):
+        proc = subprocess.run(self.base + list(args), capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise AssertionError("nginx %s failed: %s %s" % (args, proc.stdout, proc.stderr))
+
+    def start(self):
+        self.run()  # daemonises; the master writes the pid file
+
+    def stop(self):
+        pid_file = self.root / "nginx.pid"
+        if pid_file.exists():
+            subprocess.run(self.base + ["-s", "quit"], capture_output=True, timeout=30)
+            for _ in range(50):
+                if not pid_file.exists():
+                    break
+                time.sleep(0.1)
+
+    def add_app(self, app):
+        """A server for the app on a free port, proxying to appfleet_<app>; return the port."""
+        port = free_port()
+        (self.upstreams / ("%s.conf" % app)).write_text(
+            "upstream appfleet_%s { server 127.0.0.1:9; }\n" % app)
+        (self.servers / ("%s.conf" % app)).write_text(
+            "server { listen 127.0.0.1:%d; location / { proxy_pass http://appfleet_%s; } }\n" % (port, app))
+        self.run("-s", "reload")
+        # The new listener is opened by the reloaded master: wait for it (bounded).
+        for _ in range(50):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        return port
+
+
+@pytest.fixture(scope="session")
+def afb_nginx():
+    if not os.path.exists(NGINX):
+        pytest.skip("nginx is not installed (apt-get install nginx-light): the app_container "
+                    "tests need a real nginx to switch upstreams")
+    root = tempfile.mkdtemp(prefix="afb-nginx-")
+    server = Nginx(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def afb_state_dir():
+    root = tempfile.mkdtemp(prefix="afb-state-")
+    yield Path(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def app_containers(client, app):
+    return client.containers.list(all=True, filters={"label": "%s=%s" % (LABEL_APP, app)})
+
+
+class App:
+    """One test app: its name, proxy port and the module args that go with it."""
+
+    def __init__(self, name, nginx, state_dir, client):
+        self.name = name
+        self.nginx = nginx
+        self.client = client
+        self.proxy_port = nginx.add_app(name)
+        self.env_file = state_dir / "env" / ("%s.env" % name)
+        self.lock_dir = state_dir / "locks"
+
+    def args(self, **over):
+        args = {
+            "name": self.name,
+            "port": 8080,
+            "health": {"path": "/health", "timeout": 10, "interval": 0.2},
+            "drain_seconds": 1,
+            "stop_timeout": 1,
+            "secret_env_file": str(self.env_file),
+            "lock_dir": str(self.lock_dir),
+            "proxy": {
+                "upstream_file": str(self.nginx.upstreams / ("%s.conf" % self.name)),
+                "test_command": self.nginx.test_command,
+                "reload_command": self.nginx.reload_command,
+            },
+        }
+        args.update(over)
+        return args
+
+    def containers(self):
+        return app_containers(self.client, self.name)
+
+    def get(self, path="/", timeout=2.0):
+        conn = http.client.HTTPConnection("127.0.0.1", self.proxy_port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode()
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def afb_app(request, afb_nginx, afb_state_dir, afb_images, docker_client):
+    """A fresh app per test, named afb-<test>; its containers are removed at teardown."""
+    short = request.node.name.replace("test_", "")[:20].replace("[", "-").replace("]", "").replace("_", "-")
+    name = "afb-%s-%d" % (short.strip("-"), os.getpid() % 1000)
+    app = App(name, afb_nginx, afb_state_dir, docker_client)
+    yield app
+    for container in app.containers():
+        container.remove(force=True)
+
+
+class Probe(threading.Thread):
+    """GET the app through nginx about 25 times a second; bounded in count and time."""
+
+    def __init__(self, port, interval=0.04, max_requests=4000, max_seconds=150):
+        super().__init__(daemon=True)
+        self.port = port
+        self.interval = interval
+        self.max_requests = max_requests
+        self.max_seconds = max_seconds
+        self.stop_event = threading.Event()
+        self.ok = 0
+        self.failures = []
+        self.bodies = set()
+
+    def run(self):
+        deadline = time.time() + self.max_seconds
+        for _ in range(self.max_requests):
+            if self.stop_event.is_set() or time.time() > deadline:
+                break
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            try:
+                conn.request("GET", "/")
+                resp = conn.getresponse()
+                body = resp.read().decode().strip()
+                if resp.status == 200:
+                    self.ok += 1
+                    self.bodies.add(body)
+                else:
+                    self.failures.append("HTTP %s" % resp.status)
+            except Exception as exc:  # any failure to get an answer counts
+                self.failures.append(repr(exc))
+            finally:
+                conn.close()
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.join(30)
+        return False
+
+
+def descendants(pid):
+    """Pids of all descendants of pid (walking /proc), children first-level last."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(entry))
+        except (OSError, IndexError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        cur = todo.pop()
+        for child in children.get(cur, []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_tree(proc):
+    """SIGKILL a process we started and every process below it (ansible's workers setsid)."""
+    pids = descendants(proc.pid)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    proc.wait(30)
