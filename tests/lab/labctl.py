@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """labctl: the local lab fleet of appfleet.docker.
 
 The lab is a real fleet on this machine: two "VMs" (systemd containers with
@@ -78,10 +77,10 @@ def die(msg):
 
 def run(cmd, check=True, capture=True, input=None, timeout=900, env=None):
     proc = subprocess.run(cmd, capture_output=capture, text=True, input=input,
-                          timeout=timeout, env=env)
+                          timeout=timeout, env=env, check=False)
     if check and proc.returncode != 0:
-        die("command failed (%s): %s\n%s%s" % (proc.returncode, " ".join(cmd),
-                                              proc.stdout or "", proc.stderr or ""))
+        die("command failed (%s): %s\n%s%s"
+            % (proc.returncode, " ".join(cmd), proc.stdout or "", proc.stderr or ""))
     return proc
 
 
@@ -199,7 +198,7 @@ def build_with_debootstrap(suite, name):
         imp = subprocess.run(
             ["docker", "import", "-c", 'CMD ["/lib/systemd/systemd"]',
              "-c", "ENV container=docker", "-", name],
-            stdin=tar.stdout, capture_output=True, text=True, timeout=600)
+            stdin=tar.stdout, capture_output=True, text=True, timeout=600, check=False)
         tar.stdout.close()
         if tar.wait() != 0 or imp.returncode != 0:
             die("docker import of the rootfs failed: %s" % imp.stderr)
@@ -247,7 +246,7 @@ def vm_create(name, ssh_port, suite="bookworm", network=None, publish=(), hostna
               role="vm"):
     """Create (or start) a systemd container that behaves like a fresh VM."""
     ensure_keys()
-    image, _ = ensure_base_image(suite)
+    image = ensure_base_image(suite)[0]
     state = docker("inspect", "-f", "{{.State.Running}}", name, check=False)
     if state.returncode != 0:
         volume = name + "-docker"
@@ -351,9 +350,21 @@ def push_app(app):
 
 # --- whole lab --------------------------------------------------------------
 
+def write_ssh_config():
+    """`ssh -F .lab/ssh/config vm1` (and testinfra) reach the lab hosts by name."""
+    lines = []
+    for host in [GIT_HOST] + VMS:
+        lines += ["Host %s" % host["hostname"], "  HostName 127.0.0.1",
+                  "  Port %d" % host["ssh_port"], "  User root", "  IdentityFile %s" % KEY,
+                  "  IdentitiesOnly yes", "  StrictHostKeyChecking no",
+                  "  UserKnownHostsFile /dev/null", "  LogLevel ERROR", ""]
+    (STATE / "ssh" / "config").write_text("\n".join(lines))
+
+
 def up(args):
     require_engine()
     ensure_keys()
+    write_ssh_config()
     ensure_base_image("bookworm", save=True)
     if not exists("network", NETWORK):
         docker("network", "create", "--label", "%s=fleet" % LABEL, NETWORK)
@@ -385,7 +396,7 @@ def status(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("up")
     sub.add_parser("down")

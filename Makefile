@@ -1,0 +1,76 @@
+# appfleet.docker: the two README commands and their parts.
+#   make demo   set up this machine, bring the lab fleet up, run site.yml on it
+#   make test   set up this machine, then lint, unit, module, molecule and lab tests
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+PYTEST := $(BIN)/pytest -p no:cacheprovider
+SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
+
+.PHONY: help setup engine venv lab-up lab-down lab-status demo test lint ansible-lint sanity \
+        unit integration molecule e2e build clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+setup: engine venv
+
+# Debian packages (docker.io, debootstrap, nginx-light, git, ssh, iptables) and a running dockerd.
+engine:
+	tests/tools/setup-host.sh
+
+venv: $(VENV)/.installed .collections/ansible_collections/appfleet/docker
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+# Makes this checkout importable as appfleet.docker (ansible.cfg collections_path).
+.collections/ansible_collections/appfleet/docker:
+	mkdir -p .collections/ansible_collections/appfleet
+	ln -sfn ../../.. $@
+
+lab-up: setup
+	$(BIN)/python tests/lab/labctl.py up
+
+lab-down: setup
+	$(BIN)/python tests/lab/labctl.py down
+
+lab-status:
+	$(BIN)/python tests/lab/labctl.py status
+
+demo: lab-up
+	$(BIN)/ansible-playbook site.yml -i inventories/lab
+
+test: setup lint unit integration molecule e2e
+
+lint: ansible-lint sanity
+
+ansible-lint: venv
+	$(BIN)/ansible-lint --profile production
+
+sanity: venv
+	tests/tools/sanity.sh
+
+unit: venv
+	$(PYTEST) tests/unit
+
+integration: setup
+	$(PYTEST) tests/integration
+
+molecule: setup
+	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; $(BIN)/molecule test -s $$s; done
+
+e2e: setup
+	$(PYTEST) tests/e2e
+
+build: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path .cache/dist
+
+clean: lab-down
+	rm -rf .cache tests/output

@@ -1,0 +1,53 @@
+"""End-to-end helpers and fixtures: the real lab fleet, made fresh once per session.
+
+Test files run in name order: test_10_* expect fresh VMs, later files converge
+them, test_99_* takes the lab down. Test modules import the fixtures from here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import testinfra
+
+from conftest import BIN, REPO, ansible_env  # tests/conftest.py
+
+LABCTL = [sys.executable, str(REPO / "tests" / "lab" / "labctl.py")]
+SSH_CONFIG = REPO / ".lab" / "ssh" / "config"
+VMS = ("vm1", "vm2")
+
+
+def labctl(*args, timeout=1800):
+    return subprocess.run(LABCTL + list(args), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """A freshly made lab: down first, so the VMs are new whatever ran before."""
+    down = labctl("down")
+    assert down.returncode == 0, down.stderr
+    up = labctl("up")
+    assert up.returncode == 0, up.stdout + up.stderr
+    return up
+
+
+def lab_host(name):
+    return testinfra.get_host("ssh://" + name, ssh_config=str(SSH_CONFIG))
+
+
+@pytest.fixture(scope="session", params=VMS)
+def vm(request, lab):
+    return lab_host(request.param)
+
+
+def ansible_adhoc(pattern, module, args=None, timeout=600):
+    """`ansible PATTERN -m MODULE` against the lab inventory."""
+    cmd = [str(BIN / "ansible"), pattern, "-i", str(REPO / "inventories" / "lab"),
+           "-m", module]
+    if args:
+        cmd += ["-a", args]
+    return subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False,
+                          timeout=timeout)

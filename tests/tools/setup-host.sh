@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Make this machine able to run the lab and the tests (Debian/Ubuntu, as root):
+#   - installs Debian's docker.io (dockerd), debootstrap (lab base image without a
+#     registry), nginx-light (the app_container tests run a private nginx), git,
+#     the OpenSSH client and iptables, each only when missing;
+#   - starts dockerd in the background when no engine answers (machines without
+#     systemd), and waits until `docker info` answers.
+# Idempotent: a second run installs and starts nothing.
+set -euo pipefail
+
+need=()
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v git >/dev/null || need+=(git)
+command -v ssh >/dev/null || need+=(openssh-client)
+command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need+=(iptables)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing ${need[*]}; run as root or install them" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  if [ -d /run/systemd/system ]; then
+    echo "setup: starting docker with systemctl"
+    systemctl start docker
+  else
+    echo "setup: no Docker engine answers; starting dockerd in the background (log: /var/log/dockerd.log)"
+    setsid dockerd >/var/log/dockerd.log 2>&1 < /dev/null &
+  fi
+  for _ in $(seq 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "setup: dockerd did not come up; see /var/log/dockerd.log" >&2; exit 1; }
+fi
+echo "setup: Docker engine $(docker version -f '{{.Server.Version}}') is running"
