@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import run_module  # noqa: E402  (tests/conftest.py helpers)
+from conftest import BIN, REPO, ansible_env, run_module  # noqa: E402  (tests/conftest.py helpers)
 from app_container.fixtures import (  # noqa: E402,F401  (pytest fixtures)
-    Probe, afb_app, afb_images, afb_nginx, afb_state_dir,
+    Probe, afb_app, afb_images, afb_nginx, afb_state_dir, kill_tree,
 )
 
 LABEL_PREVIOUS_IMAGE = "io.appfleet.previous-image"
@@ -158,3 +163,168 @@ def test_stop_first_failing_image_restarts_old(afb_app, afb_images, docker_clien
     (container,) = afb_app.containers()
     assert container.id == good["container"]["id"] and container.name == afb_app.name
     assert get() == (200, "version v2\n")
+
+
+def _wait_for(predicate, seconds, step=0.1):
+    """Poll predicate() until true; bounded by seconds."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    return predicate()
+
+
+def _lock_holder(app):
+    path = app.lock_dir / ("%s.lock" % app.name)
+    try:
+        return json.loads(path.read_text() or "null")
+    except (OSError, ValueError):
+        return None
+
+
+def test_concurrent_runs_one_waits(afb_app, docker_client):
+    results = {}
+
+    def deploy(key, release):
+        results[key] = run_module("app_container", afb_app.args(image="afb-app:v1", env={"RELEASE": release}))
+
+    threads = [threading.Thread(target=deploy, args=(k, k)) for k in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert sorted(r["action"] for r in results.values()) == ["created", "replaced"], results
+    waited = [r for r in results.values() if r["lock"].get("waited_for")]
+    assert len(waited) == 1, results
+    (container,) = afb_app.containers()
+    last = max(results.values(), key=lambda r: r["action"] == "replaced")
+    assert container.id == last["container"]["id"]
+    assert afb_app.get() == (200, "version v1\n")
+
+
+def test_second_run_fails_on_lock(afb_app, docker_client):
+    first = run_module("app_container", afb_app.args(image="afb-app:v1"))
+    slow = afb_app.args(image="afb-app:nohealth", health={"path": "/health", "timeout": 8, "interval": 0.2})
+    results = {}
+    thread = threading.Thread(target=lambda: results.update(slow=run_module("app_container", slow)))
+    thread.start()
+    holder = _wait_for(lambda: _lock_holder(afb_app), 60)
+    assert holder and holder["pid"], "the first run never took the lock"
+    blocked = run_module("app_container", afb_app.args(image="afb-app:v2", lock_timeout=1))
+    thread.join(120)
+    assert blocked.get("failed") is True, blocked
+    assert "another run is deploying this app" in blocked["msg"], blocked["msg"]
+    assert "pid %s" % holder["pid"] in blocked["msg"], blocked["msg"]
+    assert results["slow"].get("failed") is True and "health check" in results["slow"]["msg"]
+    (container,) = afb_app.containers()
+    assert container.id == first["container"]["id"]
+    assert afb_app.get() == (200, "version v1\n")
+
+
+def test_killed_run_next_run_converges(afb_app, afb_images, docker_client, tmp_path):
+    first = run_module("app_container", afb_app.args(image="afb-app:v1"))
+    assert first["action"] == "created"
+    slow = afb_app.args(image="afb-app:nohealth", health={"path": "/health", "timeout": 90, "interval": 0.2})
+    book = tmp_path / "play.yml"
+    book.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": sys.executable},
+        "tasks": [{"name": "Deploy", "appfleet.docker.app_container": slow}],
+    }]))
+    proc = subprocess.Popen([str(BIN / "ansible-playbook"), str(book), "-i", "localhost,", "-c", "local"],
+                            cwd=REPO, env=ansible_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        temp = afb_app.name + "--next"
+        started = _wait_for(lambda: [c for c in afb_app.containers() if c.name == temp], 90)
+        assert started, "the run never started its new container"
+        time.sleep(1)  # it is now health-checking
+    finally:
+        kill_tree(proc)
+    assert len(afb_app.containers()) == 2  # killed mid-swap: a stray is left
+    stale = _lock_holder(afb_app)
+    assert stale and stale["pid"]
+    assert afb_app.get() == (200, "version v1\n")
+
+    res = run_module("app_container", afb_app.args(image="afb-app:v2", lock_timeout=5))
+    assert res.get("changed") is True and res["action"] == "replaced", res
+    assert res["lock"]["stale_holder"]["pid"] == stale["pid"]
+    (container,) = afb_app.containers()
+    assert container.id == res["container"]["id"] and container.name == afb_app.name
+    assert container.image.id == afb_images["v2"]
+    assert afb_app.get() == (200, "version v2\n")
+    again = run_module("app_container", afb_app.args(image="afb-app:v2"))
+    assert again.get("changed") is False, again
+
+
+SECRET = "afb-S3cr3t-Value-9137"
+SECRET2 = "afb-0ther-S3cret-4412"
+
+
+def test_secrets_never_logged(afb_app, docker_client, tmp_path):
+    log = tmp_path / "ansible.log"
+    env = {"ANSIBLE_LOG_PATH": str(log)}
+    args = afb_app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET}, env={"PLAIN": "yes"})
+    res = run_module("app_container", args, verbosity=3, diff=True, env=env)
+    assert res["action"] == "created", res
+    st = os.stat(afb_app.env_file)
+    assert (st.st_mode & 0o777, st.st_uid) == (0o600, 0)
+    assert "API_TOKEN=%s" % SECRET in afb_app.env_file.read_text()
+    (container,) = afb_app.containers()
+    assert "API_TOKEN=%s" % SECRET in container.attrs["Config"]["Env"]  # docker inspect shows it (documented)
+
+    # A changed secret, and a new container that prints it and dies: the task fails.
+    bad = afb_app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET2}, env={"PLAIN": "yes"},
+                       command=["/bin/busybox", "sh", "-c", "echo leaked $API_TOKEN; exit 3"],
+                       health={"path": "/health", "timeout": 3, "interval": 0.2})
+    failed = run_module("app_container", bad, verbosity=3, diff=True, env=env)
+    assert failed.get("failed") is True and "exited with code 3" in failed["msg"], failed
+    assert "leaked" in failed["msg"]
+    assert "API_TOKEN" in failed.stdout  # the diff names the changed variable, not its value
+    # The failed rollout put the previous env file back.
+    assert "API_TOKEN=%s" % SECRET in afb_app.env_file.read_text()
+    text = log.read_text()
+    assert "Deploy" in text or "Run the module" in text
+    for secret in (SECRET, SECRET2):
+        for where, out in (("stdout", res.stdout + failed.stdout), ("stderr", res.stderr + failed.stderr),
+                           ("log", text), ("result", json.dumps(res) + json.dumps(failed))):
+            assert secret not in out, "secret found in %s" % where
+    assert afb_app.get() == (200, "version v1\n")
+
+
+def test_state_absent(afb_app, docker_client):
+    run_module("app_container", afb_app.args(image="afb-app:v1", secret_env={"K": "v"}))
+    gone = run_module("app_container", {"name": afb_app.name, "state": "absent",
+                                        "secret_env_file": str(afb_app.env_file),
+                                        "lock_dir": str(afb_app.lock_dir)})
+    assert gone.get("changed") is True and gone["action"] == "removed", gone
+    assert afb_app.containers() == [] and not afb_app.env_file.exists()
+    again = run_module("app_container", {"name": afb_app.name, "state": "absent",
+                                         "secret_env_file": str(afb_app.env_file)})
+    assert again.get("changed") is False, again
+
+
+@pytest.mark.parametrize("over,option", [
+    ({"name": "afb bad name!"}, "name:"),
+    ({"port": 70000}, "port:"),
+    ({"restart_policy": "sometimes"}, "restart_policy"),
+    ({"port": None}, "health.path:"),
+    ({"image": "afb-app:does-not-exist"}, "image:"),
+    ({"image": None}, "image:"),
+    ({"published_ports": ["127.0.0.1:18080:8080"]}, "published_ports:"),
+    ({"env": {"A": "1"}, "secret_env": {"A": "2"}}, "secret_env:"),
+])
+def test_bad_input_fails_before_any_change(docker_client, over, option, afb_state_dir):
+    from app_container.fixtures import app_containers
+
+    name = "afb-badinput"
+    args = {"name": name, "image": "afb-app:v1", "port": 8080, "health": {"path": "/health"},
+            "lock_dir": str(afb_state_dir / "locks"), "proxy": {"enabled": False}}
+    args.update(over)
+    args = {k: v for k, v in args.items() if v is not None}
+    res = run_module("app_container", args)
+    assert res.get("failed") is True, res
+    assert option in res["msg"], res["msg"]
+    assert app_containers(docker_client, name) == []
