@@ -26,7 +26,7 @@ def test_build_installs_and_leaves_out_tests_and_lab_state(tmp_path):
         assert not any(n == banned or n.startswith(banned + "/") for n in names), banned
 
     dest = tmp_path / "installed"
-    inst = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline",
+    inst = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--force",
                            "-p", str(dest), str(tarballs[0])], env=ansible_env(),
                           capture_output=True, text=True, check=False)
     assert inst.returncode == 0, inst.stdout + inst.stderr
