@@ -1,0 +1,189 @@
+"""appfleet.docker.image_build against the real local engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_module
+from images.afa_support import (  # noqa: F401  (busybox_image is a fixture)
+    BUSYBOX_IMAGE,
+    LABEL_APP,
+    LABEL_BUILT_AT,
+    LABEL_GIT_COMMIT,
+    LABEL_SOURCE_ID,
+    app_image_ids,
+    busybox_image,
+    cleanup,
+    git,
+    image_or_none,
+    write_context,
+)
+
+WEB_DOCKERFILE = """
+    FROM %s
+    COPY index.html /www/index.html
+    CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
+""" % BUSYBOX_IMAGE
+
+APPS = ["afa-build-web", "afa-build-git", "afa-build-fail", "afa-build-bk", "afa-build-api", "afa-build-tag"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clean(docker_client, busybox_image):
+    cleanup(docker_client, apps=APPS, repos=["afa-test/" + a for a in APPS])
+    yield
+    cleanup(docker_client, apps=APPS, repos=["afa-test/" + a for a in APPS])
+
+
+def build(ctx, app, check=False, diff=False, **extra):
+    args = dict(name="afa-test/" + app, app=app, context=str(ctx))
+    args.update(extra)
+    return run_module("image_build", args, check=check, diff=diff)
+
+
+def test_check_apply_apply_again(docker_client, tmp_path):
+    app = "afa-build-web"
+    ctx = write_context(tmp_path / "web", WEB_DOCKERFILE, {"index.html": "v1\n", "notes.log": "x\n"})
+    (ctx / ".dockerignore").write_text("*.log\n")
+
+    res = build(ctx, app, check=True)
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["changed"] is True and res["image"]["built"] is False
+    tag = res["image"]["tag"]
+    assert tag == "afa-test/%s:%s" % (app, res["image"]["source_id"][:12])
+    assert image_or_none(docker_client, tag) is None, "check mode must not build"
+
+    res = build(ctx, app)
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["changed"] is True and res["image"]["built"] is True
+    assert res["image"]["tag"] == tag
+    img = image_or_none(docker_client, tag)
+    assert img is not None and img.id == res["image"]["id"]
+    labels = img.labels
+    assert labels[LABEL_APP] == app
+    assert labels[LABEL_SOURCE_ID] == res["image"]["source_id"]
+    assert labels[LABEL_BUILT_AT].endswith("Z")
+    assert LABEL_GIT_COMMIT not in labels
+    assert image_or_none(docker_client, "afa-test/%s:latest" % app) is None, "latest must not move implicitly"
+
+    again = build(ctx, app)
+    assert again["changed"] is False and again["image"]["built"] is False
+    assert again["image"]["id"] == img.id and again["image"]["tag"] == tag
+
+    # a .dockerignored file does not count, a real file does
+    (ctx / "notes.log").write_text("y\n")
+    assert build(ctx, app, check=True)["changed"] is False
+    (ctx / "index.html").write_text("v2\n")
+    diff = build(ctx, app, check=True, diff=True)
+    assert diff["changed"] is True
+    assert diff["diff"]["before"]["source_id"] == img.labels[LABEL_SOURCE_ID]
+    assert diff["diff"]["after"]["source_id"] == diff["image"]["source_id"] != img.labels[LABEL_SOURCE_ID]
+    assert app_image_ids(docker_client, app) == [img.id], "check mode must not build"
+
+
+def test_git_context_labels_and_rebuild_on_commit(docker_client, tmp_path):
+    app = "afa-build-git"
+    ctx = write_context(tmp_path / "repo", WEB_DOCKERFILE, {"index.html": "v1\n"})
+    git(ctx, "init", "-q")
+    git(ctx, "add", "-A")
+    git(ctx, "commit", "-qm", "v1")
+    head = git(ctx, "rev-parse", "HEAD")
+
+    first = build(ctx, app)
+    assert first["changed"] is True, first.get("msg")
+    assert first["image"]["git_commit"] == head and first["image"]["dirty"] is False
+    assert docker_client.images.get(first["image"]["tag"]).labels[LABEL_GIT_COMMIT] == head
+    assert build(ctx, app)["changed"] is False
+
+    (ctx / "index.html").write_text("v2\n")
+    dirty = build(ctx, app)
+    assert dirty["changed"] is True and dirty["image"]["dirty"] is True
+    git(ctx, "commit", "-qam", "v2")
+    committed = build(ctx, app)
+    assert committed["changed"] is True and committed["image"]["dirty"] is False
+    assert committed["image"]["git_commit"] == git(ctx, "rev-parse", "HEAD") != head
+    assert len({first["image"]["id"], dirty["image"]["id"], committed["image"]["id"]}) == 3
+    assert build(ctx, app)["changed"] is False
+
+
+def test_failed_build_leaves_previous_image_and_tag(docker_client, tmp_path):
+    app = "afa-build-fail"
+    ctx = write_context(tmp_path / "fail", WEB_DOCKERFILE, {"index.html": "v1\n"})
+    good = build(ctx, app, also_tag=["latest"])
+    assert good["changed"] is True, good.get("msg")
+    before = app_image_ids(docker_client, app)
+
+    (ctx / "Dockerfile").write_text((ctx / "Dockerfile").read_text() + "RUN echo afa-boom && exit 7\n")
+    (ctx / "index.html").write_text("v2\n")
+    bad = build(ctx, app, also_tag=["latest"])
+    assert bad.get("failed") is True
+    msg = bad["msg"]
+    assert "app %s: image build failed" % app in msg
+    assert "RUN echo afa-boom && exit 7" in msg and bad["failed_step"] == "RUN echo afa-boom && exit 7"
+    assert "afa-boom" in "\n".join(bad["build_log"])
+    # nothing tagged, nothing moved
+    assert app_image_ids(docker_client, app) == before
+    assert docker_client.images.get("afa-test/%s:latest" % app).id == good["image"]["id"]
+    assert docker_client.images.get(good["image"]["tag"]).id == good["image"]["id"]
+    assert image_or_none(docker_client, "afa-test/%s:%s" % (app, bad["source_id"][:12])) is None
+
+
+def test_buildkit_cache_mount_builds(docker_client, tmp_path):
+    app = "afa-build-bk"
+    ctx = write_context(tmp_path / "bk", """
+        FROM %s
+        RUN --mount=type=cache,target=/cache echo cached-by-buildkit > /cache/x && cp /cache/x /out
+    """ % BUSYBOX_IMAGE)
+    res = build(ctx, app)
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["image"]["built"] is True and res["image"]["builder"] == "buildkit"
+    out = docker_client.containers.run(res["image"]["id"], ["cat", "/out"], remove=True)
+    assert out.decode().strip() == "cached-by-buildkit"
+    assert build(ctx, app)["changed"] is False
+
+
+def test_api_builder(docker_client, tmp_path):
+    app = "afa-build-api"
+    ctx = write_context(tmp_path / "api", WEB_DOCKERFILE, {"index.html": "api\n"})
+    res = build(ctx, app, builder="api", build_args={"UNUSED": "1"})
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["image"]["builder"] == "api" and res["image"]["built"] is True
+    assert docker_client.images.get(res["image"]["tag"]).labels[LABEL_APP] == app
+    # the classic builder cannot do BuildKit syntax: it fails and tags nothing
+    write_context(ctx, "FROM %s\nRUN --mount=type=cache,target=/c true\n" % BUSYBOX_IMAGE)
+    bad = build(ctx, app, builder="api")
+    assert bad.get("failed") is True and "BuildKit" in bad["msg"]
+    assert app_image_ids(docker_client, app) == [res["image"]["id"]]
+
+
+def test_also_tag_and_force(docker_client, tmp_path):
+    app = "afa-build-tag"
+    ctx = write_context(tmp_path / "tag", WEB_DOCKERFILE, {"index.html": "t\n"})
+    first = build(ctx, app)
+    assert image_or_none(docker_client, "afa-test/%s:latest" % app) is None
+    tagged = build(ctx, app, also_tag=["latest"])
+    assert tagged["changed"] is True and tagged["image"]["built"] is False
+    assert docker_client.images.get("afa-test/%s:latest" % app).id == first["image"]["id"]
+    assert build(ctx, app, also_tag=["latest"])["changed"] is False
+    forced = build(ctx, app, force=True)
+    assert forced["changed"] is True and forced["image"]["built"] is True
+    assert docker_client.images.get(forced["image"]["tag"]).id == forced["image"]["id"] != first["image"]["id"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (dict(name="Bad Name"), ["name", "not a valid image name"]),
+    (dict(name="afa-test/x:1.0"), ["name", "no tag"]),
+    (dict(context="/nonexistent/afa"), ["context", "not a directory"]),
+    (dict(dockerfile="Missing.Dockerfile"), ["dockerfile", "not found"]),
+    (dict(also_tag=["-bad"]), ["also_tag", "not a valid image tag"]),
+    (dict(builder="kaniko"), ["builder"]),
+])
+def test_bad_input_fails_before_the_engine(docker_client, tmp_path, args, words):
+    ctx = write_context(tmp_path / "bad", WEB_DOCKERFILE, {"index.html": "x\n"})
+    full = dict(name="afa-test/afa-build-bad", app="afa-build-bad", context=str(ctx))
+    full.update(args)
+    res = run_module("image_build", full)
+    assert res.get("failed") is True
+    for word in words:
+        assert word in res["msg"]
+    assert app_image_ids(docker_client, "afa-build-bad") == []

@@ -1,0 +1,118 @@
+"""appfleet.docker.image_prune against the real local engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import run_module
+from images.afa_support import (  # noqa: F401  (busybox_image is a fixture)
+    BUSYBOX_IMAGE,
+    LABEL_APP,
+    LABEL_PREVIOUS_IMAGE,
+    app_image_ids,
+    busybox_image,
+    cleanup,
+    image_or_none,
+    labelled_image,
+)
+
+APP = "afa-prune-a"
+OTHER = "afa-prune-b"
+LONE = "afa-prune-c"
+CONTAINERS = ["afa-prune-run", "afa-prune-stopped"]
+
+
+@pytest.fixture()
+def fleet(docker_client, busybox_image):
+    """Six images of APP (day 1 oldest); day 1 runs with day 2 as rollback target; day 3 has a stopped container."""
+    cleanup(docker_client, apps=[APP, OTHER], containers=CONTAINERS)
+    ids = {}
+    for day in range(1, 7):
+        ids[day] = labelled_image(docker_client, BUSYBOX_IMAGE, APP, day, tag="afa-test/%s:d%d" % (APP, day))
+    docker_client.containers.run(ids[1], ["sleep", "300"], name=CONTAINERS[0], detach=True,
+                                 labels={LABEL_APP: APP, LABEL_PREVIOUS_IMAGE: ids[2]})
+    docker_client.containers.create(ids[3], ["true"], name=CONTAINERS[1], labels={LABEL_APP: APP})
+    yield ids
+    cleanup(docker_client, apps=[APP, OTHER], containers=CONTAINERS)
+
+
+def prune(check=False, diff=False, **args):
+    args.setdefault("name", APP)
+    return run_module("image_prune", args, check=check, diff=diff)
+
+
+def test_keeps_newest_in_use_and_rollback_target(docker_client, fleet):
+    every = sorted(fleet.values())
+
+    res = prune(check=True, diff=True, keep=2)
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["changed"] is True
+    assert [r["id"] for r in res["removed"]] == [fleet[4]]
+    assert res["removed"][0]["tags"] == ["afa-test/%s:d4" % APP]
+    assert "afa-test/%s:d4" % APP in res["diff"]["before"][APP]
+    assert "afa-test/%s:d4" % APP not in res["diff"]["after"][APP]
+    assert app_image_ids(docker_client, APP) == every, "check mode must remove nothing"
+
+    res = prune(keep=2)
+    assert res["changed"] is True and [r["id"] for r in res["removed"]] == [fleet[4]]
+    assert isinstance(res["bytes_freed"], int) and res["bytes_freed"] >= 0
+    assert image_or_none(docker_client, fleet[4]) is None
+    assert app_image_ids(docker_client, APP) == sorted(set(every) - {fleet[4]})
+    reasons = dict((k["id"], k["reasons"]) for k in res["kept"])
+    assert reasons == {fleet[6]: ["newest"], fleet[5]: ["newest"], fleet[3]: ["in use"],
+                       fleet[2]: ["rollback target"], fleet[1]: ["in use"]}
+
+    again = prune(keep=2)
+    assert again["changed"] is False and again["removed"] == []
+
+    # keep 0: only what a container uses or may roll back to survives
+    res = prune(keep=0)
+    assert sorted(r["id"] for r in res["removed"]) == sorted([fleet[5], fleet[6]])
+    assert app_image_ids(docker_client, APP) == sorted([fleet[1], fleet[2], fleet[3]])
+    assert docker_client.containers.get(CONTAINERS[0]).status == "running"
+
+
+def test_dangling_only_of_the_app(docker_client, fleet):
+    mine = labelled_image(docker_client, BUSYBOX_IMAGE, APP, 20)  # no tag: dangling
+    other = labelled_image(docker_client, BUSYBOX_IMAGE, OTHER, 21)
+    assert docker_client.images.get(mine).tags == []
+
+    res = prune(check=True, keep=10, prune_dangling=True)
+    assert [r["id"] for r in res["removed"]] == [mine]
+    assert image_or_none(docker_client, mine) is not None
+
+    res = prune(keep=10, prune_dangling=True)
+    assert res["changed"] is True and mine in [r["id"] for r in res["removed"]]
+    assert image_or_none(docker_client, mine) is None
+    assert image_or_none(docker_client, other) is not None
+    assert len(app_image_ids(docker_client, APP)) == 6
+
+
+def test_builder_cache_prune_runs(fleet):
+    res = prune(keep=10, builder_cache_until="8760h")
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["builder_cache"]["pruned"] is True
+    assert res["removed"] == []
+
+
+@pytest.fixture(scope="module")
+def lone_image(docker_client, busybox_image):
+    """One unused image of its own app: any prune with keep < 1 would remove it."""
+    cleanup(docker_client, apps=[LONE])
+    image = labelled_image(docker_client, BUSYBOX_IMAGE, LONE, 1, tag="afa-test/%s:d1" % LONE)
+    yield image
+    cleanup(docker_client, apps=[LONE])
+
+
+@pytest.mark.parametrize("args, words", [
+    (dict(keep=-1), ["keep", "0 or more"]),
+    (dict(keep=0, builder_cache_until="1d"), ["builder_cache_until", "not a duration"]),
+    (dict(keep=0, name="Bad name"), ["name", "not a valid app name"]),
+])
+def test_bad_input_changes_nothing(docker_client, lone_image, args, words):
+    args.setdefault("name", LONE)
+    res = prune(**args)
+    assert res.get("failed") is True
+    for word in words:
+        assert word in res["msg"]
+    assert image_or_none(docker_client, lone_image) is not None
