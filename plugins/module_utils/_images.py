@@ -212,9 +212,9 @@ def remove_image(client, image):
             client.api.remove_image(ref, force=False, noprune=False)
         if image["tags"] and image_id(client, image["id"]) is not None:
             client.api.remove_image(image["id"], force=False, noprune=False)
-    except NotFound:
-        return True, None
     except APIError as exc:
+        if isinstance(exc, NotFound):
+            return True, None
         if getattr(exc, "status_code", None) == 409:
             return False, "image %s kept: %s" % (image["id"][:19], exc.explanation or exc)
         raise

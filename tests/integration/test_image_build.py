@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import run_module
-from images.afa_support import (  # noqa: F401  (busybox_image is a fixture)
+# busybox_image is a fixture, used by name.
+from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
     LABEL_APP,
     LABEL_BUILT_AT,
