@@ -454,9 +454,8 @@ class Rollout(object):
         timeout = self.params.get("stop_timeout") if stop_timeout is None else stop_timeout
         try:
             self.api.stop(cid, timeout=timeout)
-        except Exception as exc:
-            if exc.__class__.__name__ != "NotFound":
-                pass  # removal below forces it
+        except Exception:  # gone, or not stoppable: the forced removal below settles it
+            pass
         try:
             self.api.remove_container(cid, v=False, force=True)
         except Exception as exc:

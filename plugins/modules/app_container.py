@@ -9,8 +9,8 @@ DOCUMENTATION = r"""
 module: app_container
 short_description: Run one app's container, swapped in health-gated with rollback
 description:
-  - Manages the desired running container of one app: image, command, env, secret env, ports,
-    volumes, networks, restart policy, labels, healthcheck, log options and resource limits.
+  - Manages the desired running container of one app (image, command, env, secret env, ports,
+    volumes, networks, restart policy, labels, healthcheck, log options and resource limits).
   - Compares the whole desired config with the serving container (the image B(id), not its tag,
     plus a hash of the config kept in the C(io.appfleet.config-hash) label) and does nothing when
     they match.
@@ -41,7 +41,7 @@ description:
     is healthy (its start time plus its health check time).
 version_added: "1.0.0"
 author:
-  - appfleet developers
+  - appfleet developers (@appfleet)
 extends_documentation_fragment:
   - appfleet.docker.docker
 attributes:
@@ -190,7 +190,7 @@ options:
     type: str
   log_options:
     description:
-      - Log driver options, e.g. V({max-size: 10m, max-file: "3"}).
+      - 'Log driver options, for example V({"max-size": "10m", "max-file": "3"}).'
     type: dict
   memory:
     description:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -15,13 +16,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import BIN, REPO, ansible_env, run_module  # noqa: E402  (tests/conftest.py helpers)
-from app_container.fixtures import (  # noqa: E402,F401  (pytest fixtures)
-    Probe, afb_app, afb_images, afb_nginx, afb_state_dir, kill_tree,
-)
+pytest.register_assert_rewrite("app_container.fixtures")
+from app_container.fixtures import Probe, free_port, kill_tree, app_containers  # noqa: E402
 
-LABEL_PREVIOUS_IMAGE = "io.appfleet.previous-image"
+# The afb_* fixtures (private nginx, test images, one app per test) live there.
+pytest_plugins = ["app_container.fixtures"]
+
 LABEL_CONFIG_HASH = "io.appfleet.config-hash"
-FAILED = "Task failed: Module failed: "
 
 
 def test_same_config_twice(afb_app, afb_images, docker_client):
@@ -127,8 +128,6 @@ def test_never_healthy_keeps_old_serving(afb_app, docker_client, variant, reason
 
 
 def test_stop_first_failing_image_restarts_old(afb_app, afb_images, docker_client):
-    from app_container.fixtures import free_port
-    import http.client
 
     fixed = free_port()
     base = dict(name=afb_app.name, strategy="stop-first", stop_timeout=1,
@@ -188,7 +187,9 @@ def test_concurrent_runs_one_waits(afb_app, docker_client):
     results = {}
 
     def deploy(key, release):
-        results[key] = run_module("app_container", afb_app.args(image="afb-app:v1", env={"RELEASE": release}))
+        # No health path: each run must see its container stay up 4 s, so the runs overlap.
+        args = afb_app.args(image="afb-app:v1", env={"RELEASE": release}, health={"settle": 4})
+        results[key] = run_module("app_container", args)
 
     threads = [threading.Thread(target=deploy, args=(k, k)) for k in ("a", "b")]
     for t in threads:
@@ -317,8 +318,6 @@ def test_state_absent(afb_app, docker_client):
     ({"env": {"A": "1"}, "secret_env": {"A": "2"}}, "secret_env:"),
 ])
 def test_bad_input_fails_before_any_change(docker_client, over, option, afb_state_dir):
-    from app_container.fixtures import app_containers
-
     name = "afb-badinput"
     args = {"name": name, "image": "afb-app:v1", "port": 8080, "health": {"path": "/health"},
             "lock_dir": str(afb_state_dir / "locks"), "proxy": {"enabled": False}}
@@ -328,3 +327,40 @@ def test_bad_input_fails_before_any_change(docker_client, over, option, afb_stat
     assert res.get("failed") is True, res
     assert option in res["msg"], res["msg"]
     assert app_containers(docker_client, name) == []
+
+
+def test_full_config_reaches_the_container(afb_app, docker_client):
+    net = docker_client.networks.create(afb_app.name + "-net")
+    try:
+        args = afb_app.args(
+            image="afb-app:v1", command=["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"],
+            networks=[net.name], volumes=[afb_app.name + "-data:/data"], memory="64m", cpus=0.5,
+            restart_policy="on-failure", labels={"team": "afb"}, log_driver="json-file",
+            log_options={"max-size": "1m", "max-file": "2"}, stop_timeout=3,
+            healthcheck={"test": ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"],
+                         "interval": 1, "retries": 3})
+        res = run_module("app_container", args, diff=True)
+        assert res["action"] == "created", res
+        assert res["container"]["health"] == "healthy"
+        (container,) = afb_app.containers()
+        attrs = container.attrs
+        host = attrs["HostConfig"]
+        assert net.name in attrs["NetworkSettings"]["Networks"]
+        assert any(m["Name"] == afb_app.name + "-data" and m["Destination"] == "/data" for m in attrs["Mounts"])
+        assert host["Memory"] == 64 * 1024 * 1024 and host["NanoCpus"] == 500000000
+        assert host["RestartPolicy"]["Name"] == "on-failure"
+        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}
+        assert attrs["Config"]["StopTimeout"] == 3 and container.labels["team"] == "afb"
+        assert attrs["Config"]["Healthcheck"]["Test"][0] == "CMD"
+        assert afb_app.get() == (200, "version v1\n")
+        assert run_module("app_container", args).get("changed") is False
+        changed = run_module("app_container", dict(args, memory="96m"), check=True, diff=True)
+        assert changed.get("changed") is True
+        assert changed["diff"] == {"before": {"memory": "64m"}, "after": {"memory": "96m"}}
+        assert afb_app.containers()[0].id == container.id
+    finally:
+        for container in afb_app.containers():
+            container.remove(force=True)
+        net.remove()
+        for volume in docker_client.volumes.list(filters={"name": afb_app.name + "-data"}):
+            volume.remove(force=True)

@@ -129,7 +129,7 @@ class Nginx:
         return self.base + ["-s", "reload"]
 
     def run(self, *args):
-        proc = subprocess.run(self.base + list(args), capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(self.base + list(args), capture_output=True, text=True, timeout=30, check=False)
         if proc.returncode != 0:
             raise AssertionError("nginx %s failed: %s %s" % (args, proc.stdout, proc.stderr))
 
@@ -139,8 +139,8 @@ class Nginx:
     def stop(self):
         pid_file = self.root / "nginx.pid"
         if pid_file.exists():
-            subprocess.run(self.base + ["-s", "quit"], capture_output=True, timeout=30)
-            for _ in range(50):
+            subprocess.run(self.base + ["-s", "quit"], capture_output=True, timeout=30, check=False)
+            for dummy in range(50):
                 if not pid_file.exists():
                     break
                 time.sleep(0.1)
@@ -154,7 +154,7 @@ class Nginx:
             "server { listen 127.0.0.1:%d; location / { proxy_pass http://appfleet_%s; } }\n" % (port, app))
         self.run("-s", "reload")
         # The new listener is opened by the reloaded master: wait for it (bounded).
-        for _ in range(50):
+        for dummy in range(50):
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
@@ -258,7 +258,7 @@ class Probe(threading.Thread):
 
     def run(self):
         deadline = time.time() + self.max_seconds
-        for _ in range(self.max_requests):
+        for dummy in range(self.max_requests):
             if self.stop_event.is_set() or time.time() > deadline:
                 break
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
