@@ -51,3 +51,39 @@ def ansible_adhoc(pattern, module, args=None, timeout=600):
         cmd += ["-a", args]
     return subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False,
                           timeout=timeout)
+
+
+sys.path.insert(0, str(REPO / "tests" / "lab"))
+import labctl as lab_tool  # noqa: E402  (tests/lab/labctl.py)
+
+HTTP_PORTS = {"vm1": 8001, "vm2": 8002}
+
+
+def http_get(vm, app, path="/", timeout=5):
+    """GET through the VM's nginx (published on 127.0.0.1) by the app's host name."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", HTTP_PORTS[vm], timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": "%s.lab.test" % app})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def commit_and_push(app, files, message):
+    """Commit files ({path: text}) in the app's lab work tree and push to the git host."""
+    work = lab_tool.STATE / "work" / app
+    for rel, text in files.items():
+        (work / rel).write_text(text)
+    env = lab_tool.git_env()
+    subprocess.run(["git", "-C", str(work), "add", "-A"], env=env, check=True)
+    subprocess.run(["git", "-C", str(work), "commit", "-q", "-m", message], env=env, check=True)
+    lab_tool.push_app(app)
+    return subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def read_work_file(app, rel):
+    return (lab_tool.STATE / "work" / app / rel).read_text()

@@ -1,0 +1,197 @@
+"""The whole mission on the lab: site.yml from fresh VMs, then deploys,
+failures, rollback, status and restarts. Tests run in order and build on
+each other (one fleet, converged once: the heavy lab work is done once)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO, run_playbook
+from lab_support import commit_and_push, http_get, lab, lab_host, read_work_file  # noqa: F401
+from probe import Probe
+
+VMS = ("vm1", "vm2")
+APPS = ("web", "api")
+SECRET = "lab-token-not-a-real-secret"
+
+
+def recap(output):
+    """{host: (changed, failed, unreachable)} from the PLAY RECAP."""
+    rows = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
+                      output, re.M)
+    return {host: (int(ch), int(fail), int(unr)) for host, ch, unr, fail in rows}
+
+
+def served_version(vm, app):
+    status, body = http_get(vm, app, "/" if app == "web" else "/version")
+    assert status == 200, (vm, app, status, body)
+    return body.split()[1]
+
+
+def wait_serving(vm, app, timeout=120):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            status, body = http_get(vm, app, "/health", timeout=3)
+            if status == 200:
+                return
+            last = status
+        except OSError as exc:
+            last = exc
+        time.sleep(1)
+    pytest.fail("%s on %s not serving after %s s: %s" % (app, vm, timeout, last))
+
+
+def app_container_ids(vm):
+    host = lab_host(vm)
+    out = host.check_output("sudo docker ps -q --filter label=io.appfleet.app")
+    return sorted(out.split())
+
+
+@pytest.fixture(scope="module")
+def fleet(lab):
+    proc = run_playbook("site.yml", "-i", "inventories/lab", check=False, timeout=2400)
+    assert proc.returncode == 0, proc.stdout[-10000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_site_yml_serves_both_apps_on_both_vms(fleet):
+    for vm in VMS:
+        for app in APPS:
+            assert served_version(vm, app) == read_work_file(app, "VERSION").strip()
+    # Apps are reachable through nginx only: their own ports are on loopback.
+    for vm in VMS:
+        ports = lab_host(vm).check_output("sudo docker ps --format '{{.Ports}}'")
+        assert "0.0.0.0" not in ports and ":::" not in ports, ports
+
+
+def test_unknown_host_name_gets_404(fleet):
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", 8001, timeout=5)
+    conn.request("GET", "/", headers={"Host": "nobody.lab.test"})
+    assert conn.getresponse().status == 404
+
+
+def test_second_site_run_changes_nothing_and_logs_no_secret(fleet, tmp_path):
+    ids_before = {vm: app_container_ids(vm) for vm in VMS}
+    log = tmp_path / "ansible.log"
+    proc = run_playbook("site.yml", "-i", "inventories/lab", "-vvv", env={"ANSIBLE_LOG_PATH": log})
+    rows = recap(proc.stdout)
+    assert set(rows) == set(VMS)
+    for vm, (changed, failed, unreachable) in rows.items():
+        assert (changed, failed, unreachable) == (0, 0, 0), (vm, proc.stdout[-6000:])
+    assert {vm: app_container_ids(vm) for vm in VMS} == ids_before
+    assert SECRET not in proc.stdout + proc.stderr
+    assert SECRET not in log.read_text()
+    env_file = lab_host("vm1").file("/etc/appfleet/env/web.env")
+    assert env_file.exists and env_file.user == "root" and env_file.mode == 0o600
+
+
+def test_check_mode_on_converged_fleet_changes_nothing(fleet):
+    proc = run_playbook("site.yml", "-i", "inventories/lab", "--check")
+    for vm, row in recap(proc.stdout).items():
+        assert row == (0, 0, 0), (vm, proc.stdout[-6000:])
+
+
+def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
+    old = read_work_file("web", "VERSION").strip()
+    new = old + "-2"
+    commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
+    probes = [Probe(vm, "web", rate=20) for vm in VMS]
+    for probe in probes:
+        probe.start()
+    try:
+        proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", check=False)
+    finally:
+        for probe in probes:
+            probe.stop()
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    for vm, probe in zip(VMS, probes):
+        assert probe.failures == [], (vm, probe.failures[:5])
+        assert probe.ok > 20
+        assert any(new in body for body in probe.bodies), probe.bodies
+        assert served_version(vm, "web") == new
+    # The other app was not touched: same version.
+    for vm in VMS:
+        assert served_version(vm, "api") == read_work_file("api", "VERSION").strip()
+
+
+def test_failing_build_keeps_old_version_and_names_host_and_app(fleet):
+    serving = read_work_file("web", "VERSION").strip()
+    dockerfile = read_work_file("web", "Dockerfile")
+    commit_and_push("web", {"Dockerfile": dockerfile + "RUN exit 3\n"}, "web: broken build")
+    try:
+        proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web",
+                            check=False)
+        assert proc.returncode != 0
+        out = proc.stdout + proc.stderr
+        assert "host vm1, app web" in out, out[-6000:]
+        # serial: 1 stopped at the first failed host; vm2 was not touched.
+        assert "vm2" not in recap(proc.stdout) or recap(proc.stdout)["vm2"][1] == 0
+        for vm in VMS:
+            assert served_version(vm, "web") == serving
+    finally:
+        commit_and_push("web", {"Dockerfile": dockerfile}, "web: fix the build")
+
+
+def test_never_healthy_release_is_rolled_back(fleet):
+    serving = read_work_file("web", "VERSION").strip()
+    server = read_work_file("web", "server.py")
+    broken = server.replace('os.environ.get("HEALTHY", "1")', 'os.environ.get("HEALTHY", "0")')
+    assert broken != server
+    commit_and_push("web", {"server.py": broken, "VERSION": serving + "-broken\n"}, "web: unhealthy")
+    probe = Probe("vm1", "web", rate=20)
+    probe.start()
+    try:
+        proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web",
+                            check=False)
+    finally:
+        probe.stop()
+        commit_and_push("web", {"server.py": server, "VERSION": serving + "-3\n"}, "web: healthy again")
+    assert proc.returncode != 0
+    assert "host vm1, app web" in proc.stdout
+    assert probe.failures == [], probe.failures[:5]
+    for vm in VMS:
+        assert served_version(vm, "web") == serving
+    # No stray container is left behind on vm1: one container per app.
+    names = lab_host("vm1").check_output("sudo docker ps -a --format '{{.Label \"io.appfleet.app\"}}'")
+    assert sorted(names.split()) == sorted(APPS)
+
+
+def test_rollback_returns_to_previous_version_without_a_build(fleet):
+    # Deploy the (healthy again) head first, so the running version is known.
+    run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web")
+    current = served_version("vm1", "web")
+    images_before = lab_host("vm1").check_output("sudo docker images -q --no-trunc appfleet/web")
+    run_playbook("playbooks/rollback.yml", "-i", "inventories/lab", "-e", "app=web")
+    for vm in VMS:
+        previous = served_version(vm, "web")
+        assert previous != current
+    images_after = lab_host("vm1").check_output("sudo docker images -q --no-trunc appfleet/web")
+    assert sorted(images_after.split()) == sorted(images_before.split())
+
+
+def test_status_shows_the_table(fleet):
+    proc = run_playbook("playbooks/status.yml", "-i", "inventories/lab")
+    out = proc.stdout
+    assert re.search(r"HOST\s+APP\s+STATE\s+REVISION\s+HEALTH\s+STARTED\s+PREVIOUS", out), out
+    for vm in VMS:
+        for app in APPS:
+            assert re.search(r"%s\s+%s\s+running\s+[0-9a-f]{7,}\s+healthy" % (vm, app), out), out
+
+
+def test_apps_serve_again_after_dockerd_and_vm_restart(fleet):
+    host = lab_host("vm1")
+    host.check_output("sudo systemctl restart docker")
+    for app in APPS:
+        wait_serving("vm1", app)
+    subprocess.run(["docker", "restart", "appfleet-vm1"], check=True, capture_output=True,
+                   timeout=120)
+    for app in APPS:
+        wait_serving("vm1", app, timeout=180)
