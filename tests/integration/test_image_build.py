@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from conftest import run_module
@@ -188,3 +190,26 @@ def test_bad_input_fails_before_the_engine(docker_client, tmp_path, args, words)
     for word in words:
         assert word in res["msg"]
     assert app_image_ids(docker_client, "afa-build-bad") == []
+
+
+def test_refreshed_base_image_triggers_rebuild(docker_client, tmp_path):
+    app = "afa-build-base"
+    base = "afa-test/afa-build-base-parent:1"
+    cleanup(docker_client, apps=[app], repos=["afa-test/" + app, "afa-test/afa-build-base-parent"])
+    try:
+        docker_client.images.build(fileobj=_dockerfile("FROM %s\nLABEL rev=1\n" % BUSYBOX_IMAGE), tag=base, rm=True)
+        ctx = write_context(tmp_path / "base", "FROM %s\nCOPY index.html /www/\n" % base, {"index.html": "x\n"})
+        first = build(ctx, app)
+        assert first["changed"] is True, first.get("msg")
+        assert build(ctx, app)["changed"] is False
+        # the same tag now names a different base image: the app must be rebuilt on it
+        docker_client.images.build(fileobj=_dockerfile("FROM %s\nLABEL rev=2\n" % BUSYBOX_IMAGE), tag=base, rm=True)
+        second = build(ctx, app)
+        assert second["changed"] is True and second["image"]["source_id"] != first["image"]["source_id"]
+        assert docker_client.images.get(second["image"]["id"]).labels["rev"] == "2"
+    finally:
+        cleanup(docker_client, apps=[app], repos=["afa-test/" + app, "afa-test/afa-build-base-parent"])
+
+
+def _dockerfile(text):
+    return io.BytesIO(text.encode())
