@@ -631,7 +631,7 @@ class AppContainer(object):
 
         if matches and running:
             if needs_proxy_fix:
-                self.switch_proxy(serving["host_port"], None, None)
+                self.switch_proxy(serving["host_port"], serving["name"], None)
             if env_differs:
                 self.apply_env_file()
             final = serving["id"]
@@ -646,13 +646,14 @@ class AppContainer(object):
         return self.result
 
     # ------------------------------------------------------------ steps
-    def switch_proxy(self, host_port, name, on_fail):
+    def switch_proxy(self, host_port, name, current):
         try:
             self.proxy.switch(host_port, name)
         except ProxyError as exc:
-            if on_fail:
-                on_fail()
-            raise Failed("app %s: nginx did not accept the switch to the new container: %s" % (self.app, exc))
+            what = "the new container" if current is not None else "container %s" % name
+            state = "; %s" % self.old_state(current) if current is not None else ""
+            raise Failed("app %s: nginx did not accept the switch to %s: %s%s"
+                         % (self.app, what, exc, state))
 
     def host_port_for_new(self):
         if not self.p.get("port"):
@@ -710,7 +711,7 @@ class AppContainer(object):
                 raise Failed(rollout.fail_message(reason, cid, self.old_state(current)))
             switched = False
             if self.proxy:
-                self.switch_proxy(host_port, name, None)
+                self.switch_proxy(host_port, name, current or {"running": False})
                 switched = True
         except BaseException:
             if cid:

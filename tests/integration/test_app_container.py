@@ -364,3 +364,19 @@ def test_full_config_reaches_the_container(afb_app, docker_client):
         net.remove()
         for volume in docker_client.volumes.list(filters={"name": afb_app.name + "-data"}):
             volume.remove(force=True)
+
+
+def test_nginx_refusing_the_switch_keeps_old(afb_app, docker_client):
+    first = run_module("app_container", afb_app.args(image="afb-app:v1"))
+    upstream = Path(first["upstream_file"])
+    before = upstream.read_text()
+    args = afb_app.args(image="afb-app:v2")
+    args["proxy"] = dict(args["proxy"], test_command=["/bin/sh", "-c", "echo afb-config-broken >&2; exit 1"])
+    res = run_module("app_container", args)
+    assert res.get("failed") is True, res
+    assert "nginx did not accept the switch to the new container" in res["msg"], res["msg"]
+    assert "afb-config-broken" in res["msg"] and "the previous container is still serving" in res["msg"]
+    assert upstream.read_text() == before
+    (container,) = afb_app.containers()
+    assert container.id == first["container"]["id"]
+    assert afb_app.get() == (200, "version v1\n")
