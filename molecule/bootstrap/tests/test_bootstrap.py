@@ -71,7 +71,7 @@ def test_sshd_checker_refuses_a_bad_dropin_and_accepts_the_good_one(host):
     host.run("printf 'PasswordAuthentication maybe\\n' > /tmp/afc-bad.conf")
     bad = host.run("/usr/local/sbin/appfleet-sshd-check /tmp/afc-bad.conf")
     assert bad.rc != 0
-    assert "PasswordAuthentication" in bad.stderr or "passwordauthentication" in bad.stderr.lower()
+    assert "00-appfleet-hardening.conf line 1" in bad.stderr and '"maybe"' in bad.stderr, bad.stderr
     # The live drop-in is untouched by a check.
     assert "PasswordAuthentication no" in host.file(
         "/etc/ssh/sshd_config.d/00-appfleet-hardening.conf").content_string

@@ -1,0 +1,109 @@
+"""Bad input to the bootstrap and engine roles fails first, naming the variable.
+
+Each case runs the role against localhost in check mode (so that even a wrong
+pass could not change this machine) and requires: the run fails, the message
+names the variable, the failing task is one of the role's input checks, and
+nothing was reported changed before it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import pytest
+
+from conftest import run_playbook
+
+GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1Q4Nn2e0Y8Yg0gQm3N1h5b8o3S7Wm0cZb2e7QH3lK op@laptop"
+
+
+def run_role(role, role_vars, os_family=None):
+    play = {
+        "name": "Bad input",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": True,
+        "vars": dict(role_vars, ansible_python_interpreter=sys.executable),
+        "pre_tasks": [],
+        "roles": [{"role": "appfleet.docker." + role}],
+    }
+    if os_family:
+        play["pre_tasks"].append({
+            "name": "Pretend to be another OS family",
+            "ansible.builtin.set_fact": {"os_family": os_family, "distribution": os_family,
+                                         "cacheable": True}})
+    proc = run_playbook(json.dumps([play], indent=1), "--check", "--diff", inventory="localhost,", check=False,
+                        env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_STDOUT_CALLBACK": "default"})
+    out = re.sub(r"\s+", " ", proc.stdout)
+    return proc, out
+
+
+def assert_refused(proc, out, *needles):
+    assert proc.returncode != 0, out[-3000:]
+    for needle in needles:
+        assert needle in out, (needle, out[-3000:])
+    recap = re.search(r"localhost\s*: ok=\d+ changed=(\d+) unreachable=\d+ failed=(\d+)", out)
+    assert recap and recap.group(1) == "0" and recap.group(2) == "1", out[-2000:]
+    failed_task = re.findall(r"TASK \[([^\]]+)\]", out.split("fatal:")[0])[-1]
+    assert re.search(r"(Check|Validating arguments)", failed_task), failed_task
+
+
+BOOTSTRAP_CASES = {
+    "malformed key": ({"bootstrap_authorized_keys": ["ssh-ed25519 not base64 at all; rm -rf /"]},
+                      ["bootstrap_authorized_keys", "Malformed entries"]),
+    "no key": ({"bootstrap_authorized_keys": []},
+               ["bootstrap_authorized_keys must list at least one SSH public key"]),
+    "user with metacharacters": ({"bootstrap_user": "deploy;reboot"}, ["bootstrap_user must be"]),
+    "root as deploy user": ({"bootstrap_user": "root"}, ["bootstrap_user must be"]),
+    "hostname with metacharacters": ({"bootstrap_hostname": "web$(id)"}, ["bootstrap_hostname must be"]),
+    "shell with spaces": ({"bootstrap_user_shell": "/bin/sh -c id"}, ["bootstrap_user_shell must be"]),
+    "package with metacharacters": ({"bootstrap_extra_packages": ["vim && reboot"]},
+                                    ["bootstrap_extra_packages"]),
+    "bad reboot time": ({"bootstrap_unattended_reboot_time": "25:00"},
+                        ["bootstrap_unattended_reboot_time"]),
+    "wrong type": ({"bootstrap_sudo_nopasswd": "perhaps"}, ["bootstrap_sudo_nopasswd"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BOOTSTRAP_CASES))
+def test_bootstrap_refuses_bad_input(case):
+    role_vars, needles = BOOTSTRAP_CASES[case]
+    role_vars = dict({"bootstrap_authorized_keys": [GOOD_KEY]}, **role_vars)
+    assert_refused(*run_role("bootstrap", role_vars), *needles)
+
+
+def test_bootstrap_refuses_unsupported_os():
+    proc, out = run_role("bootstrap", {"bootstrap_authorized_keys": [GOOD_KEY]}, os_family="RedHat")
+    assert_refused(proc, out, "appfleet.docker.bootstrap supports the os families", "RedHat")
+
+
+ENGINE_CASES = {
+    "unknown daemon option": ({"engine_daemon_options": {"no-such-option": True}},
+                              ["engine_daemon_options: unknown dockerd option", "no-such-option"]),
+    "daemon option of the wrong type": ({"engine_daemon_options": {"live-restore": "yes"}},
+                                        ["engine_daemon_options: option", "live-restore", "true or false"]),
+    "number in log-opts": ({"engine_daemon_options": {"log-opts": {"max-file": 3}}},
+                           ["engine_daemon_options: option", "log-opts", "values are strings"]),
+    "tcp listener": ({"engine_daemon_options": {"hosts": ["unix:///run/docker.sock", "tcp://0.0.0.0:2375"]}},
+                     ["engine_daemon_options", "tcp://0.0.0.0:2375", "engine_allow_tcp"]),
+    "bad network": ({"engine_allowed_networks": ["10.0.0.0/8; iptables -F"]}, ["engine_allowed_networks"]),
+    "bad preload image": ({"engine_preload_images": [{"image": "x`id`", "archive": "/tmp/x.tar"}]},
+                          ["engine_preload_images"]),
+    "bad repo url": ({"engine_docker_repo_url": "https://example.com/$(id)"}, ["engine_docker_repo_url"]),
+    "bad version": ({"engine_version": "1.0; reboot"}, ["engine_version"]),
+    "unknown source": ({"engine_source": "snap"}, ["engine_source"]),
+    "bad user": ({"engine_docker_users": ["bob smith"]}, ["engine_docker_users"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENGINE_CASES))
+def test_engine_refuses_bad_input(case):
+    role_vars, needles = ENGINE_CASES[case]
+    assert_refused(*run_role("engine", role_vars), *needles)
+
+
+def test_engine_refuses_unsupported_os():
+    proc, out = run_role("engine", {"engine_source": "distro"}, os_family="Archlinux")
+    assert_refused(proc, out, "appfleet.docker.engine supports the os families", "Archlinux")
