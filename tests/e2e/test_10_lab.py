@@ -6,7 +6,7 @@ import re
 import subprocess
 
 from conftest import REPO
-from lab_support import ansible_adhoc, lab, lab_host, labctl, vm  # noqa: F401  (fixtures)
+from lab_support import ansible_adhoc, lab, lab_host, labctl, vm  # noqa: F401  # pylint: disable=unused-import
 
 
 def test_both_vms_answer_ansible_over_ssh(lab):

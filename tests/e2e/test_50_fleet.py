@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from conftest import REPO, run_playbook
-from lab_support import commit_and_push, http_get, lab, lab_host, read_work_file  # noqa: F401
+from conftest import run_playbook
+from lab_support import commit_and_push, http_get, lab, lab_host, read_work_file  # noqa: F401  # pylint: disable=unused-import
 from probe import Probe
 
 VMS = ("vm1", "vm2")

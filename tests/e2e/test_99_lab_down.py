@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from lab_support import lab, labctl  # noqa: F401  (fixture)
+from lab_support import lab, labctl  # noqa: F401  # pylint: disable=unused-import
 
 
 def docker_lines(*args):
