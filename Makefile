@@ -46,6 +46,10 @@ lab-status:
 
 demo: lab-up
 	$(BIN)/ansible-playbook site.yml -i inventories/lab
+	$(BIN)/ansible-playbook playbooks/status.yml -i inventories/lab
+	@echo "The sample apps answer through each VM's nginx on 127.0.0.1:"
+	@for p in 8001 8002; do for a in web api; do \
+	  echo "  curl -H 'Host: $$a.lab.test' http://127.0.0.1:$$p/"; done; done
 
 test: setup lint unit integration molecule e2e
 

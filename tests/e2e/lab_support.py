@@ -43,10 +43,13 @@ def vm(request, lab):
     return lab_host(request.param)
 
 
-def ansible_adhoc(pattern, module, args=None, timeout=600):
-    """`ansible PATTERN -m MODULE` against the lab inventory."""
+def ansible_adhoc(pattern, module, args=None, timeout=600, user="root"):
+    """`ansible PATTERN -m MODULE` against the lab inventory, as `user`.
+
+    Fresh lab VMs have only root (the deploy user comes with bootstrap).
+    """
     cmd = [str(BIN / "ansible"), pattern, "-i", str(REPO / "inventories" / "lab"),
-           "-m", module]
+           "-e", "ansible_user=" + user, "-m", module]
     if args:
         cmd += ["-a", args]
     return subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False,
