@@ -39,7 +39,7 @@ description:
     docker group).
   - With C(stop-first) the app is unavailable from the stop of the old container until the new one
     is healthy (its start time plus its health check time).
-version_added: "1.0.0"
+version_added: 0.1.0
 author:
   - appfleet developers (@appfleet)
 extends_documentation_fragment:
