@@ -113,7 +113,7 @@ def start_web(host):
     host.run("docker rm -f afc-web")
     host.check_output("docker run -d --name afc-web -p 8080:8080 %s python3 -m http.server 8080 --directory /etc"
                       % IMAGE)
-    for _ in range(30):
+    for _attempt in range(30):
         if host.run("python3 -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/hostname', timeout=2)\"").rc == 0:
             return
         time.sleep(1)
@@ -148,7 +148,7 @@ def test_rules_survive_a_dockerd_restart_and_containers_live_on(host):
     cid = host.check_output("docker run -d --name afc-sleeper %s sleep infinity" % IMAGE)
     started = host.check_output("docker inspect -f '{{.State.StartedAt}}' afc-sleeper")
     host.check_output("systemctl restart docker")
-    for _ in range(30):
+    for _attempt in range(30):
         if host.run("/usr/local/sbin/appfleet-docker-user --check").rc == 0:
             break
         time.sleep(1)
@@ -164,7 +164,7 @@ def test_container_logs_stay_bounded(host):
                       % IMAGE)
     logpath = host.check_output("docker inspect -f '{{.LogPath}}' afc-chatty")
     # max-size 1m, max-file 3: wait (bounded) until the logs have rotated twice.
-    for _ in range(90):
+    for _attempt in range(90):
         if host.file(logpath + ".2").exists:
             break
         time.sleep(1)
