@@ -12,7 +12,7 @@ PYTEST := $(BIN)/pytest -p no:cacheprovider
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup engine venv lab-up lab-down lab-status demo test lint ansible-lint sanity \
-        unit integration molecule e2e build clean
+        unit integration molecule e2e build clean changelog-lint
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -53,10 +53,13 @@ demo: lab-up
 
 test: setup lint unit integration molecule e2e
 
-lint: ansible-lint sanity
+lint: ansible-lint changelog-lint sanity
 
 ansible-lint: venv
 	$(BIN)/ansible-lint --profile production
+
+changelog-lint: venv
+	$(BIN)/antsibull-changelog lint
 
 sanity: venv
 	tests/tools/sanity.sh
