@@ -43,14 +43,15 @@ version_added: 0.1.0
 author:
   - appfleet developers (@appfleet)
 extends_documentation_fragment:
+  - appfleet.docker.attributes
   - appfleet.docker.docker
 attributes:
   check_mode:
-    description: Reports what would change (and the diff) and changes nothing.
     support: full
+    details: Reports what would change (and the diff) and changes nothing.
   diff_mode:
-    description: Before/after of the settings that change; secret values are masked.
     support: full
+    details: Before/after of the settings that change; secret values are masked.
 options:
   name:
     description:

@@ -21,14 +21,13 @@ description:
 author:
   - appfleet developers (@appfleet)
 extends_documentation_fragment:
+  - appfleet.docker.attributes
   - appfleet.docker.docker
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: The module changes nothing; it runs the same in check mode.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
     details: The module changes nothing, there is no diff.
 options:

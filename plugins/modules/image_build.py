@@ -31,14 +31,13 @@ description:
 author:
   - appfleet developers (@appfleet)
 extends_documentation_fragment:
+  - appfleet.docker.attributes
   - appfleet.docker.docker
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reports whether a build would happen; builds and tags nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the source id of the newest existing image of the app and the new one.
 options:

@@ -24,14 +24,13 @@ description:
 author:
   - appfleet developers (@appfleet)
 extends_documentation_fragment:
+  - appfleet.docker.attributes
   - appfleet.docker.docker
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Lists what would be removed and an estimate of the bytes freed; removes nothing.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the app images (tags or ids) before and after.
 options:
