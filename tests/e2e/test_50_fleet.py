@@ -4,13 +4,15 @@ each other (one fleet, converged once: the heavy lab work is done once)."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
 
 import pytest
+import yaml
 
-from conftest import run_playbook
+from conftest import REPO, run_playbook
 from lab_support import commit_and_push, http_get, lab, lab_host, read_work_file  # noqa: F401  # pylint: disable=unused-import
 from probe import Probe
 
@@ -122,6 +124,35 @@ def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
         assert served_version(vm, "api") == read_work_file("api", "VERSION").strip()
 
 
+def test_rolling_deploy_where_the_second_vm_fails(fleet):
+    """vm1 gets the new version; vm2 fails its health check and keeps the old one."""
+    old = read_work_file("web", "VERSION").strip()
+    new = old + "-r"
+    commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
+    inventory = yaml.safe_load((REPO / "inventories/lab/group_vars/fleet.yml").read_text())
+    apps = inventory["appfleet_apps"]
+    for entry in apps:
+        if entry["name"] == "web":
+            entry["env"] = dict(entry.get("env", {}), HEALTHY="0")
+    host_vars = REPO / "inventories/lab/host_vars/vm2.yml"
+    host_vars.parent.mkdir(exist_ok=True)
+    host_vars.write_text(yaml.safe_dump({"appfleet_apps": apps}))
+    try:
+        proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web",
+                            check=False)
+    finally:
+        host_vars.unlink()
+        host_vars.parent.rmdir()
+    assert proc.returncode != 0
+    out = re.sub(r"\s+", " ", proc.stdout)
+    assert "host vm2, app web" in out and "host vm1, app web" not in out, out[-4000:]
+    assert served_version("vm1", "web") == new
+    assert served_version("vm2", "web") == old
+    # The next deploy converges vm2 too.
+    run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web")
+    assert served_version("vm2", "web") == new
+
+
 def test_failing_build_keeps_old_version_and_names_host_and_app(fleet):
     serving = read_work_file("web", "VERSION").strip()
     dockerfile = read_work_file("web", "Dockerfile")
@@ -138,6 +169,23 @@ def test_failing_build_keeps_old_version_and_names_host_and_app(fleet):
             assert served_version(vm, "web") == serving
     finally:
         commit_and_push("web", {"Dockerfile": dockerfile}, "web: fix the build")
+
+
+def test_missing_git_ref_keeps_old_version_and_names_host_and_app(fleet, tmp_path):
+    serving = served_version("vm1", "web")
+    inventory = yaml.safe_load((REPO / "inventories/lab/group_vars/fleet.yml").read_text())
+    apps = inventory["appfleet_apps"]
+    for entry in apps:
+        if entry["name"] == "web":
+            entry["source"]["version"] = "no-such-branch"
+    extra = tmp_path / "apps.json"
+    extra.write_text(json.dumps({"appfleet_apps": apps}))
+    proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "@%s" % extra,
+                        "-e", "apps=web", check=False)
+    assert proc.returncode != 0
+    assert "host vm1, app web: Check out the source of web failed" in re.sub(r"\s+", " ", proc.stdout)
+    for vm in VMS:
+        assert served_version(vm, "web") == serving
 
 
 def test_never_healthy_release_is_rolled_back(fleet):
