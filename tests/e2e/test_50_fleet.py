@@ -105,6 +105,11 @@ def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
     old = read_work_file("web", "VERSION").strip()
     new = old + "-2"
     commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
+    # --check first: it says what would change, and changes nothing.
+    dry = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "--check", "--diff")
+    for vm, (changed, failed, _unreachable) in recap(dry.stdout).items():
+        assert changed > 0 and failed == 0, (vm, dry.stdout[-4000:])
+        assert served_version(vm, "web") == old
     probes = [Probe(vm, "web", rate=20) for vm in VMS]
     for probe in probes:
         probe.start()
