@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_APP,
+    LABEL_CONFIG_HASH,
     LABEL_BUILT_AT,
     LABEL_GIT_COMMIT,
     LABEL_PREVIOUS_IMAGE,
@@ -182,10 +183,15 @@ def _container_entry(client, raw):
 
 
 def app_containers(client, app=None):
-    """Containers (any state) carrying LABEL_APP (``=app`` when given), running first, then newest."""
+    """Containers (any state) of the apps (``app`` when given), running first, then newest.
+
+    An app's containers are those app_container made: LABEL_APP and LABEL_CONFIG_HASH.
+    LABEL_APP alone is not enough: Docker copies image labels onto containers, so a
+    plain ``docker run`` of an app image carries it too.
+    """
     label = LABEL_APP if app is None else "%s=%s" % (LABEL_APP, app)
     containers = []
-    for raw in client.api.containers(all=True, filters={"label": label}):
+    for raw in client.api.containers(all=True, filters={"label": [label, LABEL_CONFIG_HASH]}):
         try:
             containers.append(_container_entry(client, raw))
         except NotFound:

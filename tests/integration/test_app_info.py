@@ -9,6 +9,7 @@ from conftest import run_module
 from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
     LABEL_APP,
+    LABEL_CONFIG_HASH,
     LABEL_PREVIOUS_IMAGE,
     busybox_image,
     cleanup,
@@ -17,24 +18,30 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
 
 APP = "afa-info-web"
 CONTAINERS = ["afa-info-web", "afa-info-web-next"]
+# A plain `docker run` of an app image: it inherits LABEL_APP from the image,
+# but app_container did not make it, so it is not one of the app's containers.
+STRAY = "afa-info-web-debug"
+MANAGED = {LABEL_CONFIG_HASH: "0" * 64}
 
 
 @pytest.fixture(scope="module")
 def deployed(docker_client, busybox_image):
     """Three images of the app; 'web' runs the middle one, a new container waits on the newest."""
-    cleanup(docker_client, apps=[APP], containers=CONTAINERS)
+    cleanup(docker_client, apps=[APP], containers=CONTAINERS + [STRAY])
     old = labelled_image(docker_client, BUSYBOX_IMAGE, APP, 1, tag="afa-test/%s:old" % APP)
     cur = labelled_image(docker_client, BUSYBOX_IMAGE, APP, 2, tag="afa-test/%s:cur" % APP)
     new = labelled_image(docker_client, BUSYBOX_IMAGE, APP, 3, tag="afa-test/%s:new" % APP)
     web = docker_client.containers.run(
         "afa-test/%s:cur" % APP, ["httpd", "-f", "-p", "8080", "-h", "/www"], name=CONTAINERS[0],
-        detach=True, labels={LABEL_APP: APP, LABEL_PREVIOUS_IMAGE: old},
+        detach=True, labels=dict(MANAGED, **{LABEL_APP: APP, LABEL_PREVIOUS_IMAGE: old}),
         ports={"8080/tcp": ("127.0.0.1", None)})
     nxt = docker_client.containers.create("afa-test/%s:new" % APP, ["sleep", "60"], name=CONTAINERS[1],
-                                          labels={LABEL_APP: APP, LABEL_PREVIOUS_IMAGE: cur})
+                                          labels=dict(MANAGED, **{LABEL_APP: APP, LABEL_PREVIOUS_IMAGE: cur}))
+    # Started last, so it would sort first among running containers if it counted.
+    docker_client.containers.run("afa-test/%s:new" % APP, ["sleep", "60"], name=STRAY, detach=True)
     web.reload()
     yield dict(old=old, cur=cur, new=new, web=web, next=nxt)
-    cleanup(docker_client, apps=[APP], containers=CONTAINERS)
+    cleanup(docker_client, apps=[APP], containers=CONTAINERS + [STRAY])
 
 
 @pytest.mark.parametrize("check", [False, True], ids=["normal", "check_mode"])

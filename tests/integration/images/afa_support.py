@@ -27,6 +27,7 @@ LABEL_SOURCE_ID = "io.appfleet.source-id"
 LABEL_GIT_COMMIT = "io.appfleet.git-commit"
 LABEL_BUILT_AT = "io.appfleet.built-at"
 LABEL_PREVIOUS_IMAGE = "io.appfleet.previous-image"
+LABEL_CONFIG_HASH = "io.appfleet.config-hash"
 
 
 def _rootfs_tar():
