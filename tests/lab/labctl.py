@@ -305,11 +305,9 @@ def git_env():
     return env
 
 
-def repo_url(app, via_host=False):
-    """URL of an app's repository: from the VMs (git host by name) or this machine."""
-    if via_host:
-        return "ssh://git@127.0.0.1:%d/srv/git/%s.git" % (GIT_HOST["ssh_port"], app)
-    return "git@git:/srv/git/%s.git" % app
+def push_url(app):
+    """The app's repository as this machine reaches it (the VMs use git@git:/srv/git/APP.git)."""
+    return "ssh://git@127.0.0.1:%d/srv/git/%s.git" % (GIT_HOST["ssh_port"], app)
 
 
 def setup_git_host():
@@ -343,7 +341,7 @@ def push_app(app):
         run(["git", "-C", str(work), "init", "-q", "-b", "main"], env=env)
         run(["git", "-C", str(work), "add", "-A"], env=env)
         run(["git", "-C", str(work), "commit", "-q", "-m", "%s: initial version" % app], env=env)
-    run(["git", "-C", str(work), "push", "-q", "--force", repo_url(app, via_host=True),
+    run(["git", "-C", str(work), "push", "-q", "--force", push_url(app),
          "main"], env=env)
     log("pushed %s to the git host" % app)
 
