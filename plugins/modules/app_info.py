@@ -101,8 +101,11 @@ apps:
       sample: sha256:1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff00
     containers:
       description:
-        - Every container of the app that M(appfleet.docker.app_container) made (labels C(io.appfleet.app) and C(io.appfleet.config-hash)), running ones first, then by start time, newest first.
-        - A plain C(docker run) of an app image inherits the image's C(io.appfleet.app) label but is not listed.
+        - Every container of the app that M(appfleet.docker.app_container) made (labels
+          C(io.appfleet.app) and C(io.appfleet.config-hash)), running ones first, then by
+          start time, newest first.
+        - A plain C(docker run) of an app image inherits the image's C(io.appfleet.app) label
+          but is not listed.
       type: list
       elements: dict
       contains:
