@@ -16,6 +16,8 @@ The source id is a sha256 over:
 * the ids of the images named by FROM (and COPY --from) that are present locally.
 
 Nothing here talks to Docker: the caller passes ``resolve_image(ref) -> id or None``.
+git runs pinned to the work tree's own ``.git``, with fsmonitor and hooks off: a
+repository's content never runs code here (see the git section).
 """
 
 from __future__ import annotations
@@ -266,14 +268,130 @@ def content_hash(context, ignore=None):
 
 # --------------------------------------------------------------------------- git
 
+# A repository's content must never run code here (this runs as root on the managed
+# host). git finds its repository by walking up from the directory it runs in, and a
+# repository author can commit a directory that looks like a git directory (HEAD,
+# objects/, refs/, a config with core.worktree and core.fsmonitor=<command>, hooks/).
+# So git never discovers anything here: the work tree is found without git (the
+# nearest real .git directory above the context, which a clone makes and which no
+# tree entry can create), and every call names that .git and its work tree
+# explicitly, turns fsmonitor and hooks off, refuses implicit bare repositories and
+# reads neither the system nor the global git configuration (so the source id depends
+# on the checkout alone). The checkout's own .git/config is written by the clone, not
+# by the repository's author: it is trusted when it, its .git and the work tree belong
+# to this user or root. git skips its own ownership check for an explicit --git-dir,
+# so this module does it (and never sets safe.directory=*): a work tree owned by
+# another user is not read by git, and its context counts by content.
+_GIT_OPTIONS = [
+    "--no-optional-locks",
+    "-c", "core.fsmonitor=false",
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "safe.bareRepository=explicit",
+]
+
+
 class GitError(Exception):
     pass
 
 
-def _git(context, *args):
-    cmd = ["git", "-c", "safe.directory=*", "--no-optional-locks", "-C", context] + list(args)
+class ContextOutsideWorkTree(Exception):
+    """The build context is in a git work tree but resolves outside it (a symlink)."""
+
+    def __init__(self, context, top, real):
+        super(ContextOutsideWorkTree, self).__init__(
+            "context %s is in the git work tree %s but resolves to %s, outside it; a symlink "
+            "in the repository must not lead the build out of its checkout" % (context, top, real))
+        self.context = context
+        self.top = top
+        self.real = real
+
+
+def _is_real_dir(path):
+    """True for a directory that is not itself a symlink (parents may be)."""
     try:
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except (IOError, OSError):
+        return False
+
+
+def _owned_by_us_or_root(path):
+    """git's ownership check, which an explicit --git-dir skips: someone else's .git/config
+    could name commands (clean filters) that git status runs."""
+    try:
+        return os.lstat(path).st_uid in (os.geteuid(), 0)
+    except (IOError, OSError):
+        return False
+
+
+def _inside(path, top):
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def find_work_tree(context):
+    """The git work tree that holds ``context``, found without running git.
+
+    Returns ``(top, prefix)``: ``top`` the real path of the work tree, ``prefix`` the
+    context's real path below it (slash separated, ``""`` at the top); or None when
+    no ancestor of the context (itself included) has a ``.git`` directory.
+
+    Only a real ``.git`` directory counts: not a ``.git`` file (linked work trees,
+    submodules) and not a symlink, and not a committed look-alike (git refuses
+    ``.git`` in tree entries, so a clone never holds one). A symlink to another work
+    tree, found inside a work tree, does not count either. None too when the work
+    tree, its ``.git`` or ``.git/config`` belong to someone else than this user or
+    root.
+
+    Raises ContextOutsideWorkTree when the context resolves outside the work tree it
+    sits in.
+    """
+    path = os.path.abspath(context)
+    ancestors = [path]
+    while os.path.dirname(ancestors[-1]) != ancestors[-1]:
+        ancestors.append(os.path.dirname(ancestors[-1]))
+    has_git = [_is_real_dir(os.path.join(d, ".git")) for d in ancestors]
+    top = None
+    for i, d in enumerate(ancestors):
+        if not has_git[i]:
+            continue
+        if os.path.islink(d) and any(has_git[i + 1:]):
+            # A symlink that a repository holds, to another work tree on the host.
+            continue
+        top = d
+        break
+    if top is None:
+        return None
+    real_top = os.path.realpath(top)
+    real = os.path.realpath(path)
+    if not _inside(real, real_top):
+        raise ContextOutsideWorkTree(context, top, real)
+    if not _is_real_dir(os.path.join(real_top, ".git")):
+        return None
+    if not all(_owned_by_us_or_root(os.path.join(real_top, p)) for p in ("", ".git", ".git/config")):
+        return None
+    prefix = os.path.relpath(real, real_top)
+    return real_top, "" if prefix == os.curdir else prefix.replace(os.sep, "/")
+
+
+def _git_env(literal):
+    env = dict((k, v) for k, v in os.environ.items() if not k.startswith("GIT_"))
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_TERMINAL_PROMPT="0",
+               LC_ALL="C")
+    if literal:
+        env["GIT_LITERAL_PATHSPECS"] = "1"
+    return env
+
+
+def _git(top, *args, literal=True):
+    """Run git on the work tree ``top`` and its own ``top/.git``, nothing else.
+
+    Pathspecs are literal unless ``literal=False`` (check-ignore refuses the flag;
+    give it paths that start with ``./`` so that none reads as pathspec magic).
+    """
+    cmd = ["git", "--git-dir=" + os.path.join(top, ".git"), "--work-tree=" + top]
+    cmd += _GIT_OPTIONS + list(args)
+    try:
+        proc = subprocess.run(cmd, cwd=top, env=_git_env(literal), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     except OSError as exc:
         raise GitError("cannot run git: %s" % exc)
     if proc.returncode != 0:
@@ -285,34 +403,40 @@ def git_state(context, ignore=None):
     """Git view of ``context``: dict(commit, dirty_hash, dirty_files) or None.
 
     None when the context is not inside a git work tree with at least one commit
-    (or git is missing). ``dirty_hash`` is None when nothing below the context
-    differs from the commit, ignoring what .dockerignore excludes and what git
-    ignores.
+    (or git is missing, or git will not read the work tree). ``dirty_hash`` is None
+    when nothing below the context differs from the commit, ignoring what
+    .dockerignore excludes and what git ignores. Raises ContextOutsideWorkTree
+    (see find_work_tree).
     """
+    tree = find_work_tree(context)
+    if tree is None:
+        return None
+    top, prefix = tree
+    real_context = os.path.join(top, prefix) if prefix else top
     try:
-        out = _git(context, "rev-parse", "--show-prefix", "--verify", "HEAD")
+        commit = _git(top, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
     except GitError:
         return None
-    lines = out.decode("utf-8", "replace").splitlines()
-    if len(lines) < 2:
-        # --show-prefix prints an empty line at the top of the work tree.
-        if len(lines) == 1:
-            lines = [""] + lines
-        else:
-            return None
-    prefix, commit = lines[0].strip(), lines[1].strip()
+    commit = commit.decode("ascii", "replace").strip()
+    if not re.match(r"^[0-9a-f]{40}([0-9a-f]{24})?$", commit):
+        return None
     if prefix:
         # A context that git ignores (a build directory, say) has no git history:
         # its files never show in git status, so hash its content instead.
         try:
-            _git(context, "check-ignore", "-q", "--no-index", ".")
+            _git(top, "check-ignore", "-q", "--no-index", "./" + prefix + "/", literal=False)
             return None
         except GitError:
             pass
     if ignore is None:
-        ignore = DockerIgnore.from_context(context)
-    status = _git(context, "status", "--porcelain=v1", "-z", "--untracked-files=all",
-                  "--no-renames", "--ignore-submodules=dirty", "--", ".")
+        ignore = DockerIgnore.from_context(real_context)
+    try:
+        status = _git(top, "status", "--porcelain=v1", "-z", "--untracked-files=all",
+                      "--no-renames", "--ignore-submodules=dirty", "--", prefix or ".")
+    except GitError:
+        # A context inside a submodule, say: count it by content.
+        return None
+    prefix = prefix + "/" if prefix else ""
     paths = set()
     for entry in status.split(b"\0"):
         if len(entry) < 4:
@@ -331,7 +455,7 @@ def git_state(context, ignore=None):
     digest = hashlib.sha256()
     for path in sorted(paths):
         digest.update(os.fsencode(path) + b"\0")
-        _hash_file_into(digest, os.path.join(context, path))
+        _hash_file_into(digest, os.path.join(real_context, path))
     return dict(commit=commit, dirty_hash=digest.hexdigest(), dirty_files=len(paths))
 
 

@@ -21,6 +21,14 @@ description:
     hash of the uncommitted changes below it (tracked and untracked files; files that
     C(.dockerignore) excludes or git ignores do not count). Otherwise it counts as a hash
     of the content of every file that C(.dockerignore) keeps.
+  - The work tree is the nearest directory above the context (or the context itself)
+    with a real C(.git) directory, found without running git. Every git call names that
+    C(.git) and work tree explicitly, with fsmonitor and hooks off, implicit bare
+    repositories refused and no system or global git configuration, so nothing a
+    repository holds (a committed directory that looks like a git directory, with
+    C(core.worktree) and C(core.fsmonitor) in its config, or hooks) runs on the host.
+  - A work tree that git will not read (owned by another user, a C(.git) file of a
+    linked work tree or submodule) counts by content.
   - When the tag exists the module returns C(changed=false) without building; this takes
     a few git and API calls, not a walk of the tree (for git contexts).
   - A failed build tags nothing and leaves every existing tag where it was; the module
@@ -55,11 +63,15 @@ options:
   context:
     description:
       - Build context directory on the managed host.
+      - When it sits in a git work tree it must not resolve outside it (through a symlink
+        that the repository holds); such a context is refused.
     type: path
     required: true
   dockerfile:
     description:
-      - Path of the Dockerfile, relative to O(context) unless absolute.
+      - Path of the Dockerfile, relative to O(context).
+      - An absolute path, a C(..) component, or a path that resolves outside O(context)
+        (through a symlink) is refused.
     type: str
     default: Dockerfile
   build_args:
@@ -236,7 +248,9 @@ from ansible_collections.appfleet.docker.plugins.module_utils._images import (
     tag_error,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._source import (
+    ContextOutsideWorkTree,
     compute_source_id,
+    find_work_tree,
     uses_buildkit_syntax,
 )
 
@@ -260,11 +274,23 @@ def check_input(am):
     if not os.path.isdir(p["context"]):
         am.fail("app %s: context %s is not a directory; set context to the checked-out source "
                 "of the app" % (app, p["context"]))
+    try:
+        find_work_tree(p["context"])
+    except ContextOutsideWorkTree as exc:
+        am.fail("app %s: %s; set context to a directory of the checkout itself" % (app, exc))
     dockerfile = p["dockerfile"]
-    path = dockerfile if os.path.isabs(dockerfile) else os.path.join(p["context"], dockerfile)
+    if os.path.isabs(dockerfile) or os.pardir in dockerfile.split("/"):
+        am.fail("app %s: dockerfile %r must be a path relative to context, without '..'; for "
+                "example Dockerfile or docker/Dockerfile.prod" % (app, dockerfile))
+    path = os.path.join(p["context"], dockerfile)
     if not os.path.isfile(path):
         am.fail("app %s: dockerfile %s not found; set dockerfile to a path relative to context "
-                "(%s) or an absolute path" % (app, path, p["context"]))
+                "(%s)" % (app, path, p["context"]))
+    real_context = os.path.realpath(p["context"])
+    real = os.path.realpath(path)
+    if not real.startswith(real_context.rstrip("/") + "/"):
+        am.fail("app %s: dockerfile %s resolves to %s, outside context %s (a symlink?); set "
+                "dockerfile to a file inside the context" % (app, dockerfile, real, p["context"]))
     for key in p["build_args"]:
         if not key or "=" in key:
             am.fail("app %s: build_args key %r is not a variable name" % (app, key))
@@ -353,9 +379,7 @@ def logic(am):
     timer = Timer()
     try:
         if builder == "buildkit":
-            dockerfile = p["dockerfile"]
-            if not os.path.isabs(dockerfile):
-                dockerfile = os.path.join(os.path.abspath(p["context"]), dockerfile)
+            dockerfile = os.path.join(os.path.abspath(p["context"]), p["dockerfile"])
             iid, log = build_with_cli(cli, p["docker_host"], os.path.abspath(p["context"]), dockerfile,
                                       build_args, p["target"], labels, p["build_timeout"])
         else:

@@ -178,6 +178,9 @@ def test_also_tag_and_force(docker_client, tmp_path):
     (dict(name="afa-test/x:1.0"), ["name", "no tag"]),
     (dict(context="/nonexistent/afa"), ["context", "not a directory"]),
     (dict(dockerfile="Missing.Dockerfile"), ["dockerfile", "not found"]),
+    (dict(dockerfile="/etc/hostname"), ["dockerfile '/etc/hostname' must be a path relative to context"]),
+    (dict(dockerfile="../Dockerfile"), ["dockerfile '../Dockerfile'", "without '..'"]),
+    (dict(dockerfile="sub/../../Dockerfile"), ["dockerfile 'sub/../../Dockerfile'", "without '..'"]),
     (dict(also_tag=["-bad"]), ["also_tag", "not a valid image tag"]),
     (dict(builder="kaniko"), ["builder"]),
 ])

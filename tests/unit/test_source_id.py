@@ -208,3 +208,60 @@ def test_base_images(dockerfile, args, refs):
 ])
 def test_uses_buildkit_syntax(dockerfile, needs):
     assert _source.uses_buildkit_syntax(dockerfile) is needs
+
+
+def _fake_git_dir(path):
+    """A committed directory that git discovery would take for a repository."""
+    for sub in ("objects", "refs"):
+        (path / sub).mkdir(parents=True)
+        (path / sub / "keep").write_text("")
+    (path / "HEAD").write_text("ref: refs/heads/main\n")
+    (path / "config").write_text("[core]\n\tworktree = .\n\tfsmonitor = false\n")
+
+
+@pytest.mark.parametrize("below", [False, True], ids=["context is it", "context below it"])
+def test_work_tree_is_the_checkout_not_a_fake_git_dir(tmp_path, below):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    _fake_git_dir(repo / "app")
+    ctx = make_context(repo / "app" / "web", False) if below else repo / "app"
+    (ctx / "Dockerfile").write_text(DOCKERFILE)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "first")
+    assert _source.find_work_tree(str(ctx)) == (str(repo.resolve()), "app/web" if below else "app")
+    src = compute_source_id(str(ctx), resolve_image=BASES.get)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert src["kind"] == "git" and src["git_commit"] == head and src["dirty"] is False
+
+
+def test_git_file_or_foreign_owner_counts_by_content(tmp_path):
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / ".git").write_text("gitdir: /nonexistent\n")
+    (linked / "Dockerfile").write_text(DOCKERFILE)
+    assert _source.find_work_tree(str(linked)) is None
+    assert compute_source_id(str(linked))["kind"] == "files"
+    if os.geteuid() != 0:
+        return
+    # git's ownership check is on: a work tree of another user is not read by git
+    ctx = make_context(tmp_path / "theirs", True)
+    for root, dirs, files in os.walk(ctx):
+        for name in dirs + files + ["."]:
+            os.lchown(os.path.join(root, name), 65534, 65534)
+    assert compute_source_id(str(ctx))["kind"] == "files"
+
+
+def test_context_linked_out_of_its_work_tree_is_refused(tmp_path):
+    outside = make_context(tmp_path / "outside", True)
+    repo = make_context(tmp_path / "repo", False)
+    (repo / "app").symlink_to(outside)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a link out")
+    with pytest.raises(_source.ContextOutsideWorkTree):
+        compute_source_id(str(repo / "app"))
+    # a link that stays in the work tree is fine
+    (repo / "inner").symlink_to(repo / "scratch")
+    assert _source.find_work_tree(str(repo / "inner")) == (str(repo.resolve()), "scratch")
