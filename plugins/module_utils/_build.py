@@ -124,9 +124,9 @@ def buildkit_failed_step(lines):
 
 def build_with_cli(cli, docker_host, context, dockerfile, build_args, target, labels, timeout):
     """Build with ``cli build`` and BuildKit. Returns (image id, log tail)."""
-    fd, iidfile = tempfile.mkstemp(prefix="appfleet-iid-")
-    os.close(fd)
-    os.unlink(iidfile)
+    # A private (0700) directory: nobody else can put a file at the name the CLI writes.
+    tmpdir = tempfile.mkdtemp(prefix="appfleet-iid-")
+    iidfile = os.path.join(tmpdir, "iid")
     cmd = [cli, "build", "--progress=plain", "--iidfile", iidfile, "--file", dockerfile]
     for key in sorted(labels):
         cmd += ["--label", "%s=%s" % (key, labels[key])]
@@ -154,8 +154,7 @@ def build_with_cli(cli, docker_host, context, dockerfile, build_args, target, la
                               step=buildkit_failed_step(lines), log_tail=_tail(lines))
         return iid, _tail(lines)
     finally:
-        if os.path.exists(iidfile):
-            os.unlink(iidfile)
+        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 def build_with_api(client, context, dockerfile, build_args, target, labels, timeout):
