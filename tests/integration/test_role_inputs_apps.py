@@ -38,6 +38,19 @@ APPS_CASES = {
     "unknown strategy": ([app(strategy="yolo")], ["apps_definitions", "strategy"]),
     "unknown key": ([app(enviroment={"A": "1"})], ["apps_definitions", "enviroment"]),
     "duplicate names": ([app(), app()], ["two apps share a name"]),
+    "repo that is a git option": ([app(source={"repo": "--upload-pack"})],
+                                  ["app web: source.repo starts with '-'"]),
+    "version that is a git option": ([app(source={"repo": "git@h:x.git", "version": "--orphan"})],
+                                     ["app web: source.version starts with '-'"]),
+    "submodules not a bool": ([app(source={"repo": "git@h:x.git", "submodules": "maybe"})],
+                              ["apps_definitions", "submodules"]),
+    "absolute build context": ([app(build={"context": "/etc"})],
+                               ["app web: build.context must be a path relative to the checkout"]),
+    "build context with ..": ([app(build={"context": "web/../../api"})], ["app web: build.context must be"]),
+    "build context with a newline": ([app(build={"context": "web\n"})], ["app web: build.context must be"]),
+    "absolute dockerfile": ([app(build={"dockerfile": "/etc/shadow"})], ["app web: build.dockerfile must be"]),
+    "dockerfile with ..": ([app(build={"context": "web", "dockerfile": "../Dockerfile"})],
+                           ["app web: build.dockerfile must be"]),
 }
 
 
