@@ -1,24 +1,33 @@
 """labctl: the local lab fleet of appfleet.docker.
 
-The lab is a real fleet on this machine: two "VMs" (systemd containers with
-sshd, python3 and sudo, and no Docker) and a git host serving the sample apps
-over SSH. Ansible reaches each by SSH on a port published on 127.0.0.1.
+The lab is a real fleet on this machine: N "VMs" (default 2) that look like a
+fresh Debian cloud image as cloud-init leaves it -- systemd, sshd, python3,
+sudo, an initial user `debian` with the operator's key and passwordless sudo,
+root login refused, and no git, Docker or nginx -- plus a git host serving the
+sample apps over SSH. Ansible reaches each VM by SSH on a port published on
+127.0.0.1, checking the host keys recorded in .lab/ssh/known_hosts.
 
-    labctl.py up            base image, keys, git host, vm1, vm2 (idempotent)
+    labctl.py up [--vms N] [--suites bookworm[,trixie...]]
+                            base image(s), keys, git host, vm1..vmN (idempotent)
     labctl.py down          remove every container, volume and network the lab made
     labctl.py status        what runs
+    labctl.py fleet         the fleet as JSON (the lab inventory reads it)
     labctl.py base-image [--suite bookworm] [--save]
     labctl.py vm-create NAME --ssh-port PORT [--suite S] [--network N] [--publish SPEC]...
     labctl.py vm-destroy NAME
 
 Everything the lab creates carries the label io.appfleet.lab; state (SSH keys,
-image archives, the sample apps' work trees) lives in .lab/ (APPFLEET_LAB_DIR).
+known_hosts, image archives, the fleet description, the sample apps' work
+trees) lives in .lab/ (APPFLEET_LAB_DIR).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import glob
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -35,21 +44,31 @@ DEPLOY_KEY = STATE / "ssh" / "deploy_key"
 LABEL = "io.appfleet.lab"
 IMAGE_REPO = "appfleet-lab/debian"
 NETWORK = "appfleet-lab"
+# The lab network has IPv6 as well (a ULA prefix), as cloud VMs do.
+NETWORK_IPV6_SUBNET = "fd00:af1:1ab::/64"
 APPS_DIR = REPO / "examples" / "apps"
+FLEET_FILE = STATE / "fleet.json"
+KNOWN_HOSTS = STATE / "ssh" / "known_hosts"
+SUITES = ("bookworm", "trixie")
+MAX_VMS = 16
 
-# The fleet: container name -> hostname, SSH port, extra published ports.
+# The user cloud-init creates on Debian's cloud images (AWS: admin).
+INITIAL_USER = "debian"
+
 GIT_HOST = {"name": "appfleet-git", "hostname": "git", "ssh_port": 2200, "publish": []}
-VMS = [
-    {"name": "appfleet-vm1", "hostname": "vm1", "ssh_port": 2201,
-     "publish": ["127.0.0.1:8001:80", "127.0.0.1:8441:443"]},
-    {"name": "appfleet-vm2", "hostname": "vm2", "ssh_port": 2202,
-     "publish": ["127.0.0.1:8002:80", "127.0.0.1:8442:443"]},
-]
 
-# What a freshly installed cloud VM has: systemd, sshd, python3, sudo (and git,
-# which the sample apps' host needs). No Docker.
+
+def vm_spec(index, suite="bookworm"):
+    """vmN: SSH on 127.0.0.1:(2200+N), its port 80 on 8000+N and 443 on 8440+N."""
+    return {"name": "appfleet-vm%d" % index, "hostname": "vm%d" % index, "suite": suite,
+            "ssh_port": 2200 + index, "http_port": 8000 + index, "https_port": 8440 + index,
+            "publish": ["127.0.0.1:%d:80" % (8000 + index), "127.0.0.1:%d:443" % (8440 + index)]}
+
+
+# What a fresh Debian cloud image has: systemd, sshd, python3, sudo,
+# ca-certificates. No git, no Docker, no nginx: the roles install what they need.
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "python3", "openssh-server", "sudo",
-            "ca-certificates", "iproute2", "procps", "git", "less"]
+            "ca-certificates", "iproute2", "procps", "less"]
 
 # Capabilities for the systemd containers: all but SYS_RESOURCE, which this
 # machine's bounding set lacks (see LAB-NOTES.md).
@@ -62,8 +81,10 @@ VM_RUN_FLAGS = [
     "--stop-signal", "SIGRTMIN+3", "--stop-timeout", "20",
 ]
 
-SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]
+# Host keys are checked against the ones recorded when each VM was made.
+SSH_OPTS = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=%s" % KNOWN_HOSTS,
+            "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
+            "-o", "IdentitiesOnly=yes"]
 
 
 def log(msg):
@@ -143,6 +164,18 @@ def image_id(name):
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def recipe_id(suite):
+    """What the base image is made of; an image built from another recipe is rebuilt."""
+    text = json.dumps([suite, PACKAGES, ROOTFS_FIXUPS])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def image_recipe(name):
+    proc = docker("image", "inspect", "-f", '{{index .Config.Labels "%s.recipe"}}' % LABEL,
+                  name, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
 def build_from_registry(suite, name):
     """Real users have a registry: start from the official debian image."""
     if docker("pull", "debian:%s" % suite, check=False, timeout=300).returncode != 0:
@@ -151,11 +184,12 @@ def build_from_registry(suite, name):
     dockerfile = (
         "FROM debian:%s\n"
         "ENV container=docker\n"
+        "LABEL %s.recipe=%s\n"
         "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
         "--no-install-recommends %s && rm -rf /var/lib/apt/lists/*\n"
         "%s\n"
         'STOPSIGNAL SIGRTMIN+3\nCMD ["/lib/systemd/systemd"]\n'
-    ) % (suite, " ".join(PACKAGES), "RUN " + " && ".join(ROOTFS_FIXUPS))
+    ) % (suite, LABEL, recipe_id(suite), " ".join(PACKAGES), "RUN " + " && ".join(ROOTFS_FIXUPS))
     with tempfile.TemporaryDirectory() as ctx:
         Path(ctx, "Dockerfile").write_text(dockerfile)
         docker("build", "-q", "-t", name, ctx, capture=False, timeout=1200)
@@ -182,7 +216,7 @@ ROOTFS_FIXUPS = [
 def build_with_debootstrap(suite, name):
     """No registry: debootstrap from the mirror the machine's apt sources use."""
     if shutil.which("debootstrap") is None:
-        die("no registry to pull debian:%s and no debootstrap; run `make deps`" % suite)
+        die("no registry to pull debian:%s and no debootstrap; run `make engine`" % suite)
     mirror = apt_mirror()
     log("building %s with debootstrap from %s (about a minute)" % (name, mirror))
     root = Path(tempfile.mkdtemp(prefix="appfleet-rootfs-"))
@@ -197,7 +231,8 @@ def build_with_debootstrap(suite, name):
                                stdout=subprocess.PIPE)
         imp = subprocess.run(
             ["docker", "import", "-c", 'CMD ["/lib/systemd/systemd"]',
-             "-c", "ENV container=docker", "-", name],
+             "-c", "ENV container=docker",
+             "-c", "LABEL %s.recipe=%s" % (LABEL, recipe_id(suite)), "-", name],
             stdin=tar.stdout, capture_output=True, text=True, timeout=600, check=False)
         tar.stdout.close()
         if tar.wait() != 0 or imp.returncode != 0:
@@ -208,11 +243,15 @@ def build_with_debootstrap(suite, name):
 
 def ensure_base_image(suite, save=False):
     name = image_name(suite)
-    if image_id(name):
+    if image_id(name) and image_recipe(name) == recipe_id(suite):
         log("base image %s present, reused" % name)
-    elif not build_from_registry(suite, name):
-        log("cannot pull debian:%s (no registry reachable); falling back to debootstrap" % suite)
-        build_with_debootstrap(suite, name)
+    else:
+        if image_id(name):
+            log("base image %s was made from another recipe; building it again" % name)
+        if not build_from_registry(suite, name):
+            log("cannot pull debian:%s (no registry reachable); falling back to debootstrap"
+                % suite)
+            build_with_debootstrap(suite, name)
     archive = None
     if save:
         archive = STATE / "images" / ("debian-%s.tar" % suite)
@@ -229,7 +268,7 @@ def ensure_base_image(suite, save=False):
 
 # --- systemd "VM" containers ----------------------------------------------
 
-def ssh_cmd(port, user="root", key=KEY):
+def ssh_cmd(port, user=INITIAL_USER, key=KEY):
     return ["ssh"] + SSH_OPTS + ["-i", str(key), "-p", str(port), "%s@127.0.0.1" % user]
 
 
@@ -242,9 +281,69 @@ def wait_for(what, probe, timeout=90, interval=1.0):
     die("timed out after %s s waiting for %s" % (timeout, what))
 
 
+# What cloud-init leaves on a Debian cloud image: the initial user with the
+# operator's key and passwordless sudo; root's key refused with a message
+# (disable_root); password login off in 50-cloud-init.conf.
+CLOUD_INIT = r"""set -e
+user=%(user)s
+key=$(cat)
+if ! id "$user" >/dev/null 2>&1; then
+  useradd -m -s /bin/bash "$user"
+  for g in adm sudo dip plugdev netdev video audio cdrom floppy dialout; do
+    getent group "$g" >/dev/null && usermod -aG "$g" "$user"
+  done
+  passwd -l "$user" >/dev/null
+fi
+install -d -m 0700 -o "$user" -g "$user" "/home/$user/.ssh"
+printf '%%s\n' "$key" > "/home/$user/.ssh/authorized_keys"
+chown "$user:$user" "/home/$user/.ssh/authorized_keys"
+chmod 0600 "/home/$user/.ssh/authorized_keys"
+printf '# Created by cloud-init (lab stand-in)\n%%s ALL=(ALL) NOPASSWD:ALL\n' "$user" \
+  > /etc/sudoers.d/90-cloud-init-users
+chmod 0440 /etc/sudoers.d/90-cloud-init-users
+install -d -m 0700 /root/.ssh
+printf 'no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo '"'"'Please login as the user \\"%%s\\" rather than the user \\"root\\".'"'"';echo;sleep 10;exit 142" %%s\n' \
+  "$user" "$key" > /root/.ssh/authorized_keys
+chmod 0600 /root/.ssh/authorized_keys
+if [ ! -f /etc/ssh/sshd_config.d/50-cloud-init.conf ]; then
+  printf 'PasswordAuthentication no\n' > /etc/ssh/sshd_config.d/50-cloud-init.conf
+  systemctl reload ssh || true
+fi
+"""
+
+
+def cloud_init(name):
+    docker("exec", "-i", name, "sh", "-c", CLOUD_INIT % {"user": INITIAL_USER},
+           input=KEY.with_suffix(".pub").read_text().strip())
+
+
+def host_keys(name):
+    """The VM's SSH host public keys, read through the engine (the lab's console)."""
+    out = docker("exec", name, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub").stdout
+    return [" ".join(line.split()[:2]) for line in out.splitlines() if line.strip()]
+
+
+def record_host_keys(patterns, keys, path=KNOWN_HOSTS):
+    """Replace the known_hosts entries of `patterns` with `keys` (under a lock:
+    molecule creates several VMs at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(path) + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        lines = path.read_text().splitlines() if path.exists() else []
+        lines = [ln for ln in lines if ln.split(" ", 1)[0] != ",".join(patterns)]
+        lines += ["%s %s" % (",".join(patterns), key) for key in keys]
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+
+
+def forget_host_keys(patterns, path=KNOWN_HOSTS):
+    record_host_keys(patterns, [], path)
+
+
 def vm_create(name, ssh_port, suite="bookworm", network=None, publish=(), hostname=None,
               role="vm"):
-    """Create (or start) a systemd container that behaves like a fresh VM."""
+    """Create (or start) a systemd container that behaves like a fresh cloud VM."""
     ensure_keys()
     image = ensure_base_image(suite)[0]
     state = docker("inspect", "-f", "{{.State.Running}}", name, check=False)
@@ -253,7 +352,7 @@ def vm_create(name, ssh_port, suite="bookworm", network=None, publish=(), hostna
         if not exists("volume", volume):
             docker("volume", "create", "--label", "%s=%s" % (LABEL, role), volume)
         cmd = ["run", "-d", "--name", name, "--hostname", hostname or name,
-               "--label", "%s=%s" % (LABEL, role),
+               "--label", "%s=%s" % (LABEL, role), "--label", "%s.suite=%s" % (LABEL, suite),
                "-p", "127.0.0.1:%d:22" % ssh_port, "-v", volume + ":/var/lib/docker"]
         for spec in publish:
             cmd += ["-p", spec]
@@ -270,10 +369,11 @@ def vm_create(name, ssh_port, suite="bookworm", network=None, publish=(), hostna
         return proc.stdout.strip() in ("running", "degraded")
 
     wait_for("systemd in %s" % name, booted)
-    pub = KEY.with_suffix(".pub").read_text()
-    docker("exec", "-i", name, "sh", "-c",
-           "install -d -m 0700 /root/.ssh && cat > /root/.ssh/authorized_keys "
-           "&& chmod 0600 /root/.ssh/authorized_keys", input=pub)
+    wait_for("SSH host keys in %s" % name,
+             lambda: docker("exec", name, "test", "-s", "/etc/ssh/ssh_host_ed25519_key.pub",
+                            check=False).returncode == 0)
+    cloud_init(name)
+    record_host_keys(["[127.0.0.1]:%d" % ssh_port], host_keys(name))
 
     def ssh_ok():
         return run(ssh_cmd(ssh_port) + ["true"], check=False, timeout=20).returncode == 0
@@ -283,8 +383,11 @@ def vm_create(name, ssh_port, suite="bookworm", network=None, publish=(), hostna
 
 def vm_destroy(name):
     if exists("container", name):
+        port = docker("port", name, "22", check=False).stdout.strip()
         docker("rm", "-f", "-v", name)
         log("removed container %s" % name)
+        if port.startswith("127.0.0.1:"):
+            forget_host_keys(["[127.0.0.1]:%s" % port.split(":")[1]])
     if exists("volume", name + "-docker"):
         docker("volume", "rm", name + "-docker")
 
@@ -310,10 +413,19 @@ def push_url(app):
     return "ssh://git@127.0.0.1:%d/srv/git/%s.git" % (GIT_HOST["ssh_port"], app)
 
 
+GIT_KNOWN_HOSTS = STATE / "ssh" / "git_known_hosts"
+
+
 def setup_git_host():
     name = GIT_HOST["name"]
     vm_create(name, GIT_HOST["ssh_port"], network=NETWORK, hostname=GIT_HOST["hostname"],
               role="fleet")
+    # The base image is a cloud image without git: the git host installs it.
+    if docker("exec", name, "sh", "-c", "command -v git", check=False).returncode != 0:
+        log("installing git on the git host")
+        docker("exec", name, "sh", "-c",
+               "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+               "--no-install-recommends git >/dev/null", timeout=600)
     keys = KEY.with_suffix(".pub").read_text() + DEPLOY_KEY.with_suffix(".pub").read_text()
     apps = " ".join(sample_apps())
     script = (
@@ -328,6 +440,9 @@ def setup_git_host():
         "done\n"
     ) % apps
     docker("exec", "-i", name, "sh", "-c", script, input=keys)
+    # The VMs reach the git host as `git` on the lab network: its host key, for
+    # the apps' source.known_hosts.
+    record_host_keys([GIT_HOST["hostname"]], host_keys(name), GIT_KNOWN_HOSTS)
     for app in sample_apps():
         push_app(app)
 
@@ -348,28 +463,67 @@ def push_app(app):
 
 # --- whole lab --------------------------------------------------------------
 
-def write_ssh_config():
-    """`ssh -F .lab/ssh/config vm1` (and testinfra) reach the lab hosts by name."""
+def read_fleet():
+    """The lab's VMs as `up` last made them (default: vm1, vm2 on bookworm)."""
+    if FLEET_FILE.exists():
+        return json.loads(FLEET_FILE.read_text())["vms"]
+    return [vm_spec(i) for i in (1, 2)]
+
+
+def write_ssh_config(vms):
+    """`ssh -F .lab/ssh/config vm1` (and testinfra) reach the lab hosts by name,
+    as the initial user, checking the recorded host keys."""
     lines = []
-    for host in [GIT_HOST] + VMS:
+    for host in [GIT_HOST] + vms:
         lines += ["Host %s" % host["hostname"], "  HostName 127.0.0.1",
-                  "  Port %d" % host["ssh_port"], "  User root", "  IdentityFile %s" % KEY,
-                  "  IdentitiesOnly yes", "  StrictHostKeyChecking no",
-                  "  UserKnownHostsFile /dev/null", "  LogLevel ERROR", ""]
+                  "  Port %d" % host["ssh_port"], "  User %s" % INITIAL_USER,
+                  "  IdentityFile %s" % KEY, "  IdentitiesOnly yes",
+                  "  StrictHostKeyChecking yes", "  UserKnownHostsFile %s" % KNOWN_HOSTS,
+                  "  LogLevel ERROR", ""]
     (STATE / "ssh" / "config").write_text("\n".join(lines))
+
+
+def fleet_spec(args):
+    """The VMs `up` should make: from --vms/--suites, else as last time."""
+    previous = read_fleet()
+    count = args.vms if args.vms is not None else len(previous)
+    if not 1 <= count <= MAX_VMS:
+        die("--vms must be between 1 and %d, not %d" % (MAX_VMS, count))
+    if args.suites:
+        suites = [x.strip() for x in args.suites.split(",") if x.strip()]
+        bad = [x for x in suites if x not in SUITES]
+        if bad or not suites:
+            die("--suites takes a comma-separated list of %s, not %r" % ("/".join(SUITES), args.suites))
+        return [vm_spec(i, suites[(i - 1) % len(suites)]) for i in range(1, count + 1)]
+    old = {vm["hostname"]: vm["suite"] for vm in previous}
+    return [vm_spec(i, old.get("vm%d" % i, "bookworm")) for i in range(1, count + 1)]
 
 
 def up(args):
     require_engine()
     ensure_keys()
-    write_ssh_config()
-    ensure_base_image("bookworm", save=True)
+    vms = fleet_spec(args)
+    for suite in sorted({vm["suite"] for vm in vms} | {"bookworm"}):
+        # bookworm is what the sample apps build FROM: its archive is preloaded.
+        ensure_base_image(suite, save=True)
     if not exists("network", NETWORK):
-        docker("network", "create", "--label", "%s=fleet" % LABEL, NETWORK)
+        docker("network", "create", "--label", "%s=fleet" % LABEL, "--ipv6",
+               "--subnet", NETWORK_IPV6_SUBNET, NETWORK)
+    # VMs beyond the requested count, or on another suite, go.
+    wanted = {vm["name"]: vm["suite"] for vm in vms}
+    for name in docker("ps", "-a", "--filter", "label=%s=fleet" % LABEL,
+                       "--format", "{{.Names}}").stdout.split():
+        if re.match(r"^appfleet-vm\d+$", name):
+            suite = docker("inspect", "-f", '{{index .Config.Labels "%s.suite"}}' % LABEL,
+                           name).stdout.strip()
+            if wanted.get(name) != suite:
+                vm_destroy(name)
     setup_git_host()
-    for vm in VMS:
-        vm_create(vm["name"], vm["ssh_port"], network=NETWORK, publish=vm["publish"],
-                  hostname=vm["hostname"], role="fleet")
+    for vm in vms:
+        vm_create(vm["name"], vm["ssh_port"], suite=vm["suite"], network=NETWORK,
+                  publish=vm["publish"], hostname=vm["hostname"], role="fleet")
+    FLEET_FILE.write_text(json.dumps({"vms": vms}, indent=2) + "\n")
+    write_ssh_config(vms)
     status(args)
 
 
@@ -384,6 +538,9 @@ def down(args):
     if exists("network", NETWORK):
         docker("network", "rm", NETWORK)
     shutil.rmtree(STATE / "work", ignore_errors=True)
+    for vm in read_fleet():
+        forget_host_keys(["[127.0.0.1]:%d" % vm["ssh_port"]])
+    forget_host_keys(["[127.0.0.1]:%d" % GIT_HOST["ssh_port"]])
     log("lab is down (%d containers, %d volumes removed)" % (len(names), len(vols)))
 
 
@@ -396,16 +553,19 @@ def status(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up")
+    p = sub.add_parser("up")
+    p.add_argument("--vms", type=int, help="how many VMs (default: as last time, else 2)")
+    p.add_argument("--suites", help="Debian suites of vm1..vmN, cycled (e.g. bookworm,trixie)")
     sub.add_parser("down")
     sub.add_parser("status")
+    sub.add_parser("fleet")
     p = sub.add_parser("base-image")
-    p.add_argument("--suite", default="bookworm", choices=["bookworm", "trixie"])
+    p.add_argument("--suite", default="bookworm", choices=SUITES)
     p.add_argument("--save", action="store_true")
     p = sub.add_parser("vm-create")
     p.add_argument("name")
     p.add_argument("--ssh-port", type=int, required=True)
-    p.add_argument("--suite", default="bookworm", choices=["bookworm", "trixie"])
+    p.add_argument("--suite", default="bookworm", choices=SUITES)
     p.add_argument("--network")
     p.add_argument("--hostname")
     p.add_argument("--publish", action="append", default=[])
@@ -420,6 +580,8 @@ def main(argv=None):
         down(args)
     elif args.cmd == "status":
         status(args)
+    elif args.cmd == "fleet":
+        print(json.dumps(read_fleet(), indent=2))
     elif args.cmd == "base-image":
         require_engine()
         name, archive = ensure_base_image(args.suite, save=args.save)
