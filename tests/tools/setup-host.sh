@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Make this machine able to run the lab and the tests (Debian/Ubuntu, as root):
-#   - installs Debian's docker.io (dockerd), debootstrap (lab base image without a
-#     registry), nginx-light (the app_container tests run a private nginx), git,
-#     the OpenSSH client and iptables, each only when missing;
+#   - installs the Debian packages of tests/tools/host-packages.txt, each only
+#     when missing (the one list of what a fresh machine lacks);
 #   - starts dockerd in the background when no engine answers (machines without
 #     systemd), and waits until `docker info` answers.
 # Idempotent: a second run installs and starts nothing.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 
 need=()
-command -v dockerd >/dev/null || need+=(docker.io)
-command -v debootstrap >/dev/null || need+=(debootstrap)
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-command -v git >/dev/null || need+=(git)
-command -v ssh >/dev/null || need+=(openssh-client)
-command -v iptables >/dev/null || [ -x /usr/sbin/iptables ] || need+=(iptables)
+while read -r package probe _; do
+  case "$package" in ''|'#'*) continue ;; esac
+  if [ "$package" = python3-venv ]; then
+    python3 -c 'import ensurepip, venv' 2>/dev/null || need+=("$package")
+  elif [ ! -e "$probe" ]; then
+    need+=("$package")
+  fi
+done < "$here/host-packages.txt"
+
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "setup: missing ${need[*]}; run as root or install them" >&2
