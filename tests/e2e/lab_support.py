@@ -16,6 +16,9 @@ from conftest import BIN, REPO, ansible_env  # tests/conftest.py
 
 LABCTL = [sys.executable, str(REPO / "tests" / "lab" / "labctl.py")]
 SSH_CONFIG = REPO / ".lab" / "ssh" / "config"
+# The e2e fleet: vm1 on Debian 12, vm2 on Debian 13, both as a cloud image
+# leaves them (initial user debian, root login refused, no git/Docker/nginx).
+SUITES = ("bookworm", "trixie")
 VMS = ("vm1", "vm2")
 
 
@@ -24,18 +27,30 @@ def labctl(*args, timeout=1800):
                           check=False)
 
 
+_MADE = {}
+
+
 @pytest.fixture(scope="session")
 def lab():
-    """A freshly made lab: down first, so the VMs are new whatever ran before."""
-    down = labctl("down")
-    assert down.returncode == 0, down.stderr
-    up = labctl("up")
-    assert up.returncode == 0, up.stdout + up.stderr
-    return up
+    """A freshly made lab: down first, so the VMs are new whatever ran before.
+
+    Each test module imports this fixture, which gives it an instance of its
+    own: the lab is made once per session all the same (the first module to
+    ask makes it)."""
+    if "up" not in _MADE:
+        down = labctl("down")
+        assert down.returncode == 0, down.stderr
+        up = labctl("up", "--vms", str(len(VMS)), "--suites", ",".join(SUITES))
+        assert up.returncode == 0, up.stdout + up.stderr
+        _MADE["up"] = up
+    return _MADE["up"]
 
 
-def lab_host(name):
-    return testinfra.get_host("ssh://" + name, ssh_config=str(SSH_CONFIG))
+def lab_host(name, user=None):
+    """A lab host over SSH (the lab's ssh config: recorded host keys checked), as
+    the initial user `debian` or `user`, commands run with sudo."""
+    spec = "ssh://%s@%s" % (user, name) if user else "ssh://" + name
+    return testinfra.get_host(spec, ssh_config=str(SSH_CONFIG), sudo=True)
 
 
 @pytest.fixture(scope="session", params=VMS)
@@ -43,10 +58,11 @@ def vm(request, lab):
     return lab_host(request.param)
 
 
-def ansible_adhoc(pattern, module, args=None, timeout=600, user="root"):
+def ansible_adhoc(pattern, module, args=None, timeout=600, user="debian"):
     """`ansible PATTERN -m MODULE` against the lab inventory, as `user`.
 
-    Fresh lab VMs have only root (the deploy user comes with bootstrap).
+    Fresh lab VMs have only the initial user debian (the deploy user comes
+    with bootstrap).
     """
     cmd = [str(BIN / "ansible"), pattern, "-i", str(REPO / "inventories" / "lab"),
            "-e", "ansible_user=" + user, "-m", module]
@@ -59,7 +75,7 @@ def ansible_adhoc(pattern, module, args=None, timeout=600, user="root"):
 sys.path.insert(0, str(REPO / "tests" / "lab"))
 import labctl as lab_tool  # noqa: E402  (tests/lab/labctl.py)
 
-HTTP_PORTS = {"vm1": 8001, "vm2": 8002}
+HTTP_PORTS = {"vm%d" % i: lab_tool.vm_spec(i)["http_port"] for i in range(1, len(VMS) + 1)}
 
 
 def http_get(vm, app, path="/", timeout=5):

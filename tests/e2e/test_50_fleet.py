@@ -55,11 +55,41 @@ def app_container_ids(vm):
     return sorted(out.split())
 
 
+INITIAL_LOGIN = "the deploy user deploy cannot log in yet; bootstrapping as the initial user debian"
+
+
+_CONVERGED = {}
+
+
 @pytest.fixture(scope="module")
 def fleet(lab):
-    proc = run_playbook("site.yml", "-i", "inventories/lab", check=False, timeout=2400)
-    assert proc.returncode == 0, proc.stdout[-10000:] + proc.stderr[-3000:]
-    return proc
+    """The lab converged by site.yml, once per session (other modules import this)."""
+    if "site" not in _CONVERGED:
+        proc = run_playbook("site.yml", "-i", "inventories/lab", check=False, timeout=2400)
+        assert proc.returncode == 0, proc.stdout[-10000:] + proc.stderr[-3000:]
+        _CONVERGED["site"] = proc
+    return _CONVERGED["site"]
+
+
+def ssh_login(user, vm):
+    return subprocess.run(["ssh", "-F", str(REPO / ".lab/ssh/config"), "-o", "BatchMode=yes",
+                           "-l", user, vm, "id", "-un"],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_fresh_vms_are_bootstrapped_through_the_initial_user(fleet):
+    out = re.sub(r"\s+", " ", fleet.stdout)
+    for vm in VMS:
+        assert "%s: %s" % (vm, INITIAL_LOGIN) in out, out[-6000:]
+
+
+def test_root_login_is_refused_after_bootstrap_and_deploy_logs_in(fleet):
+    root = ssh_login("root", "vm1")
+    assert root.returncode == 255 and "Permission denied" in root.stderr, root
+    deploy = ssh_login("deploy", "vm1")
+    assert deploy.returncode == 0 and deploy.stdout.strip() == "deploy", deploy.stderr
+    # The cloud image had no git: the apps role installed it.
+    assert lab_host("vm2").package("git").is_installed
 
 
 def test_site_yml_serves_both_apps_on_both_vms(fleet):
@@ -91,6 +121,8 @@ def test_second_site_run_changes_nothing_and_logs_no_secret(fleet, tmp_path):
     assert {vm: app_container_ids(vm) for vm in VMS} == ids_before
     assert SECRET not in proc.stdout + proc.stderr
     assert SECRET not in log.read_text()
+    # Hardening turned root login off: this run logged in as the deploy user.
+    assert INITIAL_LOGIN not in re.sub(r"\s+", " ", proc.stdout)
     env_file = lab_host("vm1").file("/etc/appfleet/env/web.env")
     assert env_file.exists and env_file.user == "root" and env_file.mode == 0o600
 
@@ -99,6 +131,58 @@ def test_check_mode_on_converged_fleet_changes_nothing(fleet):
     proc = run_playbook("site.yml", "-i", "inventories/lab", "--check")
     for vm, row in recap(proc.stdout).items():
         assert row == (0, 0, 0), (vm, proc.stdout[-6000:])
+
+
+def test_check_mode_with_a_new_app_reports_it_and_changes_nothing(fleet, tmp_path):
+    """A new app in the inventory: --check previews it (no key on the host yet)."""
+    inventory = yaml.safe_load((REPO / "inventories/lab/group_vars/fleet.yml").read_text())
+    apps = inventory["appfleet_apps"]
+    extra_app = dict(next(a for a in apps if a["name"] == "web"), name="web-preview",
+                     proxy={"server_name": "web-preview.lab.test"})
+    extra = tmp_path / "apps.json"
+    extra.write_text(json.dumps({"appfleet_apps": apps + [extra_app]}))
+    proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "--check", "-e",
+                        "@%s" % extra, check=False)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    out = re.sub(r"\s+", " ", proc.stdout)
+    assert "check mode: web-preview is not on this host yet" in out, out[-4000:]
+    for vm, (changed, failed, _unreachable) in recap(proc.stdout).items():
+        assert changed > 0 and failed == 0, (vm, proc.stdout[-4000:])
+        host = lab_host(vm)
+        assert not host.file("/etc/appfleet/keys/web-preview").exists
+        assert not host.file("/srv/appfleet/src/web-preview").exists
+        assert "web-preview" not in host.check_output("docker ps -a --format '{{.Names}}'")
+
+
+def test_changed_host_key_stops_the_run_for_that_host(fleet, tmp_path):
+    """vm1's recorded key replaced by another: nothing is sent to vm1, and with
+    serial 1 nothing after it either; the run names the host."""
+    known_hosts = REPO / ".lab/ssh/known_hosts"
+    saved = known_hosts.read_text()
+    vm2_keys = [ln.split(" ", 1)[1] for ln in saved.splitlines() if ln.startswith("[127.0.0.1]:2202 ")]
+    forged = [ln for ln in saved.splitlines() if not ln.startswith("[127.0.0.1]:2201 ")]
+    forged += ["[127.0.0.1]:2201 " + key for key in vm2_keys]
+    old = read_work_file("web", "VERSION").strip()
+    commit_and_push("web", {"VERSION": old + "-hk\n"}, "web: release after a host key change")
+    known_hosts.write_text("\n".join(forged) + "\n")
+    try:
+        # A new connection (no ControlPersist socket of an earlier run): the
+        # key is checked as an attacker's host would be met.
+        proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", check=False,
+                            env={"ANSIBLE_SSH_CONTROL_PATH_DIR": tmp_path / "cp"})
+    finally:
+        known_hosts.write_text(saved)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert re.search(r"fatal: \[vm1\]: UNREACHABLE!", out), out[-4000:]
+    assert "REMOTE HOST IDENTIFICATION HAS CHANGED" in out or "Host key verification failed" in out
+    assert recap(proc.stdout)["vm1"][2] == 1
+    for vm in VMS:
+        assert served_version(vm, "web") == old
+    # With the right key back, the next run converges.
+    run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web")
+    for vm in VMS:
+        assert served_version(vm, "web") == old + "-hk"
 
 
 def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
