@@ -19,7 +19,7 @@ from conftest import run_playbook
 GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1Q4Nn2e0Y8Yg0gQm3N1h5b8o3S7Wm0cZb2e7QH3lK op@laptop"
 
 
-def run_role(role, role_vars, os_family=None):
+def run_role(role, role_vars, os_family=None, distribution=None):
     play = {
         "name": "Bad input",
         "hosts": "localhost",
@@ -32,7 +32,8 @@ def run_role(role, role_vars, os_family=None):
     if os_family:
         play["pre_tasks"].append({
             "name": "Pretend to be another OS family",
-            "ansible.builtin.set_fact": {"os_family": os_family, "distribution": os_family,
+            "ansible.builtin.set_fact": {"os_family": os_family,
+                                         "distribution": distribution or os_family,
                                          "cacheable": True}})
     proc = run_playbook(json.dumps([play], indent=1), "--check", "--diff", inventory="localhost,", check=False,
                         env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_STDOUT_CALLBACK": "default"})
@@ -76,7 +77,18 @@ def test_bootstrap_refuses_bad_input(case):
 
 def test_bootstrap_refuses_unsupported_os():
     proc, out = run_role("bootstrap", {"bootstrap_authorized_keys": [GOOD_KEY]}, os_family="RedHat")
-    assert_refused(proc, out, "appfleet.docker.bootstrap supports the os families", "RedHat")
+    assert_refused(proc, out, "appfleet.docker.bootstrap supports the releases it is tested on",
+                   "this host is RedHat")
+
+
+@pytest.mark.parametrize("role", ["bootstrap", "engine", "proxy"])
+def test_roles_refuse_an_untested_distribution(role):
+    """Ubuntu is of the Debian os family, and untested: refused, not half-supported."""
+    role_vars = {"bootstrap": {"bootstrap_authorized_keys": [GOOD_KEY]},
+                 "engine": {"engine_source": "distro"}, "proxy": {}}[role]
+    proc, out = run_role(role, role_vars, os_family="Debian", distribution="Ubuntu")
+    assert_refused(proc, out, "appfleet.docker.%s supports the releases it is tested on" % role,
+                   "this host is Ubuntu")
 
 
 ENGINE_CASES = {
@@ -109,4 +121,5 @@ def test_engine_refuses_bad_input(case):
 
 def test_engine_refuses_unsupported_os():
     proc, out = run_role("engine", {"engine_source": "distro"}, os_family="Archlinux")
-    assert_refused(proc, out, "appfleet.docker.engine supports the os families", "Archlinux")
+    assert_refused(proc, out, "appfleet.docker.engine supports the releases it is tested on",
+                   "this host is Archlinux")
