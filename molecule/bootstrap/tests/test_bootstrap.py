@@ -7,7 +7,12 @@ import subprocess
 
 import yaml
 
-SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+# The lab's known_hosts (linked into the ephemeral directory by
+# ../shared/create.yml), as for the instances' Ansible connections.
+KNOWN_HOSTS = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "known_hosts")
+# A new login each time (no shared connection), host key checked.
+SSH_OPTS = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=%s" % KNOWN_HOSTS,
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ControlPath=none",
             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes"]
 
 
