@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 
 import yaml
 
@@ -14,6 +15,8 @@ KNOWN_HOSTS = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "known_ho
 SSH_OPTS = ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=%s" % KNOWN_HOSTS,
             "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ControlPath=none",
             "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-o", "IdentitiesOnly=yes"]
+# The cloud image's initial user (tests/lab/labctl.py INITIAL_USER).
+INITIAL_USER = "debian"
 
 
 def instance(host):
@@ -27,6 +30,11 @@ def ssh(host, user, command, *extra):
     cmd = (["ssh"] + SSH_OPTS + list(extra)
            + ["-i", inst["identity_file"], "-p", str(inst["port"]), "%s@127.0.0.1" % user, command])
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+
+def permit_root_login(host):
+    """The PermitRootLogin value this instance was converged with (molecule.yml host_vars)."""
+    return host.ansible.get_variables().get("bootstrap_sshd_permit_root_login", "prohibit-password")
 
 
 def test_deploy_user_exists(host):
@@ -64,10 +72,70 @@ def test_sshd_effective_config_is_hardened(host):
     settings = dict(line.split(" ", 1) for line in config.splitlines() if " " in line)
     assert settings["passwordauthentication"] == "no"
     assert settings["kbdinteractiveauthentication"] == "no"
-    assert settings["permitrootlogin"] == "without-password"  # sshd -T spelling of prohibit-password
+    # sshd -T spells prohibit-password "without-password".
+    assert settings["permitrootlogin"] == {"prohibit-password": "without-password", "no": "no"}[
+        permit_root_login(host)]
     assert settings["pubkeyauthentication"] == "yes"
     dropin = host.file("/etc/ssh/sshd_config.d/00-appfleet-hardening.conf")
     assert dropin.exists and dropin.user == "root" and dropin.mode == 0o644
+
+
+def test_root_login_is_refused(host):
+    proc = ssh(host, "root", "id -un", "-o", "BatchMode=yes")
+    assert "root" not in proc.stdout.split(), proc.stdout
+    if permit_root_login(host) == "no":
+        # sshd itself refuses root, whatever key is offered.
+        assert proc.returncode == 255, (proc.returncode, proc.stdout, proc.stderr)
+        assert "Permission denied" in proc.stderr, proc.stderr
+    else:
+        # By key only: sshd accepts the key, cloud-init's forced command in
+        # root's authorized_keys refuses the session (disable_root).
+        assert proc.returncode == 142, (proc.returncode, proc.stdout, proc.stderr)
+        assert 'Please login as the user \"%s\" rather than the user \"root\"' % INITIAL_USER in proc.stdout
+
+
+def test_initial_user_still_logs_in_with_sudo(host):
+    proc = ssh(host, INITIAL_USER, "id -un; sudo -n id -u", "-o", "BatchMode=yes")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [INITIAL_USER, "0"]
+
+
+def test_a_changed_host_key_fails_the_connection(host, tmp_path):
+    """The instances' Ansible connections check the host key against the lab's
+    known_hosts: with this VM's keys replaced by another key in a copy of that
+    file, a new connection with the same inventory fails; with the true copy it works."""
+    name = host.backend.get_hostname()
+    pattern = "[127.0.0.1]:%d" % instance(host)["port"]
+    with open(KNOWN_HOSTS, encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    assert any(line.split(" ", 1)[0] == pattern for line in lines), (pattern, KNOWN_HOSTS)
+    with open(os.environ["MOLECULE_INVENTORY_FILE"], encoding="utf-8") as handle:
+        inventory = handle.read()
+    hostvars = yaml.safe_load(inventory)["all"]["hosts"][name]
+    assert "UserKnownHostsFile=%s" % KNOWN_HOSTS in hostvars["ansible_ssh_common_args"].split()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+                   check=True, timeout=30)
+    other = " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    (tmp_path / "true_hosts").write_text("\n".join(lines) + "\n")
+    (tmp_path / "changed_hosts").write_text(
+        "\n".join([line for line in lines if line.split(" ", 1)[0] != pattern]
+                  + ["%s %s" % (pattern, other)]) + "\n")
+    # No shared connection that would skip the key exchange.
+    env = dict(os.environ, ANSIBLE_SSH_ARGS="-o ControlMaster=no -o ControlPath=none",
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    results = {}
+    for case in ("true_hosts", "changed_hosts"):
+        inventory_file = tmp_path / ("inventory_%s.yml" % case)
+        inventory_file.write_text(inventory.replace(KNOWN_HOSTS, str(tmp_path / case)))
+        results[case] = subprocess.run(
+            [os.path.join(os.path.dirname(sys.executable), "ansible"), name, "-i", str(inventory_file),
+             "-m", "ansible.builtin.ping"],
+            capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert results["true_hosts"].returncode == 0, results["true_hosts"].stdout
+    assert '"ping": "pong"' in results["true_hosts"].stdout
+    changed = results["changed_hosts"]
+    assert changed.returncode != 0 and "UNREACHABLE" in changed.stdout, changed.stdout
+    assert "Host key verification failed" in changed.stdout, changed.stdout
 
 
 def test_sshd_checker_refuses_a_bad_dropin_and_accepts_the_good_one(host):
