@@ -64,7 +64,10 @@ def test_socket_is_root_docker_0660_and_no_tcp_listener(host):
 
 def test_preloaded_image_present(host):
     assert host.run("docker image inspect %s" % IMAGE).rc == 0
-    assert not host.file("/var/tmp/appfleet-preload/appfleet-lab_debian_bookworm.tar").exists
+    # The archive was copied into a root-only directory and removed after the load.
+    preload = host.file("/var/lib/appfleet/preload")
+    assert preload.is_directory and preload.user == "root" and preload.mode == 0o700
+    assert not host.file("/var/lib/appfleet/preload/appfleet-lab_debian_bookworm.tar").exists
 
 
 def test_version_is_not_held_without_a_pin(host):
