@@ -197,7 +197,7 @@ def build_from_registry(suite, name):
 
 
 # Applied to every base image: host keys and machine id made per VM at first
-# boot; no console getty (containers have no tty1).
+# boot; no console getty (containers have no tty1), no udev, no module loading.
 ROOTFS_FIXUPS = [
     "rm -f /etc/ssh/ssh_host_*",
     "truncate -s 0 /etc/machine-id",
@@ -210,6 +210,9 @@ ROOTFS_FIXUPS = [
     "ln -sf /dev/null /etc/systemd/system/getty@tty1.service",
     "ln -sf /dev/null /etc/systemd/system/console-getty.service",
     "ln -sf /dev/null /etc/systemd/system/systemd-udevd.service",
+    # A container cannot load kernel modules (Debian 13 fails the unit, which
+    # leaves systemd "degraded"); the host's kernel has them.
+    "ln -sf /dev/null /etc/systemd/system/systemd-modules-load.service",
 ]
 
 
