@@ -6,19 +6,26 @@
 Private to this collection (leading underscore): not a public API.
 
 The pure functions at the top (validation, normalisation, hashing, diff,
-reconciliation) have no Docker dependency and are unit tested; the Rollout
-class below drives the Docker Engine through the SDK's low-level API only
-(``client.api``), which exists unchanged in docker SDK 5.0.3.
+reconciliation) have no Docker dependency and are unit tested; SecretStore
+keeps the secret files on the host; the Rollout class below drives the Docker
+Engine through the SDK's low-level API only (``client.api``), which exists
+unchanged in docker SDK 5.0.3.
 """
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import io
+import ipaddress
 import json
 import os
+import posixpath
 import re
+import shutil
 import socket
-import tempfile
+import stat
+import tarfile
 import time
 
 try:
@@ -36,12 +43,48 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
 # Private label: the non-secret desired config as JSON, for diff output.
 LABEL_CONFIG = "io.appfleet.config"
 
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
-ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MEMORY_RE = re.compile(r"^[0-9]+[bkmgBKMG]?$")
+# \Z, not $: "$" also matches before a trailing newline.
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}\Z")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
+MEMORY_RE = re.compile(r"^[0-9]+[bkmgBKMG]?\Z")
 TEMP_SUFFIX = "--next"
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 SECRET_MASK = "********"
+
+# Secrets as files: one file per key, mounted read-only at /run/secrets/<KEY>,
+# with <KEY>_FILE in the environment pointing at it.
+SECRET_DELIVERIES = ("file", "env")
+SECRET_MOUNT_DIR = "/run/secrets"
+DEFAULT_SECRET_DIR = "/etc/appfleet/secrets"
+SECRET_FILE_MODE = 0o400
+# A release directory of secret files: <UTC time>-<random>, made by new_release_id().
+RELEASE_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}\Z")
+TMP_RELEASE_RE = re.compile(r"^\.tmp-[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}\Z")
+
+DEFAULT_BIND_ADDRESS = "127.0.0.1"
+PORT_NUMBER_RE = re.compile(r"^[0-9]{1,5}\Z")
+# user: name or uid, optionally :group or :gid (as docker run --user takes it).
+USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?\Z")
+CONTAINER_PATH_RE = re.compile(r"^/[A-Za-z0-9._@+/-]{1,254}\Z")
+TMPFS_OPTION_RE = re.compile(r"^[a-z_]{1,20}(?:=[A-Za-z0-9_.]{1,20})?\Z")
+# Linux capabilities as docker --cap-add/--cap-drop take them (without CAP_), and ALL.
+CAPABILITIES = frozenset((
+    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE",
+    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL",
+    "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE",
+    "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN",
+    "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO",
+    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM", "ALL",
+))
+SECURITY_OPT_RE = re.compile(
+    r"^(?:no-new-privileges(?:[=:](?:true|false))?"
+    r"|apparmor[=:][A-Za-z0-9_.-]{1,128}"
+    r"|label[=:](?:disable|nested|(?:user|role|type|level|filetype):[A-Za-z0-9_.:,-]{1,128})"
+    r"|seccomp[=:]unconfined"
+    r"|seccomp[=:]\{.*\}"
+    r"|systempaths[=:]unconfined)\Z", re.S)
+DEFAULT_SECURITY_OPTS = ("no-new-privileges:true",)
+DEFAULT_PIDS_LIMIT = 1024
 
 
 class RolloutError(Exception):
@@ -62,40 +105,107 @@ def temp_name(name):
 def parse_port_spec(spec):
     """Parse ``[ip:]host:container[/proto]`` or ``container[/proto]``.
 
+    An IPv6 address is written in brackets: ``[::]:9000:9000``. Without an
+    address the port is bound to 127.0.0.1 only, never to every address.
     Returns (host_ip, host_port, container_port, proto) with host_port None
     when Docker may choose it.
     """
-    text = str(spec).strip()
+    text = str(spec)
+    if not text or len(text) > 100 or any(ch.isspace() or ord(ch) < 32 for ch in text):
+        raise ValidationError("published_ports: %r is not [ip:]host:container[/proto]" % (spec,))
     proto = "tcp"
     if "/" in text:
         text, proto = text.rsplit("/", 1)
         if proto not in ("tcp", "udp", "sctp"):
             raise ValidationError("published_ports: %r has an unknown protocol %r" % (spec, proto))
-    parts = text.split(":")
-    if len(parts) == 1:
-        ip, host, cont = "", None, parts[0]
-    elif len(parts) == 2:
-        ip, host, cont = "", parts[0], parts[1]
-    elif len(parts) == 3:
-        ip, host, cont = parts
+    if text.startswith("["):
+        addr, sep, rest = text[1:].partition("]")
+        parts = rest.split(":")
+        if not sep or len(parts) != 3 or parts[0] != "":
+            raise ValidationError("published_ports: %r is not [ipv6]:host:container[/proto]" % (spec,))
+        ip, host, cont = _bind_address(addr, 6, spec), parts[1], parts[2]
     else:
-        raise ValidationError("published_ports: %r is not [ip:]host:container[/proto]" % (spec,))
-    if ip and not re.match(r"^[0-9.]+$", ip):
-        raise ValidationError("published_ports: %r has an invalid address %r" % (spec, ip))
+        parts = text.split(":")
+        if len(parts) == 1:
+            ip, host, cont = DEFAULT_BIND_ADDRESS, None, parts[0]
+        elif len(parts) == 2:
+            ip, host, cont = DEFAULT_BIND_ADDRESS, parts[0], parts[1]
+        elif len(parts) == 3:
+            ip, host, cont = _bind_address(parts[0], 4, spec), parts[1], parts[2]
+        else:
+            raise ValidationError(
+                "published_ports: %r is not [ip:]host:container[/proto] (an IPv6 address goes in "
+                "brackets, e.g. [::1]:9000:9000)" % (spec,))
     cont_port = _port_number(cont, "published_ports", spec)
     host_port = _port_number(host, "published_ports", spec) if host not in (None, "") else None
     return ip, host_port, cont_port, proto
 
 
-def _port_number(value, option, spec=None):
+def _bind_address(text, version, spec):
     try:
-        number = int(str(value))
-    except (TypeError, ValueError):
-        number = -1
+        addr = ipaddress.ip_address(str(text))
+    except ValueError:
+        addr = None
+    if addr is None or addr.version != version:
+        kind = "an IPv4 address" if version == 4 else "an IPv6 address in brackets"
+        raise ValidationError("published_ports: %r: %r is not %s" % (spec, text, kind))
+    return str(addr)
+
+
+def canonical_port_spec(spec):
+    """The spec with its address spelled out: ``127.0.0.1:9000:9000/tcp``, ``[::]::9000/udp``."""
+    ip, host_port, cont_port, proto = parse_port_spec(spec)
+    addr = "[%s]" % ip if ":" in ip else ip
+    return "%s:%s:%d/%s" % (addr, host_port if host_port is not None else "", cont_port, proto)
+
+
+def _port_number(value, option, spec=None):
+    text = str(value)
+    number = int(text) if PORT_NUMBER_RE.match(text) else -1
     if number < 1 or number > 65535:
         shown = spec if spec is not None else value
         raise ValidationError("%s: port %r is out of range 1-65535" % (option, shown))
     return number
+
+
+def normalize_capability(value, option):
+    """``net_raw``, ``CAP_NET_RAW`` -> ``NET_RAW``; an unknown name raises ValidationError."""
+    text = str(value).upper()
+    if text.startswith("CAP_"):
+        text = text[4:]
+    if text not in CAPABILITIES:
+        raise ValidationError("%s: %r is not a Linux capability (for example NET_RAW, SYS_ADMIN, or ALL)"
+                              % (option, value))
+    return text
+
+
+def parse_tmpfs_spec(spec):
+    """``/path[:opt,opt=value]`` -> (path, options); raises ValidationError naming tmpfs."""
+    text = str(spec)
+    path, sep, options = text.partition(":")
+    if not _container_path_ok(path):
+        raise ValidationError("tmpfs: %r: %r is not an absolute, normalised path in the container "
+                              "(like /tmp or /var/cache/app)" % (spec, path))
+    opts = options.split(",") if sep else []
+    for opt in opts:
+        if not TMPFS_OPTION_RE.match(opt):
+            raise ValidationError("tmpfs: %r: %r is not a mount option (like rw, noexec, nosuid, "
+                                  "size=64m, mode=1777)" % (spec, opt))
+    return path, ",".join(opts)
+
+
+def _container_path_ok(path):
+    return bool(CONTAINER_PATH_RE.match(path)) and path != "/" and posixpath.normpath(path) == path
+
+
+def volume_destination(spec):
+    parts = str(spec).split(":")
+    return parts[1] if len(parts) in (2, 3) else None
+
+
+def secret_path(key):
+    """Where a secret file is mounted in the container."""
+    return "%s/%s" % (SECRET_MOUNT_DIR, key)
 
 
 def validate(params):
@@ -131,14 +241,61 @@ def validate(params):
     for option, mapping in (("env", env), ("secret_env", secret)):
         for key in mapping:
             if not ENV_KEY_RE.match(str(key)):
-                raise ValidationError("%s: %r is not a valid variable name" % (option, key))
+                raise ValidationError(
+                    "%s: %r is not a valid variable name (letters, digits and _, not starting with a "
+                    "digit; it also names the secret's file)" % (option, key))
     both = sorted(set(env) & set(secret))
     if both:
         raise ValidationError("secret_env: %s also set in env; set each variable in one place" % ", ".join(both))
+    delivery = params.get("secret_delivery") or "file"
+    if delivery not in SECRET_DELIVERIES:
+        raise ValidationError("secret_delivery: %r is not one of %s" % (delivery, ", ".join(SECRET_DELIVERIES)))
+    if delivery == "file":
+        clash = sorted(k + "_FILE" for k in secret if k + "_FILE" in env or k + "_FILE" in secret)
+        if clash:
+            raise ValidationError("secret_env: %s is set by the module (it points at the secret's file); "
+                                  "remove it from env and secret_env" % ", ".join(clash))
+    secret_dir = params.get("secret_dir")
+    if secret_dir is not None and (not str(secret_dir).startswith("/") or str(secret_dir) == "/"
+                                   or posixpath.normpath(str(secret_dir)) != str(secret_dir)):
+        raise ValidationError("secret_dir: %r must be an absolute, normalised directory path" % (secret_dir,))
+    secret_uid = params.get("secret_uid")
+    if secret_uid is not None and not 0 <= secret_uid < 2 ** 31:
+        raise ValidationError("secret_uid: %r is not a uid (0 to 2147483647)" % (secret_uid,))
+    reserved = dict((secret_path(k), "secret_env") for k in secret) if delivery == "file" else {}
+    destinations = {}
     for spec in params.get("volumes") or []:
         parts = str(spec).split(":")
-        if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/"):
+        if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/") or "\n" in str(spec):
             raise ValidationError("volumes: %r is not source:/container/path[:mode]" % (spec,))
+        if parts[1] in reserved:
+            raise ValidationError("volumes: %r mounts over the secret file %s" % (spec, parts[1]))
+        destinations[parts[1]] = "volumes"
+    for spec in params.get("tmpfs") or []:
+        path, dummy = parse_tmpfs_spec(spec)
+        if path in reserved or path in destinations:
+            raise ValidationError("tmpfs: %r mounts over %s of %s" % (spec, path, reserved.get(path) or "volumes"))
+        destinations[path] = "tmpfs"
+    user = params.get("user")
+    if user is not None and not USER_RE.match(str(user)):
+        raise ValidationError("user: %r is not user[:group] (a name or a numeric uid, e.g. 1000:1000 or app)"
+                              % (user,))
+    caps = {}
+    for option in ("cap_drop", "cap_add"):
+        caps[option] = set(normalize_capability(c, option) for c in params.get(option) or [])
+    both_caps = sorted((caps["cap_add"] & caps["cap_drop"]) - set(["ALL"]))
+    if both_caps:
+        raise ValidationError("cap_add: %s also in cap_drop; list each capability in one of them"
+                              % ", ".join(both_caps))
+    pids = params.get("pids_limit")
+    if pids is not None and pids != -1 and pids < 1:
+        raise ValidationError("pids_limit: %r must be at least 1, or -1 for no limit" % (pids,))
+    for opt in params.get("security_opts") or []:
+        if not SECURITY_OPT_RE.match(str(opt)):
+            raise ValidationError(
+                "security_opts: %r is not a security option this module passes on (no-new-privileges[:true], "
+                "apparmor=PROFILE, label=..., seccomp=unconfined or a seccomp profile's JSON, "
+                "systempaths=unconfined)" % (opt,))
     for net in params.get("networks") or []:
         if not NAME_RE.match(str(net)) and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", str(net)):
             raise ValidationError("networks: %r is not a valid network name" % (net,))
@@ -195,15 +352,24 @@ def normalize_healthcheck(hc):
 
 
 def desired_config(params):
-    """The non-secret desired container config, normalised (image excluded)."""
+    """The non-secret desired container config, normalised (image excluded).
+
+    It never holds a secret value, only the names of the secret variables and
+    how they are delivered; the secret values are compared separately
+    (Rollout.secret_changes).
+    """
     env = params.get("env") or {}
     log_options = params.get("log_options") or {}
+    delivery = params.get("secret_delivery") or "file"
+    tmpfs = dict(parse_tmpfs_spec(t) for t in (params.get("tmpfs") or []))
     cfg = {
         "command": list(params["command"]) if params.get("command") else None,
         "env": dict((str(k), str(v)) for k, v in env.items()),
         "secret_env_keys": sorted(str(k) for k in (params.get("secret_env") or {})),
+        "secret_delivery": delivery,
+        "secret_uid": params.get("secret_uid") if delivery == "file" else None,
         "port": params.get("port"),
-        "published_ports": sorted(str(p) for p in (params.get("published_ports") or [])),
+        "published_ports": sorted(canonical_port_spec(p) for p in (params.get("published_ports") or [])),
         "volumes": sorted(str(v) for v in (params.get("volumes") or [])),
         "networks": sorted(str(n) for n in (params.get("networks") or [])),
         "restart_policy": params.get("restart_policy") or "unless-stopped",
@@ -214,6 +380,13 @@ def desired_config(params):
         "memory": str(params["memory"]).lower() if params.get("memory") else None,
         "cpus": float(params["cpus"]) if params.get("cpus") else None,
         "stop_timeout": params.get("stop_timeout"),
+        "user": str(params["user"]) if params.get("user") else None,
+        "read_only": bool(params.get("read_only")),
+        "tmpfs": sorted(("%s:%s" % (k, v)) if v else k for k, v in tmpfs.items()),
+        "cap_drop": sorted(set(normalize_capability(c, "cap_drop") for c in params.get("cap_drop") or [])),
+        "cap_add": sorted(set(normalize_capability(c, "cap_add") for c in params.get("cap_add") or [])),
+        "pids_limit": params.get("pids_limit"),
+        "security_opts": sorted(set(str(o) for o in params.get("security_opts") or [])),
     }
     return cfg
 
@@ -272,14 +445,6 @@ def config_diff(before_cfg, after_cfg, before_image, after_image, secret_changed
     return before, after
 
 
-def render_env_file(app, secret_env):
-    lines = ["# secret environment of app %s, written by appfleet.docker.app_container" % app]
-    for key in sorted(secret_env):
-        value = str(secret_env[key]).replace("\n", "\\n")
-        lines.append("%s=%s" % (key, value))
-    return "\n".join(lines) + "\n"
-
-
 def choose_serving(containers, stable_name, upstream_port):
     """Decide which of an app's containers serves and which are strays.
 
@@ -307,6 +472,169 @@ def choose_serving(containers, stable_name, upstream_port):
         serving = untrusted[0] if untrusted else None
     strays = [c for c in items if serving is None or c["id"] != serving["id"]]
     return serving, strays
+
+
+def new_release_id():
+    """A name for a new directory of secret files: sortable by time, unique."""
+    return "%s-%s" % (time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+                      binascii.hexlify(os.urandom(4)).decode("ascii"))
+
+
+def passwd_uid(passwd_text, name):
+    """The uid of user ``name`` in the text of an /etc/passwd, or None."""
+    for line in (passwd_text or "").splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
+            return int(fields[2])
+    return None
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SecretStore(object):
+    """The secret files of one app on the host.
+
+    ``<base>/<app>/<release>/<KEY>``: the base and app directories are made
+    root-only (0700), each release directory is written under a temporary name
+    and renamed into place (atomic), its files are mode 0400, owned by the uid
+    the container runs as (root until chown() is called). A release is never
+    changed once written: a changed value makes a new release for a new
+    container, and prune() removes the releases no container mounts any more.
+    """
+
+    def __init__(self, base, app):
+        self.base = base or DEFAULT_SECRET_DIR
+        self.app = app
+        self.app_dir = os.path.join(self.base, app)
+
+    def release_of(self, source):
+        """The release name of a mount source of this app, or None for anything else."""
+        parent, key = os.path.split(source or "")
+        app_dir, release = os.path.split(parent)
+        if app_dir != self.app_dir or not RELEASE_RE.match(release) or not ENV_KEY_RE.match(key):
+            return None
+        return release
+
+    def releases(self):
+        """Names of the release (and left-over temporary) directories present."""
+        try:
+            names = os.listdir(self.app_dir)
+        except OSError:
+            return []
+        return sorted(n for n in names if RELEASE_RE.match(n) or TMP_RELEASE_RE.match(n))
+
+    def exists(self):
+        return os.path.lexists(self.app_dir)
+
+    def changed_keys(self, values, mounts):
+        """Names (never values) of the secrets whose mounted file is not the wanted value.
+
+        ``mounts``: {KEY: host source} of a container's /run/secrets/* binds.
+        A file that is missing, not a regular file, not mode 0400, outside this
+        app's releases or with other content counts as changed.
+        """
+        changed = set(k for k in mounts if k not in values)
+        for key, value in values.items():
+            source = mounts.get(key)
+            if not source or self.release_of(source) is None or os.path.basename(source) != key:
+                changed.add(key)
+                continue
+            try:
+                fd = os.open(source, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            except OSError:
+                changed.add(key)
+                continue
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or (st.st_mode & 0o7777) != SECRET_FILE_MODE:
+                    changed.add(key)
+                    continue
+                want = str(value).encode("utf-8")
+                have = os.read(fd, len(want) + 1)
+                if have != want:
+                    changed.add(key)
+            finally:
+                os.close(fd)
+        return sorted(changed)
+
+    def _ensure_dir(self, path):
+        if not os.path.isdir(path):
+            os.makedirs(path, 0o700)
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            raise OSError("%s is not a directory" % path)
+        if st.st_uid != 0 or st.st_gid != 0:
+            os.chown(path, 0, 0)
+        if (st.st_mode & 0o7777) != 0o700:
+            os.chmod(path, 0o700)
+
+    def write(self, values):
+        """Write a new release of ``values``; return its directory."""
+        if not os.path.isdir(self.base):
+            os.makedirs(self.base, 0o700)
+        self._ensure_dir(self.app_dir)
+        name = new_release_id()
+        tmp = os.path.join(self.app_dir, ".tmp-" + name)
+        os.mkdir(tmp, 0o700)
+        try:
+            for key in sorted(values):
+                path = os.path.join(tmp, key)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                             SECRET_FILE_MODE)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(str(values[key]).encode("utf-8"))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.chmod(path, SECRET_FILE_MODE)
+            _fsync_dir(tmp)
+            final = os.path.join(self.app_dir, name)
+            os.rename(tmp, final)
+            _fsync_dir(self.app_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
+    def chown(self, release_dir, uid):
+        """Give the files of a release to the container's uid (group root, mode 0400)."""
+        for key in os.listdir(release_dir):
+            path = os.path.join(release_dir, key)
+            os.chown(path, uid, 0, follow_symlinks=False)
+            os.chmod(path, SECRET_FILE_MODE)
+
+    def remove_release(self, release_dir):
+        """Remove a release no container uses (a failed rollout's); the app directory too once empty."""
+        if release_dir and os.path.dirname(release_dir) == self.app_dir:
+            shutil.rmtree(release_dir, ignore_errors=True)
+            try:
+                os.rmdir(self.app_dir)
+            except OSError:
+                pass  # not empty: other releases are in use
+
+    def unused(self, keep):
+        return [n for n in self.releases() if n not in keep]
+
+    def prune(self, keep):
+        """Remove the releases not in ``keep`` (and the app directory once empty); return their names."""
+        removed = self.unused(keep)
+        for name in removed:
+            shutil.rmtree(os.path.join(self.app_dir, name), ignore_errors=True)
+        try:
+            if os.path.isdir(self.app_dir) and not os.listdir(self.app_dir):
+                os.rmdir(self.app_dir)
+        except OSError:
+            pass
+        return removed
+
+    def remove_all(self):
+        if os.path.isdir(self.app_dir) and not os.path.islink(self.app_dir):
+            shutil.rmtree(self.app_dir, ignore_errors=True)
 
 
 # ------------------------------------------------------------- docker helpers
@@ -348,7 +676,7 @@ def http_ok(port, path, timeout=2.0):
 class Rollout(object):
     """Everything app_container does against the engine for one app."""
 
-    def __init__(self, module, client, params, image_id, image_labels, proxy=None):
+    def __init__(self, module, client, params, image_id, image_labels, proxy=None, secrets=None):
         self.module = module
         self.api = client.api
         self.params = params
@@ -357,6 +685,7 @@ class Rollout(object):
         self.image_id = image_id
         self.image_labels = image_labels or {}
         self.proxy = proxy
+        self.secrets = secrets or SecretStore(params.get("secret_dir"), params["name"])
         self.cfg = desired_config(params)
         self.hash = config_hash(self.cfg)
         self.health = params.get("health") or {}
@@ -403,6 +732,7 @@ class Rollout(object):
             "image": info.get("Image"),
             "labels": labels,
             "env": env_list_to_dict((info.get("Config") or {}).get("Env")),
+            "secret_mounts": secret_mounts(info),
             "host_port": host_port,
             "ports": ports,
             "health": health or ("none" if state.get("Running") else state.get("Status")),
@@ -428,25 +758,48 @@ class Rollout(object):
         return used
 
     # -- comparisons
-    def matches(self, current):
+    def secret_changes(self, current):
+        """Names of the secrets whose value the container does not have (never the values).
+
+        A container made with file delivery is compared through the files it
+        mounts; one made with env delivery (or before files existed) through
+        its environment.
+        """
+        desired = dict((str(k), v) for k, v in (self.params.get("secret_env") or {}).items())
+        if current is None:
+            return sorted(desired)
+        stored = stored_config(current["labels"])
+        if stored.get("secret_delivery", "env") == "file":
+            return self.secrets.changed_keys(desired, current.get("secret_mounts") or {})
+        return changed_secret_keys(desired, current["env"], stored.get("secret_env_keys"))
+
+    def secret_releases(self, current):
+        """The releases of secret files a container mounts."""
+        if current is None:
+            return set()
+        found = (self.secrets.release_of(src) for src in (current.get("secret_mounts") or {}).values())
+        return set(r for r in found if r)
+
+    def matches(self, current, secret_changes=None):
         if current is None:
             return False
         if current["image"] != self.image_id:
             return False
         if current["labels"].get(LABEL_CONFIG_HASH) != self.hash:
             return False
-        stored = stored_config(current["labels"]).get("secret_env_keys")
-        return not changed_secret_keys(self.params.get("secret_env"), current["env"], stored)
+        if secret_changes is None:
+            secret_changes = self.secret_changes(current)
+        return not secret_changes
 
-    def diff(self, current):
+    def diff(self, current, secret_changes=None):
+        if secret_changes is None:
+            secret_changes = self.secret_changes(current)
         if current is None:
-            before_cfg, before_image, secret = {}, None, sorted(self.params.get("secret_env") or {})
+            before_cfg, before_image = {}, None
         else:
             before_cfg = stored_config(current["labels"])
             before_image = current["image"]
-            secret = changed_secret_keys(self.params.get("secret_env"), current["env"],
-                                         before_cfg.get("secret_env_keys"))
-        return config_diff(before_cfg, self.cfg, before_image, self.image_id, secret)
+        return config_diff(before_cfg, self.cfg, before_image, self.image_id, secret_changes)
 
     # -- container lifecycle
     def remove(self, cid, stop_timeout=None, record=True):
@@ -483,7 +836,8 @@ class Rollout(object):
             return current["image"]
         return current["labels"].get(LABEL_PREVIOUS_IMAGE)
 
-    def create(self, name, current, host_port):
+    def create(self, name, current, host_port, secret_release=None):
+        """Create (not start) the new container; ``secret_release`` holds its secret files."""
         import docker.types  # the SDK is present: AppfleetModule checked it
 
         params = self.params
@@ -498,8 +852,16 @@ class Rollout(object):
             labels[LABEL_SOURCE_ID] = self.image_labels[LABEL_SOURCE_ID]
 
         env = dict(self.cfg["env"])
-        for key, value in (params.get("secret_env") or {}).items():
-            env[str(key)] = str(value)
+        binds = list(self.cfg["volumes"])
+        secret = params.get("secret_env") or {}
+        if self.cfg["secret_delivery"] == "env":
+            # Explicitly chosen: the values are in the container's config (docker inspect).
+            for key, value in secret.items():
+                env[str(key)] = str(value)
+        elif secret:
+            for key in sorted(str(k) for k in secret):
+                binds.append("%s:%s:ro" % (os.path.join(secret_release, key), secret_path(key)))
+                env[key + "_FILE"] = secret_path(key)
 
         port_bindings = {}
         exposed = []
@@ -511,15 +873,21 @@ class Rollout(object):
             ip, hport, cport, proto = parse_port_spec(spec)
             if (cport, proto) not in exposed:
                 exposed.append((cport, proto))
-            binding = (ip, hport) if ip else hport
-            port_bindings.setdefault("%d/%s" % (cport, proto), []).append(binding)
+            port_bindings.setdefault("%d/%s" % (cport, proto), []).append((ip, hport))
 
         policy = self.cfg["restart_policy"]
         host_kwargs = dict(
-            binds=self.cfg["volumes"] or None,
+            binds=binds or None,
             port_bindings=port_bindings or None,
             restart_policy={"Name": policy} if policy != "no" else None,
+            read_only=self.cfg["read_only"] or None,
+            tmpfs=dict(parse_tmpfs_spec(t) for t in self.cfg["tmpfs"]) or None,
+            cap_drop=self.cfg["cap_drop"] or None,
+            cap_add=self.cfg["cap_add"] or None,
+            security_opt=self.cfg["security_opts"] or None,
         )
+        if self.cfg["pids_limit"] is not None:
+            host_kwargs["pids_limit"] = self.cfg["pids_limit"]
         if self.cfg["log_driver"] or self.cfg["log_options"]:
             host_kwargs["log_config"] = docker.types.LogConfig(
                 type=self.cfg["log_driver"] or "json-file", config=self.cfg["log_options"])
@@ -557,11 +925,63 @@ class Rollout(object):
         )
         if self.cfg["stop_timeout"] is not None:
             kwargs["stop_timeout"] = self.cfg["stop_timeout"]
+        if self.cfg["user"]:
+            kwargs["user"] = self.cfg["user"]
         created = self.api.create_container(**kwargs)
         cid = created["Id"]
         for net in networks[1:]:
             self.api.connect_container_to_network(cid, net)
         return cid
+
+    def userns_remapped(self):
+        """True when the engine runs containers in a remapped user namespace (userns-remap)."""
+        options = self.api.info().get("SecurityOptions") or []
+        return any("name=userns" in str(o) for o in options)
+
+    def read_container_file(self, cid, path, limit=1024 * 1024):
+        """The text of a file in a created container (docker cp, nothing runs), or None."""
+        for dummy in range(3):
+            try:
+                chunks, info = self.api.get_archive(cid, path)
+            except Exception as exc:
+                if exc.__class__.__name__ == "NotFound":
+                    return None
+                raise
+            data = b"".join(chunks)
+            target = (info or {}).get("linkTarget")
+            if target:
+                path = target if target.startswith("/") else posixpath.join(posixpath.dirname(path), target)
+                continue
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                for member in tar.getmembers():
+                    if member.isfile() and member.size <= limit:
+                        return tar.extractfile(member).read().decode("utf-8", "replace")
+            return None
+        return None
+
+    def secret_owner(self, cid):
+        """The uid that is to own the secret files of container ``cid``.
+
+        ``secret_uid`` when given; else the uid the container runs as: its
+        user (the ``user`` option, else the image's USER), a number as it is, a
+        name looked up in the image's /etc/passwd, root when there is none.
+        """
+        if self.params.get("secret_uid") is not None:
+            return int(self.params["secret_uid"])
+        info = self.api.inspect_container(cid)
+        spec = ((info.get("Config") or {}).get("User") or "").strip()
+        name = spec.split(":", 1)[0]
+        source = "user" if self.cfg["user"] else "the image's USER"
+        if name in ("", "root"):
+            return 0
+        if name.isdigit():
+            return int(name)
+        uid = passwd_uid(self.read_container_file(cid, "/etc/passwd"), name)
+        if uid is None:
+            raise RolloutError("user: the container's user %r (from %s) is not in the image's /etc/passwd, so "
+                               "the owner of its secret files is unknown; set user to a numeric uid[:gid] or "
+                               "secret_uid" % (name, source))
+        return uid
 
     def wait_healthy(self, cid, host_port):
         """Return None when healthy, else the reason it is not (after the timeout at most)."""
@@ -604,37 +1024,16 @@ class Rollout(object):
             self.app, reason, old_state, self.logs_tail(cid) if cid else "(none)")
 
 
+def secret_mounts(info):
+    """{KEY: host source} of a container's read-only binds at /run/secrets/<KEY>."""
+    out = {}
+    prefix = SECRET_MOUNT_DIR + "/"
+    for mount in info.get("Mounts") or []:
+        dest = mount.get("Destination") or ""
+        if mount.get("Type") == "bind" and dest.startswith(prefix) and "/" not in dest[len(prefix):]:
+            out[dest[len(prefix):]] = mount.get("Source")
+    return out
+
+
 def _fmt(seconds):
     return ("%d" % seconds) if float(seconds).is_integer() else ("%s" % seconds)
-
-
-def write_secret_file(path, content):
-    """Write a root-owned 0600 file atomically; return True when it changed."""
-    try:
-        with open(path, "r") as handle:
-            if handle.read() == content:
-                st = os.stat(path)
-                if (st.st_mode & 0o777) == 0o600 and st.st_uid == os.geteuid():
-                    return False
-    except (IOError, OSError):
-        pass
-    directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o700)
-    old_umask = os.umask(0o077)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".env.", dir=directory)
-    finally:
-        os.umask(old_umask)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o600)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return True

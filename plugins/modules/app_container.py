@@ -33,10 +33,22 @@ description:
     a killed run never blocks the next one, which reports the stale holder it found.
   - At the start of each run, containers of the app left over by a killed run (the temporary
     C(--next) container, exited containers) are removed so that exactly one container remains.
-  - Secret values (O(secret_env)) are written to a root-owned 0600 env file on the host and passed
-    to the container; they never appear in the module's result, diff or logs. Note that Docker
-    itself shows a container's environment to anyone who may run C(docker inspect) (root and the
-    docker group).
+  - "Secrets (O(secret_env)) are delivered as files by default (O(secret_delivery=file)): one file
+    per variable, mode 0400, in a root-only directory on the host
+    (C(<secret_dir>/<name>/<release>/<KEY>)), bind-mounted read-only at C(/run/secrets/<KEY>), and
+    the variable C(<KEY>_FILE=/run/secrets/<KEY>) tells the app where to read it. C(docker inspect),
+    the engine's C(config.v2.json) and C(/proc/*/environ) show only the C(_FILE) paths and the
+    mount sources, never a value. Values never appear in the module's result, diff or logs either."
+  - A changed secret value makes a new release directory and swaps the container like any other
+    change (the old container keeps its files until it is removed); the release directories no
+    container mounts any more are removed after the swap. Change detection reads the files the
+    serving container mounts; no value or hash of a value is stored in the container's config.
+  - Containers run with C(no-new-privileges) and a pids limit of 1024 unless told otherwise; a
+    read-only root filesystem (O(read_only), with O(tmpfs) for the paths the app writes), dropped
+    or added capabilities, another user and other security options are options. They are part of
+    the compared config - changing one swaps the container.
+  - Published ports without an address are bound to 127.0.0.1 only; an app that must be reachable
+    from elsewhere says so with an address (C(0.0.0.0:9000:9000), C([::]:9000:9000)).
   - With C(stop-first) the app is unavailable from the stop of the old container until the new one
     is healthy (its start time plus its health check time).
 version_added: 0.1.0
@@ -56,13 +68,13 @@ options:
   name:
     description:
       - The app's name. Labels the containers (C(io.appfleet.app)), names the upstream
-        C(appfleet_<name>), the lock file and the env file.
+        C(appfleet_<name>), the lock file and the directory of the secret files.
     type: str
     required: true
   state:
     description:
-      - V(present) runs the app; V(absent) removes all of its containers and its env file (the
-        nginx upstream file is left in place for the proxy role to remove).
+      - V(present) runs the app; V(absent) removes all of its containers and its secret files
+        (the nginx upstream file is left in place for the proxy role to remove).
     type: str
     choices: [present, absent]
     default: present
@@ -95,14 +107,91 @@ options:
     type: dict
   secret_env:
     description:
-      - Secret environment variables. Written to O(secret_env_file) (mode 0600, owner root) and
-        given to the container; never returned or shown in diffs (only the names of changed
-        variables are).
+      - Secret variables, delivered as O(secret_delivery) says. Never returned or shown in diffs
+        (only the names of changed variables are).
+      - Names are environment variable names (letters, digits, C(_), not starting with a digit);
+        with file delivery each also names its file, and C(<KEY>_FILE) must not be set otherwise.
     type: dict
+  secret_delivery:
+    description:
+      - V(file) writes each secret to its own file, mode 0400, in a root-only directory on the
+        host (C(<secret_dir>/<name>/<release>/<KEY>), written atomically), mounts it read-only at
+        C(/run/secrets/<KEY>) and sets C(<KEY>_FILE=/run/secrets/<KEY>), so the app reads the
+        file (the C(_FILE) convention of many images). The value is in no container config.
+      - The file belongs to the uid the container runs as (O(user), else the image's C(USER), a
+        name looked up in the image's C(/etc/passwd); root when neither is set), so a non-root app
+        can read it and no other user of the container can. O(secret_uid) sets another owner.
+      - V(env) puts the values in the container's plain environment, for apps that cannot read a
+        file. It exposes them to everyone who can run C(docker inspect) (root and the C(docker)
+        group), in C(/var/lib/docker/containers/*/config.v2.json), in C(/proc/<pid>/environ) of
+        the app's processes and to every child process. Choose it per app, knowingly.
+    type: str
+    choices: [file, env]
+    default: file
+  secret_dir:
+    description:
+      - Root-only directory (made mode 0700) holding the secret files of every app, one
+        sub-directory per app. It must be on persistent storage, since a container that restarts
+        (dockerd restart, reboot) mounts its files again.
+    type: path
+    default: /etc/appfleet/secrets
+  secret_uid:
+    description:
+      - Host uid that owns the secret files instead of the container's user, for example an
+        image whose entrypoint starts as root and reads the files after dropping to its own user.
+      - Required for file delivery when the engine remaps user namespaces (C(userns-remap)); give
+        the host uid the container's user maps to.
+    type: int
   secret_env_file:
     description:
-      - Path of the env file holding O(secret_env). Defaults to C(/etc/appfleet/env/<name>.env).
+      - Where earlier versions wrote O(secret_env) as an env file that nothing read. It is no
+        longer written; a file found at this path is removed. Defaults to
+        C(/etc/appfleet/env/<name>.env).
     type: path
+  user:
+    description:
+      - User the app runs as, C(user[:group]) by name or number (C(docker run --user)). Defaults
+        to the image's C(USER).
+    type: str
+  read_only:
+    description:
+      - Mount the container's root filesystem read-only (CIS Docker Benchmark 5.12). Give the
+        paths the app writes to as O(tmpfs) or O(volumes).
+    type: bool
+    default: false
+  tmpfs:
+    description:
+      - tmpfs mounts, C(/path[:options]), for example V(/tmp:rw,noexec,nosuid,size=64m). The path
+        is absolute and normalised; options are mount options (C(rw), C(noexec), C(nosuid),
+        C(nodev), C(size=), C(mode=), C(uid=), C(gid=) ...).
+    type: list
+    elements: str
+  cap_drop:
+    description:
+      - Linux capabilities to drop (CIS 5.3), for example V([ALL]) or V([NET_RAW]); names with or
+        without C(CAP_), any case. An unknown name is refused.
+    type: list
+    elements: str
+  cap_add:
+    description:
+      - Linux capabilities to add, for example V([NET_BIND_SERVICE]) after V(cap_drop=[ALL]).
+    type: list
+    elements: str
+  pids_limit:
+    description:
+      - Most processes (and threads) the container may run (CIS 5.28); V(-1) for no limit.
+    type: int
+    default: 1024
+  security_opts:
+    description:
+      - Security options (C(docker run --security-opt)) - C(no-new-privileges[:true]),
+        C(apparmor=PROFILE), C(label=...), C(seccomp=unconfined) or a seccomp profile's JSON,
+        C(systempaths=unconfined). Others are refused.
+      - The default keeps processes from gaining privileges through setuid binaries (CIS 5.25).
+        A list given here replaces it; keep V(no-new-privileges:true) in it.
+    type: list
+    elements: str
+    default: ["no-new-privileges:true"]
   port:
     description:
       - The container port the app listens on. Published on a free 127.0.0.1 port for the proxy
@@ -110,8 +199,13 @@ options:
     type: int
   published_ports:
     description:
-      - Further published ports, C([ip:]host_port:container_port[/proto]). A fixed host port
-        needs O(strategy=stop-first).
+      - Further published ports, C([ip:][host_port]:container_port[/proto]) or
+        C(container_port[/proto]); an IPv6 address goes in brackets (C([::1]:9000:9000)). A fixed
+        host port needs O(strategy=stop-first).
+      - A spec without an address (C(9000:9000), C(9000)) is bound to 127.0.0.1 only, not to
+        every address as C(docker run -p) would. To publish on every address say so with
+        C(0.0.0.0:9000:9000) (IPv4) or C([::]:9000:9000) (IPv6), and open the port in the host's
+        firewall (the engine role's C(DOCKER-USER) rules).
     type: list
     elements: str
   volumes:
@@ -255,7 +349,9 @@ options:
     type: int
     default: 300
 notes:
-  - The lock and the secret env file are on the managed host; the module must run as root there.
+  - The lock and the secret files are on the managed host; the module must run as root there.
+  - A container made by an earlier version (secrets in its environment, no hardening options) does
+    not match the new config; the first run after an upgrade swaps it once.
 seealso:
   - module: appfleet.docker.image_build
 """
@@ -282,6 +378,24 @@ EXAMPLES = r"""
     image: team/worker:1.4
     strategy: stop-first
     memory: 256m
+    published_ports:
+      - "9100:9100"          # metrics: bound to 127.0.0.1:9100 only
+
+- name: Run api hardened, its token as /run/secrets/API_TOKEN (API_TOKEN_FILE points at it)
+  appfleet.docker.app_container:
+    name: api
+    image: team/api:3.1
+    port: 8080
+    health:
+      path: /health
+    secret_env:
+      API_TOKEN: "{{ vault_api_token }}"
+    user: "1000:1000"
+    read_only: true
+    tmpfs:
+      - /tmp:rw,noexec,nosuid,size=64m
+    cap_drop: [ALL]
+    pids_limit: 256
 
 - name: Roll web back to the image it replaced
   appfleet.docker.app_container:
@@ -352,6 +466,12 @@ container:
       description: Start time as Docker reports it.
       type: str
       sample: "2024-05-01T10:00:00.123456789Z"
+    secret_dir:
+      description:
+        - Host directory of the secret files the container mounts (file delivery); no values.
+      type: str
+      returned: when the container mounts secret files
+      sample: /etc/appfleet/secrets/web/20240501T100000Z-1a2b3c4d
   sample: {}
 removed:
   description: Short ids of containers removed (replaced or left over by an earlier run).
@@ -371,6 +491,7 @@ upstream_file:
   sample: /etc/nginx/appfleet/upstreams/web.conf
 """
 
+import os
 import time
 import traceback
 
@@ -381,17 +502,17 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_SOURCE_ID,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._lock import AppLock, LockTimeout
-from ansible_collections.appfleet.docker.plugins.module_utils._proxy import Proxy, ProxyError, read_file, remove_file
+from ansible_collections.appfleet.docker.plugins.module_utils._proxy import Proxy, ProxyError, remove_file
 from ansible_collections.appfleet.docker.plugins.module_utils._rollout import (
+    NAME_RE,
     Rollout,
     RolloutError,
+    SecretStore,
     ValidationError,
     choose_serving,
     free_loopback_port,
-    render_env_file,
     temp_name,
     validate,
-    write_secret_file,
 )
 
 
@@ -404,7 +525,17 @@ ARGUMENT_SPEC = dict(
     command=dict(type="list", elements="str"),
     env=dict(type="dict"),
     secret_env=dict(type="dict", no_log=True),
+    secret_delivery=dict(type="str", choices=["file", "env"], default="file"),
+    secret_dir=dict(type="path", default="/etc/appfleet/secrets"),
+    secret_uid=dict(type="int", no_log=False),
     secret_env_file=dict(type="path"),
+    user=dict(type="str"),
+    read_only=dict(type="bool", default=False),
+    tmpfs=dict(type="list", elements="str"),
+    cap_drop=dict(type="list", elements="str"),
+    cap_add=dict(type="list", elements="str"),
+    pids_limit=dict(type="int", default=1024),
+    security_opts=dict(type="list", elements="str", default=["no-new-privileges:true"]),
     port=dict(type="int"),
     published_ports=dict(type="list", elements="str"),
     volumes=dict(type="list", elements="str"),
@@ -449,7 +580,8 @@ class Failed(Exception):
 
 
 def _not_found(exc):
-    return exc.__class__.__name__ == "NotFound"
+    # docker.errors.NotFound, or a subclass such as ImageNotFound.
+    return any(cls.__name__ == "NotFound" for cls in type(exc).__mro__)
 
 
 class AppContainer(object):
@@ -459,7 +591,9 @@ class AppContainer(object):
         self.p = wrapper.params
         self.app = self.p["name"]
         self.stable = self.p.get("container_name") or self.app
-        self.env_file = self.p.get("secret_env_file") or "/etc/appfleet/env/%s.env" % self.app
+        # Earlier versions wrote secret_env to this env file (read by nothing): removed when found.
+        self.legacy_env_file = self.p.get("secret_env_file") or "/etc/appfleet/env/%s.env" % self.app
+        self.secrets = SecretStore(self.p.get("secret_dir"), self.app)
         proxy_opts = self.p.get("proxy") or {}
         self.proxy = None
         if proxy_opts.get("enabled", True) and self.p.get("port"):
@@ -475,8 +609,9 @@ class AppContainer(object):
             info = api.inspect_image(ref)
         except DockerException as exc:
             if _not_found(exc):
-                raise Failed("%s: image %s not found on this host; build it with appfleet.docker.image_build "
-                             "or load it first (the module never pulls)" % (option, ref))
+                raise Failed("app %s: %s: image %s not found on this host; build it with "
+                             "appfleet.docker.image_build or load it first (the module never pulls)"
+                             % (self.app, option, ref))
             raise
         return info["Id"], (info.get("Config") or {}).get("Labels") or {}
 
@@ -484,39 +619,59 @@ class AppContainer(object):
         info = self.rollout.describe(cid)
         if not info:
             return None
-        return dict(
+        out = dict(
             id=info["id"], name=info["name"], image=info["image"],
             source_id=info["labels"].get(LABEL_SOURCE_ID),
             previous_image=info["labels"].get(LABEL_PREVIOUS_IMAGE),
             ports=info["ports"], host_port=info["host_port"], health=info["health"],
             status=info["status"], started_at=info["started_at"],
         )
+        releases = sorted(self.rollout.secret_releases(info))
+        if releases:
+            out["secret_dir"] = "%s/%s" % (self.secrets.app_dir, releases[-1])
+        return out
 
-    def secret_content(self):
-        secret = self.p.get("secret_env") or {}
-        return render_env_file(self.app, secret) if secret else None
+    def uses_secret_files(self):
+        return bool(self.p.get("secret_env")) and self.p["secret_delivery"] == "file"
 
-    def env_file_differs(self):
-        want = self.secret_content()
-        have = read_file(self.env_file)
-        return want != have
+    def write_secrets(self):
+        """A new release of the secret files for a new container, or None."""
+        if not self.uses_secret_files():
+            return None
+        try:
+            return self.secrets.write(self.p["secret_env"])
+        except (IOError, OSError) as exc:
+            raise Failed("app %s: could not write the secret files under %s: %s; nothing was changed"
+                         % (self.app, self.secrets.app_dir, exc.strerror or exc))
 
-    def apply_env_file(self):
-        """Write (or remove) the env file; return its previous content for restore()."""
-        previous = read_file(self.env_file)
-        want = self.secret_content()
-        if want is None:
-            if previous is not None:
-                remove_file(self.env_file)
-        else:
-            write_secret_file(self.env_file, want)
-        return previous
+    def own_secrets(self, cid, release):
+        """Give the new container's secret files to the uid it runs as (before it starts)."""
+        if not release:
+            return
+        try:
+            uid = self.rollout.secret_owner(cid)
+            self.secrets.chown(release, uid)
+        except RolloutError as exc:
+            raise Failed("app %s: %s" % (self.app, exc))
+        except (IOError, OSError) as exc:
+            raise Failed("app %s: could not set the owner of the secret files in %s: %s"
+                         % (self.app, release, exc.strerror or exc))
 
-    def restore_env_file(self, previous):
-        if previous is None:
-            remove_file(self.env_file)
-        else:
-            write_secret_file(self.env_file, previous)
+    def tidy_secrets(self):
+        """Remove the secret files no container of the app mounts any more, and the legacy env file."""
+        keep = set()
+        for container in self.rollout.app_containers():
+            keep |= self.rollout.secret_releases(container)
+        self.secrets.prune(keep)
+        remove_file(self.legacy_env_file)
+
+    def check_userns(self):
+        """Refuse, before any change, secret files the remapped container root could not read."""
+        if self.uses_secret_files() and self.p.get("secret_uid") is None and self.rollout.userns_remapped():
+            raise Failed("app %s: secret_uid: the engine remaps user namespaces (userns-remap), so files owned "
+                         "by the container's uid on the host are not its files; set secret_uid to the host uid "
+                         "its user maps to (the start of the remap range in /etc/subuid plus its uid), or use "
+                         "secret_delivery env" % self.app)
 
     # ------------------------------------------------------------ entry
     def run(self):
@@ -524,7 +679,9 @@ class AppContainer(object):
         try:
             validate(p)
         except ValidationError as exc:
-            self.wrapper.fail(str(exc))
+            name = p.get("name")
+            where = "app %s: " % name if isinstance(name, str) and NAME_RE.match(name) else ""
+            self.wrapper.fail("%s%s" % (where, exc))
         try:
             if p["state"] == "absent":
                 return self.absent()
@@ -537,19 +694,25 @@ class AppContainer(object):
 
     def absent(self):
         client = self.wrapper.client
-        self.rollout = Rollout(self.module, client, self.p, None, {})
+        self.rollout = Rollout(self.module, client, self.p, None, {}, secrets=self.secrets)
         containers = self.rollout.app_containers()
-        changed = bool(containers) or read_file(self.env_file) is not None
+        legacy = os.path.lexists(self.legacy_env_file)
+        changed = bool(containers) or legacy or self.secrets.exists()
         self.result.update(changed=changed, action="removed" if changed else "unchanged")
         if self.wrapper.diff_mode:
-            self.result["diff"] = dict(before={"containers": sorted(c["name"] for c in containers)},
-                                       after={"containers": []})
+            before = {"containers": sorted(c["name"] for c in containers)}
+            if self.secrets.exists():
+                before["secret_dir"] = self.secrets.app_dir
+            if legacy:
+                before["legacy_secret_env_file"] = self.legacy_env_file
+            self.result["diff"] = dict(before=before, after={"containers": []})
         if self.wrapper.check_mode or not changed:
             return self.result
         with AppLock(self.p["lock_dir"], self.app, self.p["lock_timeout"]) as lock:
             for c in self.rollout.app_containers():
                 self.rollout.remove(c["id"])
-            remove_file(self.env_file)
+            self.secrets.remove_all()
+            remove_file(self.legacy_env_file)
             self.result["lock"] = lock.info()
         self.result["removed"] = self.rollout.removed
         return self.result
@@ -572,7 +735,8 @@ class AppContainer(object):
 
     def decide(self, client, image_id, image_labels, lock):
         p = self.p
-        self.rollout = rollout = Rollout(self.module, client, p, image_id, image_labels, self.proxy)
+        self.rollout = rollout = Rollout(self.module, client, p, image_id, image_labels, self.proxy,
+                                         secrets=self.secrets)
         containers = rollout.app_containers()
         upstream_port = self.proxy.current_port() if self.proxy else None
         serving, strays = choose_serving(containers, self.stable, upstream_port)
@@ -590,31 +754,43 @@ class AppContainer(object):
                 raise Failed("app %s: the rollback target image %s is no longer on this host (pruned?); "
                              "deploy a known image instead" % (self.app, target))
 
-        matches = rollout.matches(serving)
+        secret_changes = rollout.secret_changes(serving)
+        matches = rollout.matches(serving, secret_changes)
         running = bool(serving and serving["running"])
         needs_proxy_fix = bool(self.proxy and matches and running and serving["host_port"]
                                and upstream_port != serving["host_port"])
         needs_rename = bool(serving and serving["name"] != self.stable)
-        env_differs = self.env_file_differs()
+        # Secret files no container will mount once the strays are gone, and the old env file.
+        unused_secrets = self.secrets.unused(rollout.secret_releases(serving)) if matches else []
+        legacy_env = os.path.lexists(self.legacy_env_file)
         if matches and running:
-            action = "reconciled" if (strays or needs_proxy_fix or needs_rename or env_differs) else "unchanged"
+            tidy = strays or needs_proxy_fix or needs_rename or unused_secrets or legacy_env
+            action = "reconciled" if tidy else "unchanged"
         elif matches:
             action = "started"
         elif p["rollback"]:
             action = "rolled_back"
         else:
             action = "replaced" if serving else "created"
+        if not matches:
+            self.check_userns()
         changed = action != "unchanged"
         self.result.update(changed=changed, action=action)
         if self.proxy:
             self.result["upstream_file"] = self.proxy.upstream_file
         if self.wrapper.diff_mode:
-            before, after = rollout.diff(serving)
+            before, after = rollout.diff(serving, secret_changes)
             if strays:
                 before["stray_containers"] = sorted(c["name"] for c in strays)
                 after["stray_containers"] = []
             if needs_proxy_fix:
                 before["upstream_port"], after["upstream_port"] = upstream_port, serving["host_port"]
+            if unused_secrets:
+                before["unused_secret_dirs"] = unused_secrets
+                after["unused_secret_dirs"] = []
+            if legacy_env:
+                before["legacy_secret_env_file"] = self.legacy_env_file
+                after["legacy_secret_env_file"] = None
             self.result["diff"] = dict(before=before, after=after)
 
         if self.wrapper.check_mode:
@@ -633,8 +809,6 @@ class AppContainer(object):
         if matches and running:
             if needs_proxy_fix:
                 self.switch_proxy(serving["host_port"], serving["name"], None)
-            if env_differs:
-                self.apply_env_file()
             final = serving["id"]
         elif matches:
             final = self.start_existing(serving)
@@ -642,6 +816,8 @@ class AppContainer(object):
             final = self.stop_first(serving)
         else:
             final = self.start_first(serving)
+        # Only now, with the old container gone, are its secret files unused.
+        self.tidy_secrets()
         self.result["container"] = self.container_result(final)
         self.result["removed"] = rollout.removed
         return self.result
@@ -664,7 +840,6 @@ class AppContainer(object):
     def start_existing(self, current):
         """The serving container matches but is stopped: start it, health-gated."""
         api = self.wrapper.client.api
-        self.apply_env_file()
         api.start(current["id"])
         reason = self.rollout.wait_healthy(current["id"], current["host_port"])
         if reason:
@@ -673,14 +848,14 @@ class AppContainer(object):
             self.switch_proxy(current["host_port"], current["name"], None)
         return current["id"]
 
-    def create_new(self, current):
+    def create_new(self, current, secret_release):
         """Create the new container; retry once on a port taken meanwhile."""
         name = temp_name(self.stable) if current else self.stable
         last = None
         for dummy in range(3):
             host_port = self.host_port_for_new()
             try:
-                return self.rollout.create(name, current, host_port), name, host_port
+                return self.rollout.create(name, current, host_port, secret_release), name, host_port
             except DockerException as exc:
                 last = exc
                 if "port is already allocated" not in str(exc):
@@ -698,10 +873,11 @@ class AppContainer(object):
     def start_first(self, current):
         api = self.wrapper.client.api
         rollout = self.rollout
-        env_before = self.apply_env_file()
+        release = self.write_secrets()
         cid = None
         try:
-            cid, name, host_port = self.create_new(current)
+            cid, name, host_port = self.create_new(current, release)
+            self.own_secrets(cid, release)
             try:
                 api.start(cid)
             except DockerException as exc:
@@ -717,7 +893,7 @@ class AppContainer(object):
         except BaseException:
             if cid:
                 rollout.remove(cid, stop_timeout=0, record=False)
-            self.restore_env_file(env_before)
+            self.secrets.remove_release(release)
             raise
         if current:
             if switched and current["running"] and self.p["drain_seconds"]:
@@ -730,11 +906,12 @@ class AppContainer(object):
     def stop_first(self, current):
         api = self.wrapper.client.api
         rollout = self.rollout
-        env_before = self.apply_env_file()
+        release = self.write_secrets()
         cid = None
         stopped_old = False
         try:
-            cid, name, host_port = self.create_new(current)
+            cid, name, host_port = self.create_new(current, release)
+            self.own_secrets(cid, release)
             if current and current["running"]:
                 api.stop(current["id"], timeout=self.p["stop_timeout"])
                 stopped_old = True
@@ -754,7 +931,7 @@ class AppContainer(object):
             logs = rollout.logs_tail(cid) if cid else "(none)"
             if cid:
                 rollout.remove(cid, stop_timeout=0, record=False)
-            self.restore_env_file(env_before)
+            self.secrets.remove_release(release)
             if isinstance(exc, Failed):
                 if stopped_old:
                     api.start(current["id"])

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +49,51 @@ def params(**over):
     ({"drain_seconds": -1}, "drain_seconds:"),
     ({"healthcheck": {"interval": 3}}, "healthcheck.test:"),
     ({"proxy": {"test_command": []}}, "proxy.test_command:"),
+    ({"name": "web\n"}, "name:"),
+    # secrets: key names become file names under /run/secrets and the host directory
+    ({"secret_env": {"../x": "v"}}, "secret_env:"),
+    ({"secret_env": {"a/b": "v"}}, "secret_env:"),
+    ({"secret_env": {"A-B": "v"}}, "secret_env:"),
+    ({"secret_env": {"TOKEN\n": "v"}}, "secret_env:"),
+    ({"secret_env": {"": "v"}}, "secret_env:"),
+    ({"secret_env": {"T" * 129: "v"}}, "secret_env:"),
+    ({"secret_env": {"TOKEN": "v"}, "env": {"TOKEN_FILE": "/x"}}, "secret_env:"),
+    ({"secret_env": {"TOKEN": "v", "TOKEN_FILE": "w"}}, "secret_env:"),
+    ({"secret_delivery": "vault"}, "secret_delivery:"),
+    ({"secret_dir": "etc/secrets"}, "secret_dir:"),
+    ({"secret_dir": "/etc/../tmp"}, "secret_dir:"),
+    ({"secret_dir": "/"}, "secret_dir:"),
+    ({"secret_uid": -1}, "secret_uid:"),
+    ({"secret_env": {"TOKEN": "v"}, "volumes": ["x:/run/secrets/TOKEN"]}, "volumes:"),
+    ({"secret_env": {"TOKEN": "v"}, "tmpfs": ["/run/secrets/TOKEN"]}, "tmpfs:"),
+    # hardening options
+    ({"tmpfs": ["tmp"]}, "tmpfs:"),
+    ({"tmpfs": ["/"]}, "tmpfs:"),
+    ({"tmpfs": ["/tmp/../etc"]}, "tmpfs:"),
+    ({"tmpfs": ["/tmp/"]}, "tmpfs:"),
+    ({"tmpfs": ["/tmp:rw;reboot"]}, "tmpfs:"),
+    ({"tmpfs": ["/tmp:size=64m\n"]}, "tmpfs:"),
+    ({"tmpfs": ["/data"], "volumes": ["d:/data"]}, "tmpfs:"),
+    ({"cap_drop": ["NET_FOO"]}, "cap_drop:"),
+    ({"cap_add": ["CAP_SYS_EVERYTHING"]}, "cap_add:"),
+    ({"cap_add": ["net_raw"], "cap_drop": ["NET_RAW"]}, "cap_add:"),
+    ({"user": "app user"}, "user:"),
+    ({"user": "root\n"}, "user:"),
+    ({"user": "a:b:c"}, "user:"),
+    ({"user": "-1"}, "user:"),
+    ({"pids_limit": 0}, "pids_limit:"),
+    ({"pids_limit": -5}, "pids_limit:"),
+    ({"security_opts": ["privileged"]}, "security_opts:"),
+    ({"security_opts": ["apparmor=x;y"]}, "security_opts:"),
+    ({"security_opts": ["seccomp=/etc/profile.json"]}, "security_opts:"),
+    # ports
+    ({"published_ports": ["::80"]}, "published_ports:"),
+    ({"published_ports": ["999.1.1.1:80:8080"]}, "published_ports:"),
+    ({"published_ports": ["[1.2.3.4]:80:8080"], "strategy": "stop-first"}, "published_ports:"),
+    ({"published_ports": ["fe80::1:80:8080"]}, "published_ports:"),
+    ({"published_ports": ["80:8080\n"]}, "published_ports:"),
+    ({"published_ports": ["+80:8080"]}, "published_ports:"),
+    ({"published_ports": ["8000-8010:8000-8010"]}, "published_ports:"),
 ])
 def test_validate_names_the_option(over, option):
     with pytest.raises(ValidationError) as err:
@@ -63,19 +109,46 @@ def test_validate_names_the_option(over, option):
     {"published_ports": ["8080"]},
     {"volumes": ["data:/data", "/srv/x:/x:ro"], "memory": "256m", "cpus": 0.5},
     {"healthcheck": {"disable": True}},
+    {"secret_env": {"TOKEN": "v", "_X1": "w"}, "secret_delivery": "env", "env": {"TOKEN_FILE": "/x"}},
+    {"secret_dir": "/srv/secrets", "secret_uid": 65534},
+    {"tmpfs": ["/tmp", "/var/cache/app:rw,noexec,nosuid,size=64m,mode=1777"], "read_only": True},
+    {"cap_drop": ["all"], "cap_add": ["cap_net_bind_service", "CHOWN"]},
+    {"user": "1000:1000"}, {"user": "nobody"}, {"user": "app:app"},
+    {"pids_limit": -1}, {"pids_limit": 1},
+    {"security_opts": ["no-new-privileges", "no-new-privileges:true", "apparmor=docker-default",
+                       "label=disable", "seccomp=unconfined", 'seccomp={"defaultAction": "SCMP_ACT_ALLOW"}']},
+    {"strategy": "stop-first", "published_ports": ["[::]:9000:9000", "[::1]::9001/udp", "0.0.0.0:80:8080"]},
 ])
 def test_validate_accepts(over):
     _rollout.validate(params(**over))
 
 
-@pytest.mark.parametrize("spec,expected", [
-    ("8080", ("", None, 8080, "tcp")),
-    ("80:8080", ("", 80, 8080, "tcp")),
-    ("127.0.0.1:80:8080/udp", ("127.0.0.1", 80, 8080, "udp")),
-    ("127.0.0.1::8080", ("127.0.0.1", None, 8080, "tcp")),
+@pytest.mark.parametrize("spec,expected,canonical", [
+    # without an address: loopback only, never every address
+    ("8080", ("127.0.0.1", None, 8080, "tcp"), "127.0.0.1::8080/tcp"),
+    ("80:8080", ("127.0.0.1", 80, 8080, "tcp"), "127.0.0.1:80:8080/tcp"),
+    ("9000:9000/udp", ("127.0.0.1", 9000, 9000, "udp"), "127.0.0.1:9000:9000/udp"),
+    ("127.0.0.1:80:8080/udp", ("127.0.0.1", 80, 8080, "udp"), "127.0.0.1:80:8080/udp"),
+    ("127.0.0.1::8080", ("127.0.0.1", None, 8080, "tcp"), "127.0.0.1::8080/tcp"),
+    # explicit: every address
+    ("0.0.0.0:9000:9000", ("0.0.0.0", 9000, 9000, "tcp"), "0.0.0.0:9000:9000/tcp"),
+    ("[::]:9000:9000", ("::", 9000, 9000, "tcp"), "[::]:9000:9000/tcp"),
+    ("[::1]::9000/udp", ("::1", None, 9000, "udp"), "[::1]::9000/udp"),
+    ("[fd00:0::0:10]:80:8080", ("fd00::10", 80, 8080, "tcp"), "[fd00::10]:80:8080/tcp"),
 ])
-def test_parse_port_spec(spec, expected):
+def test_parse_port_spec(spec, expected, canonical):
     assert _rollout.parse_port_spec(spec) == expected
+    assert _rollout.canonical_port_spec(spec) == canonical
+    assert _rollout.parse_port_spec(canonical) == expected
+
+
+def test_port_spec_without_address_hashes_as_loopback():
+    """A container made from "9000:9000" when that meant every address must not match now."""
+    a = _rollout.desired_config(params(published_ports=["9000:9000"]))
+    b = _rollout.desired_config(params(published_ports=["127.0.0.1:9000:9000/tcp"]))
+    c = _rollout.desired_config(params(published_ports=["0.0.0.0:9000:9000"]))
+    assert a["published_ports"] == ["127.0.0.1:9000:9000/tcp"]
+    assert _rollout.config_hash(a) == _rollout.config_hash(b) != _rollout.config_hash(c)
 
 
 def test_config_hash_ignores_order_and_module_only_settings():
@@ -91,8 +164,37 @@ def test_config_never_holds_secret_values():
     cfg = _rollout.desired_config(params(secret_env={"TOKEN": "s3cret-value"}))
     text = json.dumps(cfg)
     assert "s3cret-value" not in text and "TOKEN" in text
+    assert cfg["secret_delivery"] == "file"
     assert _rollout.config_hash(cfg) == _rollout.config_hash(
         _rollout.desired_config(params(secret_env={"TOKEN": "another"})))
+
+
+@pytest.mark.parametrize("over", [
+    {"secret_delivery": "env"},
+    {"secret_uid": 1000},
+    {"user": "1000"},
+    {"read_only": True},
+    {"tmpfs": ["/tmp"]},
+    {"tmpfs": ["/tmp:size=1m"]},
+    {"cap_drop": ["ALL"]},
+    {"cap_add": ["NET_ADMIN"]},
+    {"pids_limit": 100},
+    {"security_opts": ["no-new-privileges:true"]},
+])
+def test_hardening_options_change_the_hash(over):
+    base = _rollout.config_hash(_rollout.desired_config(params(secret_env={"TOKEN": "v"})))
+    assert _rollout.config_hash(_rollout.desired_config(params(secret_env={"TOKEN": "v"}, **over))) != base
+
+
+def test_hardening_options_normalised():
+    a = _rollout.desired_config(params(cap_drop=["net_raw", "CAP_MKNOD", "NET_RAW"], cap_add=["cap_chown"],
+                                       security_opts=["b=x", "no-new-privileges:true"], tmpfs=["/b", "/a:size=1m"]))
+    assert a["cap_drop"] == ["MKNOD", "NET_RAW"] and a["cap_add"] == ["CHOWN"]
+    assert a["security_opts"] == ["b=x", "no-new-privileges:true"]
+    assert a["tmpfs"] == ["/a:size=1m", "/b"]
+    b = _rollout.desired_config(params(cap_drop=["MKNOD", "net_raw"], cap_add=["CHOWN"],
+                                       security_opts=["no-new-privileges:true", "b=x"], tmpfs=["/a:size=1m", "/b"]))
+    assert _rollout.config_hash(a) == _rollout.config_hash(b)
 
 
 def test_changed_secret_keys_and_masked_diff():
@@ -140,19 +242,91 @@ def test_choose_serving(containers, upstream, serving, strays):
     assert sorted(s["id"] for s in got_strays) == strays
 
 
-def test_render_env_file_one_line_per_key():
-    text = _rollout.render_env_file("web", {"B": "2", "A": "x\ny"})
-    assert text.splitlines()[1:] == ["A=x\\ny", "B=2"]
+def _mounts(release):
+    return dict((key, str(release / key)) for key in os.listdir(release))
 
 
-def test_write_secret_file_mode(tmp_path):
-    path = tmp_path / "env" / "web.env"
-    assert _rollout.write_secret_file(str(path), "A=1\n") is True
-    assert (os.stat(path).st_mode & 0o777) == 0o600
-    assert _rollout.write_secret_file(str(path), "A=1\n") is False
-    os.chmod(path, 0o644)
-    assert _rollout.write_secret_file(str(path), "A=1\n") is True
-    assert (os.stat(path).st_mode & 0o777) == 0o600
+def test_secret_store_writes_root_only_files(tmp_path):
+    store = _rollout.SecretStore(str(tmp_path / "secrets"), "web")
+    release = store.write({"TOKEN": "s3cret\nline2", "B": 7})
+    rel = tmp_path / "secrets" / "web" / os.path.basename(release)
+    assert release == str(rel) and _rollout.RELEASE_RE.match(rel.name)
+    assert (rel / "TOKEN").read_bytes() == b"s3cret\nline2" and (rel / "B").read_bytes() == b"7"
+    for path, mode in ((tmp_path / "secrets", 0o700), (tmp_path / "secrets" / "web", 0o700), (rel, 0o700),
+                       (rel / "TOKEN", 0o400), (rel / "B", 0o400)):
+        st = os.lstat(path)
+        assert (st.st_mode & 0o7777) == mode, path
+    assert store.releases() == [rel.name]
+    if os.geteuid() == 0:
+        store.chown(release, 65534)
+        assert os.stat(rel / "TOKEN").st_uid == 65534 and os.stat(rel / "TOKEN").st_gid == 0
+        assert (os.stat(rel / "TOKEN").st_mode & 0o7777) == 0o400
+
+
+def test_secret_store_changed_keys_names_never_values(tmp_path):
+    store = _rollout.SecretStore(str(tmp_path), "web")
+    rel = Path(store.write({"A": "one", "B": "two"}))
+    mounts = _mounts(rel)
+    assert store.changed_keys({"A": "one", "B": "two"}, mounts) == []
+    assert store.changed_keys({"A": "one", "B": "other"}, mounts) == ["B"]
+    assert store.changed_keys({"A": "one"}, mounts) == ["B"]                       # removed key
+    assert store.changed_keys({"A": "one", "B": "two", "C": "3"}, mounts) == ["C"]  # new key
+    assert store.changed_keys({"A": "on", "B": "two"}, mounts) == ["A"]            # a prefix is not equal
+    os.chmod(rel / "A", 0o644)
+    assert store.changed_keys({"A": "one", "B": "two"}, mounts) == ["A"]            # mode not 0400
+    os.chmod(rel / "A", 0o400)
+    os.unlink(rel / "B")
+    assert store.changed_keys({"A": "one", "B": "two"}, mounts) == ["B"]            # file gone
+    os.symlink(str(rel / "A"), str(rel / "B"))
+    assert store.changed_keys({"A": "one", "B": "one"}, mounts) == ["B"]            # a symlink is not ours
+    outside = tmp_path / "A"
+    outside.write_text("one")
+    os.chmod(outside, 0o400)
+    assert store.changed_keys({"A": "one"}, {"A": str(outside)}) == ["A"]           # not under the app's dir
+    other = _rollout.SecretStore(str(tmp_path), "api")
+    assert other.changed_keys({"A": "one"}, {"A": str(rel / "A")}) == ["A"]        # another app's file
+
+
+def test_secret_store_prune_keeps_what_is_mounted(tmp_path):
+    store = _rollout.SecretStore(str(tmp_path), "web")
+    old = store.write({"A": "1"})
+    new = store.write({"A": "2"})
+    leftover = tmp_path / "web" / (".tmp-" + os.path.basename(old))
+    leftover.mkdir()
+    keep = {store.release_of(_mounts(Path(new))["A"])}
+    assert keep == {os.path.basename(new)}
+    assert sorted(store.unused(keep)) == sorted([os.path.basename(old), leftover.name])
+    store.prune(keep)
+    assert store.releases() == [os.path.basename(new)] and os.path.isdir(new)
+    store.prune(set())
+    assert not (tmp_path / "web").exists() and not store.exists()
+    store.write({"A": "3"})
+    store.remove_all()
+    assert not (tmp_path / "web").exists()
+
+
+@pytest.mark.parametrize("source,release", [
+    ("/s/web/20240101T000000Z-0a1b2c3d/TOKEN", "20240101T000000Z-0a1b2c3d"),
+    ("/s/web/20240101T000000Z-0a1b2c3d/../TOKEN", None),
+    ("/s/web/anything/TOKEN", None),
+    ("/s/api/20240101T000000Z-0a1b2c3d/TOKEN", None),
+    ("/etc/passwd", None),
+    ("", None),
+])
+def test_release_of(source, release):
+    assert _rollout.SecretStore("/s", "web").release_of(source) == release
+
+
+def test_secret_mounts_and_passwd():
+    info = {"Mounts": [
+        {"Type": "bind", "Source": "/s/web/r/TOKEN", "Destination": "/run/secrets/TOKEN", "RW": False},
+        {"Type": "volume", "Source": "/var/lib/docker/volumes/x", "Destination": "/data"},
+        {"Type": "bind", "Source": "/x", "Destination": "/run/secrets/sub/dir"},
+    ]}
+    assert _rollout.secret_mounts(info) == {"TOKEN": "/s/web/r/TOKEN"}
+    passwd = "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\nbad line\n"
+    assert _rollout.passwd_uid(passwd, "nobody") == 65534
+    assert _rollout.passwd_uid(passwd, "app") is None and _rollout.passwd_uid(None, "app") is None
 
 
 def test_upstream_render_and_parse():
