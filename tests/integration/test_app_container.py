@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -264,28 +266,197 @@ SECRET = "afb-S3cr3t-Value-9137"
 SECRET2 = "afb-0ther-S3cret-4412"
 
 
+def _sha(value):
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _everything_docker_keeps(container):
+    """docker inspect, the engine's files of the container, and the environ of its processes."""
+    texts = [json.dumps(container.attrs)]
+    cdir = Path("/var/lib/docker/containers") / container.id
+    for name in ("config.v2.json", "hostconfig.json"):
+        if (cdir / name).exists():
+            texts.append((cdir / name).read_text())
+    for pid in container.top(ps_args="-eo pid")["Processes"] or []:
+        try:
+            texts.append(Path("/proc/%s/environ" % pid[0]).read_bytes().decode("utf-8", "replace"))
+        except OSError:
+            pass
+    return "\n".join(texts)
+
+
+def _secret_mount(container, key):
+    (mount,) = [m for m in container.attrs["Mounts"] if m["Destination"] == "/run/secrets/" + key]
+    return mount
+
+
+def test_secret_as_file_not_in_inspect(afb_app, docker_client):
+    args = afb_app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET}, env={"PLAIN": "yes"})
+    check = run_module("app_container", args, check=True, diff=True)
+    assert check.get("changed") is True and check["action"] == "created", check
+    assert afb_app.containers() == [] and not afb_app.secret_dir.exists()
+
+    res = run_module("app_container", args)
+    assert res.get("changed") is True and res["action"] == "created", res
+    (container,) = afb_app.containers()
+    env = container.attrs["Config"]["Env"]
+    assert "API_TOKEN_FILE=/run/secrets/API_TOKEN" in env and "PLAIN=yes" in env
+    assert not any(e.startswith("API_TOKEN=") for e in env), env
+    assert SECRET not in _everything_docker_keeps(container)
+    mount = _secret_mount(container, "API_TOKEN")
+    (release,) = afb_app.releases()
+    assert mount["Type"] == "bind" and mount["RW"] is False
+    assert mount["Source"] == str(afb_app.secret_dir / release / "API_TOKEN")
+    assert res["container"]["secret_dir"] == str(afb_app.secret_dir / release)
+    # On the host: root-only directories, a 0400 file owned by the container's user (root here).
+    for path, mode in ((afb_app.secret_base, 0o700), (afb_app.secret_dir, 0o700),
+                       (afb_app.secret_dir / release, 0o700), (Path(mount["Source"]), 0o400)):
+        st = os.stat(path)
+        assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (mode, 0, 0), path
+    # The app reads it through the file.
+    assert afb_app.get("/cgi-bin/token") == (200, "token %s\n" % _sha(SECRET))
+    code, out = container.exec_run(["/bin/busybox", "sh", "-c", 'cat "$API_TOKEN_FILE"'])
+    assert (code, out.decode()) == (0, SECRET)
+
+    again = run_module("app_container", args)
+    assert again.get("changed") is False and again["action"] == "unchanged", again
+    assert run_module("app_container", args, check=True).get("changed") is False
+    assert afb_app.releases() == [release]
+
+
+@pytest.mark.parametrize("strategy", ["start-first", "stop-first"])
+def test_changed_secret_swaps_and_old_files_go(afb_app, docker_client, strategy):
+    args = afb_app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET}, strategy=strategy)
+    first = run_module("app_container", args)
+    assert first["action"] == "created", first
+    (old_release,) = afb_app.releases()
+
+    changed = dict(args, secret_env={"API_TOKEN": SECRET2})
+    check = run_module("app_container", changed, check=True, diff=True)
+    assert check.get("changed") is True and check["action"] == "replaced", check
+    assert check["diff"]["after"]["secret_env"] == {"API_TOKEN": "******** (changed)"}, check["diff"]
+    assert SECRET not in check.stdout + json.dumps(check) and SECRET2 not in check.stdout + json.dumps(check)
+    assert afb_app.releases() == [old_release]
+
+    # The probe reads the token through the app while the swap runs: the old
+    # container keeps its file until it is gone (start-first: every answer is
+    # one of the two tokens).
+    with Probe(afb_app.proxy_port, path="/cgi-bin/token") as probe:
+        while probe.ok < 10 and probe.is_alive():
+            probe.stop_event.wait(0.05)
+        res = run_module("app_container", changed, diff=True)
+    assert res.get("changed") is True and res["action"] == "replaced", res
+    if strategy == "start-first":
+        assert probe.failures == [], probe.failures[:5]
+    assert probe.bodies <= {"token %s" % _sha(SECRET), "token %s" % _sha(SECRET2)}, probe.bodies
+    (container,) = afb_app.containers()
+    assert container.id == res["container"]["id"] != first["container"]["id"]
+    (new_release,) = afb_app.releases()
+    assert new_release != old_release  # the old files went with the old container
+    assert _secret_mount(container, "API_TOKEN")["Source"] == str(afb_app.secret_dir / new_release / "API_TOKEN")
+    assert afb_app.get("/cgi-bin/token") == (200, "token %s\n" % _sha(SECRET2))
+    assert SECRET2 not in _everything_docker_keeps(container)
+    again = run_module("app_container", changed)
+    assert again.get("changed") is False, again
+
+
+def test_secret_files_belong_to_the_container_user(afb_app, docker_client):
+    # The image runs as nobody (a name: looked up in the image's /etc/passwd).
+    args = afb_app.args(image="afb-app:nobody", secret_env={"API_TOKEN": SECRET}, cap_drop=["ALL"])
+    res = run_module("app_container", args)
+    assert res["action"] == "created", res
+    (container,) = afb_app.containers()
+    source = Path(_secret_mount(container, "API_TOKEN")["Source"])
+    st = os.stat(source)
+    assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o400, 65534, 0)
+    assert afb_app.get("/cgi-bin/token") == (200, "token %s\n" % _sha(SECRET))
+    # Another user of the container cannot read it.
+    code, out = container.exec_run(["/bin/busybox", "cat", "/run/secrets/API_TOKEN"], user="1000")
+    assert code != 0 and SECRET not in out.decode()
+
+    # user given as a number: the files follow it (a new container, new files).
+    as_app = dict(args, user="1000:1000")
+    res = run_module("app_container", as_app)
+    assert res["action"] == "replaced", res
+    (container,) = afb_app.containers()
+    assert container.attrs["Config"]["User"] == "1000:1000"
+    source = Path(_secret_mount(container, "API_TOKEN")["Source"])
+    assert os.stat(source).st_uid == 1000 and len(afb_app.releases()) == 1
+    assert afb_app.get("/cgi-bin/token") == (200, "token %s\n" % _sha(SECRET))
+    assert run_module("app_container", as_app).get("changed") is False
+
+    # secret_uid overrides the owner.
+    res = run_module("app_container", dict(args, secret_uid=4242))
+    assert res["action"] == "replaced", res
+    (container,) = afb_app.containers()
+    assert os.stat(_secret_mount(container, "API_TOKEN")["Source"]).st_uid == 4242
+
+
+def test_unknown_user_is_refused_and_nothing_stays(afb_app, docker_client):
+    first = run_module("app_container", afb_app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET}))
+    assert first["action"] == "created", first
+    (release,) = afb_app.releases()
+    res = run_module("app_container", afb_app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET2},
+                                                   user="ghost"))
+    assert res.get("failed") is True, res
+    assert res["msg"].startswith("app %s: user: " % afb_app.name) and "'ghost'" in res["msg"], res["msg"]
+    (container,) = afb_app.containers()
+    assert container.id == first["container"]["id"]
+    assert afb_app.releases() == [release]
+    assert afb_app.get("/cgi-bin/token") == (200, "token %s\n" % _sha(SECRET))
+
+
+def test_secret_delivery_env_still_works(afb_app, docker_client):
+    args = afb_app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET}, secret_delivery="env")
+    res = run_module("app_container", args)
+    assert res["action"] == "created", res
+    (container,) = afb_app.containers()
+    # What the docs say this choice exposes: the value in the container's config.
+    assert "API_TOKEN=%s" % SECRET in container.attrs["Config"]["Env"]
+    assert not any(m["Destination"].startswith("/run/secrets") for m in container.attrs["Mounts"])
+    assert afb_app.releases() == []
+    assert run_module("app_container", args).get("changed") is False
+    changed = run_module("app_container", dict(args, secret_env={"API_TOKEN": SECRET2}), diff=True)
+    assert changed["action"] == "replaced", changed
+    assert changed["diff"]["after"]["secret_env"] == {"API_TOKEN": "******** (changed)"}
+    (container,) = afb_app.containers()
+    assert "API_TOKEN=%s" % SECRET2 in container.attrs["Config"]["Env"]
+
+    # Back to files: swapped, no value in the config any more.
+    to_file = run_module("app_container", dict(args, secret_env={"API_TOKEN": SECRET2}, secret_delivery="file"),
+                         diff=True)
+    assert to_file["action"] == "replaced", to_file
+    assert to_file["diff"]["after"]["secret_delivery"] == "file"
+    (container,) = afb_app.containers()
+    assert SECRET2 not in _everything_docker_keeps(container)
+    assert len(afb_app.releases()) == 1
+
+
 def test_secrets_never_logged(afb_app, docker_client, tmp_path):
     log = tmp_path / "ansible.log"
     env = {"ANSIBLE_LOG_PATH": str(log)}
+    # An env file an earlier version left behind: removed.
+    afb_app.env_file.parent.mkdir(parents=True, exist_ok=True)
+    afb_app.env_file.write_text("API_TOKEN=%s\n" % SECRET)
     args = afb_app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET}, env={"PLAIN": "yes"})
     res = run_module("app_container", args, verbosity=3, diff=True, env=env)
     assert res["action"] == "created", res
-    st = os.stat(afb_app.env_file)
-    assert (st.st_mode & 0o777, st.st_uid) == (0o600, 0)
-    assert "API_TOKEN=%s" % SECRET in afb_app.env_file.read_text()
+    assert not afb_app.env_file.exists()
+    (release,) = afb_app.releases()
     (container,) = afb_app.containers()
-    assert "API_TOKEN=%s" % SECRET in container.attrs["Config"]["Env"]  # docker inspect shows it (documented)
+    assert SECRET not in json.dumps(container.attrs)
 
     # A changed secret, and a new container that prints it and dies: the task fails.
     bad = afb_app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET2}, env={"PLAIN": "yes"},
-                       command=["/bin/busybox", "sh", "-c", "echo leaked $API_TOKEN; exit 3"],
+                       command=["/bin/busybox", "sh", "-c", 'echo leaked $(cat "$API_TOKEN_FILE"); exit 3'],
                        health={"path": "/health", "timeout": 3, "interval": 0.2})
     failed = run_module("app_container", bad, verbosity=3, diff=True, env=env)
     assert failed.get("failed") is True and "exited with code 3" in failed["msg"], failed
     assert "leaked" in failed["msg"]
     assert "API_TOKEN" in failed.stdout  # the diff names the changed variable, not its value
-    # The failed rollout put the previous env file back.
-    assert "API_TOKEN=%s" % SECRET in afb_app.env_file.read_text()
+    # The failed rollout removed its files; the serving container keeps its own.
+    assert afb_app.releases() == [release]
+    assert (afb_app.secret_dir / release / "API_TOKEN").read_text() == SECRET
     text = log.read_text()
     assert "Deploy" in text or "Run the module" in text
     for secret in (SECRET, SECRET2):
@@ -297,14 +468,110 @@ def test_secrets_never_logged(afb_app, docker_client, tmp_path):
 
 def test_state_absent(afb_app, docker_client):
     run_module("app_container", afb_app.args(image="afb-app:v1", secret_env={"K": "v"}))
-    gone = run_module("app_container", {"name": afb_app.name, "state": "absent",
-                                        "secret_env_file": str(afb_app.env_file),
-                                        "lock_dir": str(afb_app.lock_dir)})
+    assert afb_app.secret_dir.is_dir()
+    absent = {"name": afb_app.name, "state": "absent", "secret_env_file": str(afb_app.env_file),
+              "secret_dir": str(afb_app.secret_base), "lock_dir": str(afb_app.lock_dir)}
+    check = run_module("app_container", absent, check=True)
+    assert check.get("changed") is True and len(afb_app.containers()) == 1 and afb_app.secret_dir.is_dir()
+    gone = run_module("app_container", absent)
     assert gone.get("changed") is True and gone["action"] == "removed", gone
-    assert afb_app.containers() == [] and not afb_app.env_file.exists()
-    again = run_module("app_container", {"name": afb_app.name, "state": "absent",
-                                         "secret_env_file": str(afb_app.env_file)})
+    assert afb_app.containers() == [] and not afb_app.secret_dir.exists()
+    assert afb_app.secret_base.is_dir()  # other apps' secrets stay
+    again = run_module("app_container", absent)
     assert again.get("changed") is False, again
+
+
+def test_hardening_options_reach_the_container(afb_app, docker_client):
+    # The defaults: no-new-privileges and a pids limit.
+    plain = afb_app.args(image="afb-app:v1")
+    assert run_module("app_container", plain)["action"] == "created"
+    (container,) = afb_app.containers()
+    host = container.attrs["HostConfig"]
+    assert host["SecurityOpt"] == ["no-new-privileges:true"] and host["PidsLimit"] == 1024
+    assert host["ReadonlyRootfs"] is False and not host["CapDrop"]
+
+    args = afb_app.args(image="afb-app:nobody", read_only=True, tmpfs=["/tmp:rw,noexec,nosuid,size=16m"],
+                        cap_drop=["all"], cap_add=["cap_net_bind_service"], user="65534:65534", pids_limit=64,
+                        security_opts=["no-new-privileges:true", "apparmor=unconfined"])
+    check = run_module("app_container", args, check=True, diff=True)
+    assert check.get("changed") is True and check["action"] == "replaced", check
+    assert check["diff"]["after"]["read_only"] is True and check["diff"]["after"]["cap_drop"] == ["ALL"]
+    res = run_module("app_container", args)
+    assert res.get("changed") is True and res["action"] == "replaced", res
+    (container,) = afb_app.containers()
+    attrs = container.attrs
+    host = attrs["HostConfig"]
+    assert host["ReadonlyRootfs"] is True
+    assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=16m"}
+    assert host["CapDrop"] == ["ALL"] and host["CapAdd"] == ["NET_BIND_SERVICE"]
+    assert sorted(host["SecurityOpt"]) == ["apparmor=unconfined", "no-new-privileges:true"]
+    assert host["PidsLimit"] == 64 and attrs["Config"]["User"] == "65534:65534"
+    assert afb_app.get() == (200, "version nobody\n")
+    # Really read-only, with a writable /tmp; really that user.
+    assert container.exec_run(["/bin/busybox", "touch", "/www/x"]).exit_code != 0
+    assert container.exec_run(["/bin/busybox", "touch", "/tmp/x"]).exit_code == 0
+    assert container.exec_run(["/bin/busybox", "id", "-u"]).output.decode().strip() == "65534"
+
+    again = run_module("app_container", args)
+    assert again.get("changed") is False, again
+    # Each option is part of the compared config: a change swaps the container.
+    for over in ({"pids_limit": 65}, {"cap_add": []}, {"read_only": False}):
+        changed = dict(args, **over)
+        check = run_module("app_container", changed, check=True, diff=True)
+        assert check.get("changed") is True and check["action"] == "replaced", (over, check)
+        res = run_module("app_container", changed)
+        assert res["action"] == "replaced", (over, res)
+        assert afb_app.containers()[0].id == res["container"]["id"]
+        args = changed
+    assert afb_app.containers()[0].attrs["HostConfig"]["PidsLimit"] == 65
+
+
+def _bridge_gateway(docker_client):
+    config = docker_client.networks.get("bridge").attrs["IPAM"]["Config"] or [{}]
+    return config[0].get("Gateway")
+
+
+def _connects(host, port):
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_port_without_address_binds_loopback_only(afb_app, docker_client):
+    fixed = free_port()
+    args = dict(afb_app.args(image="afb-app:v1", strategy="stop-first",
+                             published_ports=["%d:8080" % fixed, "[::1]::8080", "8080/udp"]),
+                proxy={"enabled": False})
+    check = run_module("app_container", args, check=True)
+    assert check.get("changed") is True and check["action"] == "created", check
+    res = run_module("app_container", args)
+    assert res["action"] == "created", res
+    (container,) = afb_app.containers()
+    bindings = container.attrs["HostConfig"]["PortBindings"]
+    assert {"HostIp": "127.0.0.1", "HostPort": str(fixed)} in bindings["8080/tcp"]
+    assert {"HostIp": "::1", "HostPort": ""} in bindings["8080/tcp"]
+    assert bindings["8080/udp"] == [{"HostIp": "127.0.0.1", "HostPort": ""}]
+    published = container.attrs["NetworkSettings"]["Ports"]
+    addresses = set(b["HostIp"] for values in published.values() for b in values or [])
+    assert addresses <= {"127.0.0.1", "::1"}, published
+    assert run_module("app_container", args).get("changed") is False
+    assert _connects("127.0.0.1", fixed)
+    gateway = _bridge_gateway(docker_client)
+    if gateway:  # an address of this host that is not loopback: nothing answers there
+        assert not _connects(gateway, fixed)
+
+    # Every address only when the app says so.
+    wide = dict(args, published_ports=["0.0.0.0:%d:8080" % fixed])
+    res = run_module("app_container", wide, diff=True)
+    assert res["action"] == "replaced", res
+    assert res["diff"]["after"]["published_ports"] == ["0.0.0.0:%d:8080/tcp" % fixed]
+    (container,) = afb_app.containers()
+    bindings = container.attrs["HostConfig"]["PortBindings"]["8080/tcp"]
+    assert {"HostIp": "0.0.0.0", "HostPort": str(fixed)} in bindings
+    # The app port itself stays on loopback (the proxy and the health check use it).
+    assert sorted(b["HostIp"] for b in bindings) == ["0.0.0.0", "127.0.0.1"], bindings
 
 
 @pytest.mark.parametrize("over,option", [
@@ -316,17 +583,64 @@ def test_state_absent(afb_app, docker_client):
     ({"image": None}, "image:"),
     ({"published_ports": ["127.0.0.1:18080:8080"]}, "published_ports:"),
     ({"env": {"A": "1"}, "secret_env": {"A": "2"}}, "secret_env:"),
+    ({"secret_env": {"../x": SECRET}}, "secret_env:"),
+    ({"secret_env": {"A/B": SECRET}}, "secret_env:"),
+    ({"secret_env": {"TOKEN\n": SECRET}}, "secret_env:"),
+    ({"secret_env": {"TOKEN": SECRET}, "env": {"TOKEN_FILE": "/x"}}, "secret_env:"),
+    ({"secret_delivery": "vault"}, "secret_delivery"),
+    ({"tmpfs": ["tmp:size=1m"]}, "tmpfs:"),
+    ({"tmpfs": ["/tmp/../etc"]}, "tmpfs:"),
+    ({"cap_drop": ["NET_FOO"]}, "cap_drop:"),
+    ({"cap_add": ["SYS_EVERYTHING"]}, "cap_add:"),
+    ({"user": "root;id"}, "user:"),
+    ({"pids_limit": 0}, "pids_limit:"),
+    ({"security_opts": ["privileged=true"]}, "security_opts:"),
+    ({"published_ports": ["::9000:9000"], "strategy": "stop-first"}, "published_ports:"),
+    ({"published_ports": ["[::1]9000:9000"], "strategy": "stop-first"}, "published_ports:"),
 ])
 def test_bad_input_fails_before_any_change(docker_client, over, option, afb_state_dir):
     name = "afb-badinput"
+    secrets = afb_state_dir / "secrets-badinput"
     args = {"name": name, "image": "afb-app:v1", "port": 8080, "health": {"path": "/health"},
-            "lock_dir": str(afb_state_dir / "locks"), "proxy": {"enabled": False}}
+            "lock_dir": str(afb_state_dir / "locks"), "proxy": {"enabled": False},
+            "secret_dir": str(secrets)}
     args.update(over)
     args = {k: v for k, v in args.items() if v is not None}
     res = run_module("app_container", args)
     assert res.get("failed") is True, res
     assert option in res["msg"], res["msg"]
+    if "name" not in over and "must be one of" not in res["msg"]:  # not refused by Ansible's own check
+        assert res["msg"].startswith("app %s: " % name), res["msg"]
     assert app_containers(docker_client, name) == []
+    assert not secrets.exists()
+
+
+def test_sample_web_app_reads_its_token_from_the_file(tmp_path):
+    """examples/apps/web reads WEB_API_TOKEN through WEB_API_TOKEN_FILE (the plain variable is a fallback)."""
+    token = tmp_path / "WEB_API_TOKEN"
+    token.write_text(SECRET)
+    port = free_port()
+    env = dict(os.environ, PORT=str(port), WEB_API_TOKEN_FILE=str(token), WEB_API_TOKEN="not-this-one")
+    proc = subprocess.Popen([sys.executable, str(REPO / "examples/apps/web/server.py")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def get(headers):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                conn.request("GET", "/private", headers=headers)
+                resp = conn.getresponse()
+                return resp.status, resp.read().decode()
+            finally:
+                conn.close()
+
+        assert _wait_for(lambda: _connects("127.0.0.1", port), 30)
+        assert get({"Authorization": "Bearer " + SECRET})[0] == 200
+        assert get({"Authorization": "Bearer not-this-one"})[0] == 401
+        status, body = get({})
+        assert status == 401 and SECRET not in body
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 def test_full_config_reaches_the_container(afb_app, docker_client):

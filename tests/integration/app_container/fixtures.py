@@ -29,9 +29,23 @@ APP_REPO = "afb-app"
 LABEL_APP = "io.appfleet.app"
 
 HTTPD = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]'
+# Users of the test images: a name the module must look up in the image's /etc/passwd.
+PASSWD = (b"root:x:0:0:root:/root:/bin/sh\n"
+          b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+          b"app:x:1000:1000:app:/nonexistent:/bin/false\n")
+# /cgi-bin/token: what the app reads through API_TOKEN_FILE, as a sha256 (never the value).
+TOKEN_CGI = (b'#!/bin/busybox sh\n'
+             b'echo "Content-Type: text/plain"\n'
+             b'echo\n'
+             b'if [ -r "$API_TOKEN_FILE" ]; then\n'
+             b'  echo "token $(/bin/busybox sha256sum < "$API_TOKEN_FILE" | /bin/busybox cut -c1-64)"\n'
+             b'else\n'
+             b'  echo "no token file"\n'
+             b'fi\n')
 VARIANTS = {
     # tag: (index body, has /health, CMD, extra Dockerfile lines)
     "v1": ("version v1", True, HTTPD, ""),
+    "nobody": ("version nobody", True, HTTPD, "USER nobody\n"),
     "v2": ("version v2", True, HTTPD, ""),
     "v3": ("version v3", True, HTTPD, ""),
     "nohealth": ("version nohealth", False, HTTPD, ""),
@@ -86,9 +100,11 @@ def afb_images(docker_client):
         })
     ids = {}
     for tag, (body, health, cmd, extra) in VARIANTS.items():
-        dockerfile = ("FROM %s\nCOPY www /www\n%sEXPOSE 8080\nCMD %s\n" % (BASE_IMAGE, extra, cmd))
+        dockerfile = ("FROM %s\nCOPY etc /etc\nCOPY www /www\n%sEXPOSE 8080\nCMD %s\n" % (BASE_IMAGE, extra, cmd))
         files = {"Dockerfile": (dockerfile.encode(), 0o644),
-                 "www/index.html": ((body + "\n").encode(), 0o644)}
+                 "etc/passwd": (PASSWD, 0o644),
+                 "www/index.html": ((body + "\n").encode(), 0o644),
+                 "www/cgi-bin/token": (TOKEN_CGI, 0o755)}
         if health:
             files["www/health"] = (b"ok\n", 0o644)
         ids[tag] = _build(docker_client, "%s:%s" % (APP_REPO, tag), files)
@@ -197,7 +213,10 @@ class App:
         self.nginx = nginx
         self.client = client
         self.proxy_port = nginx.add_app(name)
+        # Where earlier versions wrote secret_env; the module removes a file left there.
         self.env_file = state_dir / "env" / ("%s.env" % name)
+        self.secret_base = state_dir / "secrets"
+        self.secret_dir = self.secret_base / name
         self.lock_dir = state_dir / "locks"
 
     def args(self, **over):
@@ -208,6 +227,7 @@ class App:
             "drain_seconds": 1,
             "stop_timeout": 1,
             "secret_env_file": str(self.env_file),
+            "secret_dir": str(self.secret_base),
             "lock_dir": str(self.lock_dir),
             "proxy": {
                 "upstream_file": str(self.nginx.upstreams / ("%s.conf" % self.name)),
@@ -220,6 +240,12 @@ class App:
 
     def containers(self):
         return app_containers(self.client, self.name)
+
+    def releases(self):
+        """The release directories of secret files on the host."""
+        if not self.secret_dir.exists():
+            return []
+        return sorted(p.name for p in self.secret_dir.iterdir())
 
     def get(self, path="/", timeout=2.0):
         conn = http.client.HTTPConnection("127.0.0.1", self.proxy_port, timeout=timeout)
@@ -240,14 +266,16 @@ def afb_app(request, afb_nginx, afb_state_dir, afb_images, docker_client):
     yield app
     for container in app.containers():
         container.remove(force=True)
+    shutil.rmtree(app.secret_dir, ignore_errors=True)
 
 
 class Probe(threading.Thread):
     """GET the app through nginx about 25 times a second; bounded in count and time."""
 
-    def __init__(self, port, interval=0.04, max_requests=4000, max_seconds=150):
+    def __init__(self, port, interval=0.04, max_requests=4000, max_seconds=150, path="/"):
         super().__init__(daemon=True)
         self.port = port
+        self.path = path
         self.interval = interval
         self.max_requests = max_requests
         self.max_seconds = max_seconds
@@ -263,7 +291,7 @@ class Probe(threading.Thread):
                 break
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
-                conn.request("GET", "/")
+                conn.request("GET", self.path)
                 resp = conn.getresponse()
                 body = resp.read().decode().strip()
                 if resp.status == 200:
