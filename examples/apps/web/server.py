@@ -1,5 +1,12 @@
-"""Sample app "web": serves its version on / and its health on /health."""
+"""Sample app "web": serves its version on / and its health on /health.
 
+/private answers only a request with the API token (`Authorization: Bearer
+<token>`). The token is a secret: it is read from the file WEB_API_TOKEN_FILE
+names (appfleet.docker mounts each secret read-only at /run/secrets/<KEY> and
+sets <KEY>_FILE), falling back to the plain WEB_API_TOKEN variable.
+"""
+
+import hmac
 import os
 import signal
 import sys
@@ -12,12 +19,32 @@ GREETING = os.environ.get("GREETING", "hello")
 HEALTHY = os.environ.get("HEALTHY", "1") != "0"
 
 
+def read_secret(name):
+    """The secret NAME: the content of the file NAME_FILE names, else the variable NAME."""
+    path = os.environ.get(name + "_FILE")
+    if path:
+        with open(path) as handle:
+            return handle.read().rstrip("\n")
+    return os.environ.get(name)
+
+
+API_TOKEN = read_secret("WEB_API_TOKEN")
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health":
             code, body = (200, "ok\n") if HEALTHY else (503, "unhealthy\n")
         elif self.path == "/":
             code, body = 200, "web %s %s\n" % (VERSION, GREETING)
+        elif self.path == "/private":
+            given = self.headers.get("Authorization", "")
+            if not API_TOKEN:
+                code, body = 503, "no API token configured\n"
+            elif hmac.compare_digest(given.encode(), ("Bearer " + API_TOKEN).encode()):
+                code, body = 200, "web %s private\n" % VERSION
+            else:
+                code, body = 401, "unauthorized\n"
         else:
             code, body = 404, "not found\n"
         data = body.encode()
@@ -35,7 +62,8 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    print("web %s listening on %s" % (VERSION, server.server_address), flush=True)
+    token = "set" if API_TOKEN else "not set"
+    print("web %s listening on %s (API token %s)" % (VERSION, server.server_address, token), flush=True)
     server.serve_forever()
 
 
