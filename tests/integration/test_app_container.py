@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import BIN, REPO, ansible_env, run_module  # noqa: E402  (tests/conftest.py helpers)
+from conftest import BIN, REPO, ansible_env, run_module, run_playbook  # noqa: E402  (tests/conftest.py helpers)
 pytest.register_assert_rewrite("app_container.fixtures")
 from app_container.fixtures import Probe, free_port, kill_tree, app_containers  # noqa: E402
 
@@ -694,3 +694,54 @@ def test_nginx_refusing_the_switch_keeps_old(afb_app, docker_client):
     (container,) = afb_app.containers()
     assert container.id == first["container"]["id"]
     assert afb_app.get() == (200, "version v1\n")
+
+
+def _run_apps_role(app, role_vars, *args):
+    play = [{
+        "name": "Apps", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars": dict(role_vars, ansible_python_interpreter=sys.executable),
+        "roles": [{"role": "appfleet.docker.apps"}],
+    }]
+    return run_playbook(json.dumps(play, indent=1) + "\n", *args, inventory="localhost,", check=False)
+
+
+def test_apps_role_passes_the_secret_and_hardening_options(afb_app, afb_images, docker_client, tmp_path):
+    """The apps role's options reach app_container: a rollback through the role (no build, no pull)."""
+    assert run_module("app_container", afb_app.args(image="afb-app:v1"))["action"] == "created"
+    assert run_module("app_container", afb_app.args(image="afb-app:v2"))["action"] == "replaced"
+    app = {"name": afb_app.name, "image": "afb-app:v2", "port": 8080,
+           "health": {"path": "/health", "timeout": 30},
+           "secret_env": {"API_TOKEN": SECRET}, "user": "nobody", "read_only": True,
+           "tmpfs": ["/tmp:rw,noexec,nosuid,size=8m"], "cap_drop": ["ALL"], "pids_limit": 99}
+    role_vars = {"appfleet_apps": [app], "apps": afb_app.name, "apps_rollback": True,
+                 "apps_secret_dir": str(afb_app.secret_base), "apps_default_drain_seconds": 1,
+                 "apps_src_dir": str(tmp_path / "src"), "apps_key_dir": str(tmp_path / "keys")}
+    lock = Path("/run/appfleet/locks/%s.lock" % afb_app.name)
+    try:
+        proc = _run_apps_role(afb_app, role_vars, "-v")
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert SECRET not in proc.stdout + proc.stderr
+        (container,) = afb_app.containers()
+        assert container.image.id == afb_images["v1"]
+        host = container.attrs["HostConfig"]
+        assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"] and host["PidsLimit"] == 99
+        assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=8m"}
+        assert host["SecurityOpt"] == ["no-new-privileges:true"]  # apps_default_security_opts
+        assert container.attrs["Config"]["User"] == "nobody"
+        assert SECRET not in _everything_docker_keeps(container)
+        source = Path(_secret_mount(container, "API_TOKEN")["Source"])
+        assert source.parent.parent == afb_app.secret_dir and os.stat(source).st_uid == 65534
+        code, out = container.exec_run(["/bin/busybox", "sh", "-c", 'cat "$API_TOKEN_FILE"'])
+        assert (code, out.decode()) == (0, SECRET)
+
+        # Bad input through the role: refused naming host, app and option; nothing changed.
+        bad = dict(app, cap_drop=["NET_FOO"])
+        proc = _run_apps_role(afb_app, dict(role_vars, appfleet_apps=[bad]))
+        out = " ".join(proc.stdout.split())
+        assert proc.returncode != 0
+        assert "host localhost, app %s" % afb_app.name in out and "cap_drop: 'NET_FOO'" in out, out[-3000:]
+        (after,) = afb_app.containers()
+        assert after.id == container.id
+    finally:
+        if lock.exists():
+            lock.unlink()
