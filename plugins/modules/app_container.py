@@ -155,8 +155,8 @@ options:
     type: str
   read_only:
     description:
-      - Mount the container's root filesystem read-only (CIS Docker Benchmark 5.12). Give the
-        paths the app writes to as O(tmpfs) or O(volumes).
+      - Mount the container's root filesystem read-only (a CIS Docker Benchmark control). Give
+        the paths the app writes to as O(tmpfs) or O(volumes).
     type: bool
     default: false
   tmpfs:
@@ -168,8 +168,8 @@ options:
     elements: str
   cap_drop:
     description:
-      - Linux capabilities to drop (CIS 5.3), for example V([ALL]) or V([NET_RAW]); names with or
-        without C(CAP_), any case. An unknown name is refused.
+      - Linux capabilities to drop (a CIS Docker Benchmark control), for example V([ALL]) or
+        V([NET_RAW]); names with or without C(CAP_), any case. An unknown name is refused.
     type: list
     elements: str
   cap_add:
@@ -179,7 +179,8 @@ options:
     elements: str
   pids_limit:
     description:
-      - Most processes (and threads) the container may run (CIS 5.28); V(-1) for no limit.
+      - Most processes (and threads) the container may run (the CIS Docker Benchmark's PIDs
+        cgroup limit); V(-1) for no limit.
     type: int
     default: 1024
   security_opts:
@@ -187,7 +188,8 @@ options:
       - Security options (C(docker run --security-opt)) - C(no-new-privileges[:true]),
         C(apparmor=PROFILE), C(label=...), C(seccomp=unconfined) or a seccomp profile's JSON,
         C(systempaths=unconfined). Others are refused.
-      - The default keeps processes from gaining privileges through setuid binaries (CIS 5.25).
+      - The default keeps processes from gaining privileges through setuid binaries (a CIS
+        Docker Benchmark control).
         A list given here replaces it; keep V(no-new-privileges:true) in it.
     type: list
     elements: str
