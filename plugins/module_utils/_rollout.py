@@ -274,7 +274,8 @@ def validate(params):
     for spec in params.get("tmpfs") or []:
         path, dummy = parse_tmpfs_spec(spec)
         if path in reserved or path in destinations:
-            raise ValidationError("tmpfs: %r mounts over %s of %s" % (spec, path, reserved.get(path) or "volumes"))
+            raise ValidationError("tmpfs: %r: %s is already mounted by %s"
+                                  % (spec, path, reserved.get(path) or destinations[path]))
         destinations[path] = "tmpfs"
     user = params.get("user")
     if user is not None and not USER_RE.match(str(user)):
@@ -297,7 +298,7 @@ def validate(params):
                 "apparmor=PROFILE, label=..., seccomp=unconfined or a seccomp profile's JSON, "
                 "systempaths=unconfined)" % (opt,))
     for net in params.get("networks") or []:
-        if not NAME_RE.match(str(net)) and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", str(net)):
+        if not NAME_RE.match(str(net)) and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z", str(net)):
             raise ValidationError("networks: %r is not a valid network name" % (net,))
     memory = params.get("memory")
     if memory is not None and not MEMORY_RE.match(str(memory)):

@@ -74,6 +74,8 @@ def params(**over):
     ({"tmpfs": ["/tmp:rw;reboot"]}, "tmpfs:"),
     ({"tmpfs": ["/tmp:size=64m\n"]}, "tmpfs:"),
     ({"tmpfs": ["/data"], "volumes": ["d:/data"]}, "tmpfs:"),
+    ({"tmpfs": ["/data", "/data:size=1m"]}, "tmpfs:"),
+    ({"networks": ["net\n"]}, "networks:"),
     ({"cap_drop": ["NET_FOO"]}, "cap_drop:"),
     ({"cap_add": ["CAP_SYS_EVERYTHING"]}, "cap_add:"),
     ({"cap_add": ["net_raw"], "cap_drop": ["NET_RAW"]}, "cap_add:"),
