@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from conftest import REPO, run_playbook
+from conftest import run_playbook
 from lab_support import lab, lab_tool, labctl  # noqa: F401  # pylint: disable=unused-import
 
 NAME = "appfleet-e2e-guard"

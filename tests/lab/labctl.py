@@ -305,8 +305,9 @@ printf '# Created by cloud-init (lab stand-in)\n%%s ALL=(ALL) NOPASSWD:ALL\n' "$
   > /etc/sudoers.d/90-cloud-init-users
 chmod 0440 /etc/sudoers.d/90-cloud-init-users
 install -d -m 0700 /root/.ssh
-printf 'no-port-forwarding,no-agent-forwarding,no-X11-forwarding,command="echo '"'"'Please login as the user \\"%%s\\" rather than the user \\"root\\".'"'"';echo;sleep 10;exit 142" %%s\n' \
-  "$user" "$key" > /root/.ssh/authorized_keys
+refuse='no-port-forwarding,no-agent-forwarding,no-X11-forwarding'
+refuse="$refuse,command=\"echo 'Please login as the user \\\"$user\\\" rather than the user \\\"root\\\".';echo;sleep 10;exit 142\""
+printf '%%s %%s\n' "$refuse" "$key" > /root/.ssh/authorized_keys
 chmod 0600 /root/.ssh/authorized_keys
 if [ ! -f /etc/ssh/sshd_config.d/50-cloud-init.conf ]; then
   printf 'PasswordAuthentication no\n' > /etc/ssh/sshd_config.d/50-cloud-init.conf

@@ -66,8 +66,8 @@ def run_inventory(state, *extra):
 def test_inventory_without_a_lab_lists_vm1_and_vm2(tmp_path):
     inv = run_inventory(tmp_path, "--list")
     assert inv["fleet"]["hosts"] == ["vm1", "vm2"]
-    assert inv["_meta"]["hostvars"]["vm2"] == {"ansible_port": 2202, "lab_http_port": 8002,
-                                              "lab_https_port": 8442, "lab_suite": "bookworm"}
+    assert inv["_meta"]["hostvars"]["vm2"] == {
+        "ansible_port": 2202, "lab_http_port": 8002, "lab_https_port": 8442, "lab_suite": "bookworm"}
 
 
 def test_inventory_follows_the_fleet_file(labctl, tmp_path):
