@@ -4,6 +4,7 @@ each other (one fleet, converged once: the heavy lab work is done once)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_playbook
-from lab_support import commit_and_push, http_get, lab, lab_host, read_work_file  # noqa: F401  # pylint: disable=unused-import
+from lab_support import HTTP_PORTS, commit_and_push, http_get, lab, lab_host, read_work_file  # noqa: F401  # pylint: disable=unused-import
 from probe import Probe
 
 VMS = ("vm1", "vm2")
@@ -123,8 +124,28 @@ def test_second_site_run_changes_nothing_and_logs_no_secret(fleet, tmp_path):
     assert SECRET not in log.read_text()
     # Hardening turned root login off: this run logged in as the deploy user.
     assert INITIAL_LOGIN not in re.sub(r"\s+", " ", proc.stdout)
-    env_file = lab_host("vm1").file("/etc/appfleet/env/web.env")
-    assert env_file.exists and env_file.user == "root" and env_file.mode == 0o600
+
+def test_secret_is_a_file_the_app_reads_and_inspect_never_shows(fleet):
+    for vm in VMS:
+        host = lab_host(vm)
+        files = host.check_output("ls -d /etc/appfleet/secrets/web/*/WEB_API_TOKEN").split()
+        assert len(files) == 1, files
+        secret = host.file(files[0])
+        # 0400, owned by the user the web image runs as (nobody).
+        assert secret.mode == 0o400 and secret.uid == 65534
+        assert SECRET not in host.check_output("docker inspect web")
+        assert not host.file("/etc/appfleet/env/web.env").exists
+        # The app reads it through WEB_API_TOKEN_FILE: /private takes the token.
+        conn = http.client.HTTPConnection("127.0.0.1", HTTP_PORTS[vm], timeout=5)
+        conn.request("GET", "/private", headers={"Host": "web.lab.test",
+                                                 "Authorization": "Bearer " + SECRET})
+        assert conn.getresponse().status == 200
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", HTTP_PORTS[vm], timeout=5)
+        conn.request("GET", "/private", headers={"Host": "web.lab.test",
+                                                 "Authorization": "Bearer wrong"})
+        assert conn.getresponse().status != 200
+        conn.close()
 
 
 def test_check_mode_on_converged_fleet_changes_nothing(fleet):
