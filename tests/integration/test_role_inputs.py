@@ -123,3 +123,31 @@ def test_engine_refuses_unsupported_os():
     proc, out = run_role("engine", {"engine_source": "distro"}, os_family="Archlinux")
     assert_refused(proc, out, "appfleet.docker.engine supports the releases it is tested on",
                    "this host is Archlinux")
+
+
+PROXY_CASES = {
+    "listen port with a trailing newline": ({"proxy_listen_port": "80\n"}, ["proxy_listen_port must be a port 1-65535"]),
+    "tls port out of range": ({"proxy_tls_listen_port": 0}, ["proxy_tls_listen_port must be a port 1-65535"]),
+    "one port for http and https": ({"proxy_tls_listen_port": 80},
+                                    ["proxy_listen_port and proxy_tls_listen_port must differ"]),
+    "read timeout with an injected directive": ({"proxy_read_timeout": "60s; include /etc/shadow"},
+                                                ["proxy_read_timeout must be an nginx time", "/etc/shadow"]),
+    "connect timeout with a trailing newline": ({"proxy_connect_timeout": "5s\n"},
+                                                ["proxy_connect_timeout must be an nginx time"]),
+    "body size with a block": ({"proxy_client_max_body_size": "10m; } server { listen 8080"},
+                               ["proxy_client_max_body_size must be an nginx size"]),
+    "relative sites dir": ({"proxy_sites_dir": "appfleet/sites"}, ["proxy_sites_dir must be an absolute path"]),
+    "upstream dir with ..": ({"proxy_upstream_dir": "/etc/nginx/../../tmp"}, ["proxy_upstream_dir must be an absolute path"]),
+    "tls dir with a space": ({"proxy_tls_dir": "/etc/nginx/appfleet tls"}, ["proxy_tls_dir must be an absolute path"]),
+    "sites and upstreams in one dir": ({"proxy_sites_dir": "/etc/nginx/appfleet/upstreams"},
+                                       ["proxy_upstream_dir, proxy_sites_dir and proxy_tls_dir must be three different"]),
+    "hsts max-age not a number": ({"proxy_hsts_max_age": "1y"}, ["proxy_hsts_max_age"]),
+    "hsts not a boolean": ({"proxy_hsts": "perhaps"}, ["proxy_hsts"]),
+    "package with a command": ({"proxy_package": "nginx; reboot"}, ["proxy_package must be a Debian package name"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROXY_CASES))
+def test_proxy_refuses_bad_settings(case):
+    role_vars, needles = PROXY_CASES[case]
+    assert_refused(*run_role("proxy", role_vars), *needles)

@@ -6,8 +6,13 @@ mode, and the run must fail in an input check with nothing changed before it.
 
 from __future__ import annotations
 
+import json
+import re
+import sys
+
 import pytest
 
+from conftest import run_playbook
 from test_role_inputs import assert_refused, run_role
 
 GOOD_APP = {
@@ -60,16 +65,110 @@ def test_apps_refuses_bad_input(case):
     assert_refused(*run_role("apps", {"appfleet_apps": apps}), *needles)
 
 
+# Per-app proxy settings (merged into the app's `proxy` dict; None drops a key).
 PROXY_CASES = {
-    "server name with metacharacters": ({"server_name": "web.example.com;"}, ["app web is invalid"]),
-    "listen port out of range": ({"listen": 70000}, ["app web is invalid"]),
-    "listen not a number": ({"listen": "80; include /etc/passwd"}, ["app web is invalid"]),
-    "tls without key": ({"tls": {"certificate": "web.crt"}}, ["proxy.tls needs both certificate and key"]),
+    "server name with metacharacters": ({"server_name": "web.example.com;"},
+                                        ["app web: proxy.server_name must be host names", "web.example.com;"]),
+    "server name with a trailing newline": ({"server_name": "web.example.com\n"},
+                                            ["app web: proxy.server_name must be host names", "web.example.com\\n"]),
+    "server name with a space": ({"server_name": "web.example.com evil.example.com"},
+                                 ["app web: proxy.server_name must be host names"]),
+    "server name with a unicode look-alike": ({"server_name": "w\u0435b.example.com"},
+                                              ["app web: proxy.server_name must be host names"]),
+    "server name with an empty label": ({"server_name": "web..example.com"},
+                                        ["app web: proxy.server_name must be host names"]),
+    "server name too long": ({"server_name": "a." * 130 + "com"}, ["app web: proxy.server_name must be host names"]),
+    "server name that is a regex": ({"server_name": "~^(?<x>.+)\\.example\\.com$"},
+                                    ["app web: proxy.server_name must be host names"]),
+    "server name list with a number": ({"server_name": ["web.example.com", 5]},
+                                       ["app web: proxy.server_name must be host names", "[5]"]),
+    "listen port out of range": ({"listen": 70000}, ["app web: proxy.listen must be a port 1-65535", "70000"]),
+    "listen not a number": ({"listen": "80; include /etc/passwd"}, ["app web: proxy.listen must be a port 1-65535"]),
+    "listen with a trailing newline": ({"listen": "8080\n"}, ["app web: proxy.listen must be a port 1-65535"]),
+    "listen on the https port": ({"listen": 443}, ["app web: proxy.listen is the HTTPS port 443"]),
+    "tls without key": ({"tls": {"certificate": "web.crt"}}, ["app web: proxy.tls needs both certificate and key"]),
+    "tls certificate missing on the controller": (
+        {"tls": {"certificate": "/nonexistent/web.crt", "key": "/etc/hostname"}},
+        ["app web: proxy.tls.certificate: no such file on the controller", "/nonexistent/web.crt"]),
+    "tls key with a newline": ({"tls": {"certificate": "/etc/hostname", "key": "/etc/hostname\n"}},
+                               ["app web: proxy.tls.key must be a file path on the controller"]),
+    "tls key that is an option": ({"tls": {"certificate": "/etc/hostname", "key": "-rf"}},
+                                  ["app web: proxy.tls.key must be a file path on the controller"]),
+    "tls without server name": ({"server_name": None, "tls": {"certificate": "/etc/hostname", "key": "/etc/hostname"}},
+                                ["app web: proxy.tls needs proxy.server_name"]),
+    "redirect_http not a boolean": ({"redirect_http": "no"}, ["app web: proxy.redirect_http must be true or false"]),
+    "hsts not a boolean": ({"hsts": "off"}, ["app web: proxy.hsts must be true or false"]),
+    "negative hsts max-age": ({"hsts_max_age": -1}, ["app web: proxy.hsts_max_age must be a number of seconds"]),
+    "read timeout with an injected directive": (
+        {"read_timeout": "60s; proxy_pass http://evil.example.com"},
+        ["app web: proxy.read_timeout must be an nginx time", "proxy_pass http://evil.example.com"]),
+    "send timeout with a trailing newline": ({"send_timeout": "60s\n"},
+                                             ["app web: proxy.send_timeout must be an nginx time"]),
+    "connect timeout with a unit nginx lacks": ({"connect_timeout": "5sec"},
+                                                ["app web: proxy.connect_timeout must be an nginx time"]),
+    "body size with a unit nginx lacks": ({"client_max_body_size": "1t"},
+                                          ["app web: proxy.client_max_body_size must be an nginx size"]),
+    "unknown setting": ({"redirect_https": False},
+                        ["app web: unknown proxy setting(s) redirect_https", "known: server_name"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(PROXY_CASES))
 def test_proxy_refuses_bad_input(case):
     proxy, needles = PROXY_CASES[case]
-    apps = [app(proxy=dict(GOOD_APP["proxy"], **proxy))]
+    settings = {k: v for k, v in dict(GOOD_APP["proxy"], **proxy).items() if v is not None}
+    apps = [app(proxy=settings)]
     assert_refused(*run_role("proxy", {"appfleet_apps": apps}), *needles)
+
+
+PROXY_FLEET_CASES = {
+    "proxy that is not a dict": ([app(proxy="web.example.com")], ["app web: proxy must be a dict of settings"]),
+    "proxied app without a name": ([app(name=None)], ["proxy_apps: an app with proxy settings needs a name"]),
+    "proxied app name with a newline": ([app(name="web\n")],
+                                        ["proxy_apps: an app with proxy settings needs a name", "web\\n"]),
+    "two proxied apps with one name": ([app(), app(proxy={"server_name": "www.example.com"})],
+                                       ["proxy_apps: two apps share a name: web"]),
+    "duplicate server name": (
+        [app(), app(name="api", proxy={"server_name": ["api.example.com", "WEB.example.com"]})],
+        ["proxy_apps: apps web and api both claim server_name web.example.com (port 80)"]),
+    "duplicate server name over https": (
+        [app(proxy={"server_name": "web.example.com", "tls": {"certificate": "/etc/hostname", "key": "/etc/hostname"}}),
+         app(name="api", proxy={"server_name": "web.example.com", "listen": 8080,
+                                "tls": {"certificate": "/etc/hostname", "key": "/etc/hostname"}})],
+        ["proxy_apps: apps web and api both claim server_name web.example.com (port 443)"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PROXY_FLEET_CASES))
+def test_proxy_refuses_bad_fleet(case):
+    apps, needles = PROXY_FLEET_CASES[case]
+    assert_refused(*run_role("proxy", {"appfleet_apps": apps}), *needles)
+
+
+def test_proxy_accepts_good_input():
+    """The checks pass what nginx takes: wildcards, several names, per-app options, one name on two ports."""
+    good = [
+        app(proxy={"server_name": ["web.example.com", "*.web.example.com", "WWW.Example.COM"],
+                   "tls": {"certificate": "/etc/hostname", "key": "/etc/hostname"},
+                   "redirect_http": False, "hsts": True, "hsts_max_age": 0,
+                   "connect_timeout": "500ms", "read_timeout": "1h30m", "send_timeout": 90,
+                   "client_max_body_size": "512k"}),
+        app(name="admin", proxy={"server_name": "web.example.com", "listen": "8080"}),
+        app(name="worker", proxy=None),
+    ]
+    play = [{
+        "name": "Good input", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        # Only the checks run (tasks_from: assert), so only the OS facts are needed.
+        "vars": {"appfleet_apps": good, "ansible_python_interpreter": sys.executable},
+        "pre_tasks": [{"name": "Pretend to be Debian 12",
+                       "ansible.builtin.set_fact": {"distribution": "Debian", "distribution_major_version": "12",
+                                                    "cacheable": True}}],
+        "tasks": [{"name": "Run the proxy role's input checks",
+                   "ansible.builtin.include_role": {"name": "appfleet.docker.proxy", "tasks_from": "assert"}}],
+    }]
+    proc = run_playbook(json.dumps(play, indent=1), inventory="localhost,", check=False)
+    out = re.sub(r"\s+", " ", proc.stdout)
+    assert proc.returncode == 0, out[-3000:]
+    assert "TASK [appfleet.docker.proxy : Check the proxy settings] " in out, out[-2000:]
+    assert re.search(r"Check the proxy settings\] \** ok: \[localhost\]", out), out[-2000:]
+    assert re.search(r"localhost\s*: ok=\d+ changed=0 unreachable=0 failed=0", out), out[-2000:]
