@@ -101,6 +101,42 @@ ENGINE_CASES = {
     "tcp listener": ({"engine_daemon_options": {"hosts": ["unix:///run/docker.sock", "tcp://0.0.0.0:2375"]}},
                      ["engine_daemon_options", "tcp://0.0.0.0:2375", "engine_allow_tcp"]),
     "bad network": ({"engine_allowed_networks": ["10.0.0.0/8; iptables -F"]}, ["engine_allowed_networks"]),
+    "network with a trailing newline": ({"engine_allowed_networks": ["10.0.0.0/8\n"]},
+                                        ["engine_allowed_networks must hold IPv4 or IPv6 networks"]),
+    "ipv6 network with a prefix too long": ({"engine_allowed_networks": ["fd00::/129"]},
+                                            ["engine_allowed_networks", "fd00::/129"]),
+    # dockerd trims each "hosts" entry and reads one without a scheme as TCP.
+    "scheme-less tcp listener beside fd://": (
+        {"engine_daemon_options": {"hosts": ["fd://", "0.0.0.0:2375"]}},
+        ["engine_daemon_options", "0.0.0.0:2375", "(dockerd reads it as", "tcp://0.0.0.0:2375", "engine_allow_tcp"]),
+    "tcp listener after a space": (
+        {"engine_daemon_options": {"hosts": [" tcp://0.0.0.0:2375"]}},
+        ["engine_daemon_options", " tcp://0.0.0.0:2375", "(dockerd reads it as", "engine_allow_tcp"]),
+    "empty hosts entry with tls": (
+        {"engine_daemon_options": {"hosts": [""], "tlsverify": False}},
+        ["engine_daemon_options", "tcp://localhost:2376", "engine_allow_tcp"]),
+    "allowed tcp listener without tls": (
+        {"engine_allow_tcp": True, "engine_daemon_options": {"hosts": ["tcp://0.0.0.0:2376"]}},
+        ["engine_daemon_options", "tcp://0.0.0.0:2376", "tlsverify", "tlscacert", "tlscert", "tlskey"]),
+    "allowed tcp listener with tls but no client verification": (
+        {"engine_allow_tcp": True,
+         "engine_daemon_options": {"hosts": ["tcp://0.0.0.0:2376"], "tls": True, "tlscacert": "/etc/docker/ca.pem",
+                                   "tlscert": "/etc/docker/cert.pem", "tlskey": "/etc/docker/key.pem"}},
+        ["engine_daemon_options", "tcp://0.0.0.0:2376", "tlsverify"]),
+    "hosts entry dockerd cannot listen on": ({"engine_daemon_options": {"hosts": ["ssh://root@host"]}},
+                                             ["engine_daemon_options", "ssh://root@host", "cannot listen on"]),
+    "hosts entry that is not a string": ({"engine_daemon_options": {"hosts": [2375]}},
+                                         ["engine_daemon_options: option", "hosts", "a list of strings"]),
+    # Any "hosts" conflicts with the packaged unit's `dockerd -H fd://`.
+    "hosts with the default unit": ({"engine_daemon_options": {"hosts": ["unix:///var/run/docker.sock"]}},
+                                    ["engine_daemon_options", "cannot be set here", "-H fd://",
+                                     "dockerd does not start", "from engine_daemon_options"]),
+    "protected tcp listener with the default unit": (
+        {"engine_allow_tcp": True,
+         "engine_daemon_options": {"hosts": ["fd://", "tcp://0.0.0.0:2376"], "tlsverify": True,
+                                   "tlscacert": "/etc/docker/ca.pem", "tlscert": "/etc/docker/cert.pem",
+                                   "tlskey": "/etc/docker/key.pem"}},
+        ["engine_daemon_options", "cannot be set here", "-H fd://"]),
     "bad preload image": ({"engine_preload_images": [{"image": "x`id`", "archive": "/tmp/x.tar"}]},
                           ["engine_preload_images"]),
     "world-writable preload dir": ({"engine_preload_dir": "/var/tmp/appfleet-preload"},
