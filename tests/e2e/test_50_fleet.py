@@ -125,6 +125,7 @@ def test_second_site_run_changes_nothing_and_logs_no_secret(fleet, tmp_path):
     # Hardening turned root login off: this run logged in as the deploy user.
     assert INITIAL_LOGIN not in re.sub(r"\s+", " ", proc.stdout)
 
+
 def test_secret_is_a_file_the_app_reads_and_inspect_never_shows(fleet):
     for vm in VMS:
         host = lab_host(vm)
