@@ -100,6 +100,10 @@ ENGINE_CASES = {
                            ["engine_daemon_options: option", "log-opts", "values are strings"]),
     "tcp listener": ({"engine_daemon_options": {"hosts": ["unix:///run/docker.sock", "tcp://0.0.0.0:2375"]}},
                      ["engine_daemon_options", "tcp://0.0.0.0:2375", "engine_allow_tcp"]),
+    # The defaults' json-file max-size/max-file stay merged in: syslog refuses them.
+    "remote log driver over the json-file options": (
+        {"engine_daemon_options": {"log-driver": "syslog", "log-opts": {"syslog-address": "udp://192.0.2.1:514"}}},
+        ["engine_daemon_options: log-driver", "syslog", "max-size", "engine_daemon_defaults"]),
     "bad network": ({"engine_allowed_networks": ["10.0.0.0/8; iptables -F"]}, ["engine_allowed_networks"]),
     "network with a trailing newline": ({"engine_allowed_networks": ["10.0.0.0/8\n"]},
                                         ["engine_allowed_networks must hold IPv4 or IPv6 networks"]),

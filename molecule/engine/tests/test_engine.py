@@ -179,6 +179,7 @@ def test_checker_refuses_bad_daemon_json(host):
         '{"hosts": ["fd://", "0.0.0.0:2375"]}': "reads it as 'tcp://0.0.0.0:2375'",
         '{"hosts": [" tcp://0.0.0.0:2375"]}': "TCP listener",
         '{"hosts": [2375]}': "option 'hosts' must be of type strlist",
+        '{"log-driver": "journald", "log-opts": {"max-size": "10m"}}': "log-driver 'journald' refuses",
         # This unit runs dockerd -H fd://: any hosts would keep dockerd from starting.
         '{"hosts": ["unix:///var/run/docker.sock"]}': "conflicts with docker.service",
     }
