@@ -12,7 +12,7 @@ PYTEST := $(BIN)/pytest -p no:cacheprovider
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup engine venv lab-up lab-down lab-status demo test lint ansible-lint sanity \
-        unit integration molecule e2e build clean changelog-lint
+        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -81,3 +81,15 @@ build: venv
 
 clean: lab-down
 	rm -rf .cache tests/output
+
+# Benchmarks (bench/, results in docs/benchmarks.md): a venv of their own with
+# community.docker (the baseline) and matplotlib; the lab must be up.
+bench-venv: .venv-bench/.installed
+
+.venv-bench/.installed: bench/requirements.txt requirements.txt
+	test -x .venv-bench/bin/python || $(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench-noop: bench-venv lab-up .collections/ansible_collections/appfleet/docker
+	.venv-bench/bin/python bench/noop.py
