@@ -18,10 +18,11 @@ import subprocess
 import tempfile
 import time
 
-try:
-    from docker.errors import APIError
-except ImportError:  # pragma: no cover - the module wrapper reports the missing SDK
-    APIError = Exception
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
+    APIError,
+    AppfleetError,
+    api_version_tuple,
+)
 
 LOG_TAIL_LINES = 30
 
@@ -29,18 +30,16 @@ LOG_TAIL_LINES = 30
 BUILDKIT_MIN_API = (1, 39)
 
 
-class BuildFailed(Exception):
+class BuildFailed(AppfleetError):
     """The build ran and failed: ``step`` is the Dockerfile step, ``log_tail`` the last lines."""
+
+    needs_context = True
 
     def __init__(self, message, step=None, log_tail=None):
         super(BuildFailed, self).__init__(message)
         self.message = message
         self.step = step
         self.log_tail = log_tail or []
-
-
-def _version_tuple(text):
-    return tuple(int(p) for p in re.findall(r"[0-9]+", text or "")[:2]) or (0, 0)
 
 
 def cli_env(docker_host):
@@ -58,7 +57,7 @@ def find_buildkit_cli(candidates, docker_host, api_version):
     Returns (path, None) or (None, reason). A client before 23.0 builds with
     BuildKit on its own when DOCKER_BUILDKIT=1; a newer one needs the buildx plugin.
     """
-    if _version_tuple(api_version) < BUILDKIT_MIN_API:
+    if api_version_tuple(api_version) < BUILDKIT_MIN_API:
         return None, "the engine (API %s) is too old for BuildKit" % api_version
     reasons = []
     seen = set()

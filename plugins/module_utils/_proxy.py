@@ -18,6 +18,8 @@ import os
 import re
 import tempfile
 
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+
 DEFAULT_UPSTREAM_DIR = "/etc/nginx/appfleet/upstreams"
 DEFAULT_TEST_COMMAND = ["nginx", "-t"]
 DEFAULT_RELOAD_COMMAND = ["nginx", "-s", "reload"]
@@ -25,8 +27,10 @@ DEFAULT_RELOAD_COMMAND = ["nginx", "-s", "reload"]
 _SERVER_RE = re.compile(r"^\s*upstream\s+\S+\s*\{\s*server\s+([0-9.]+):([0-9]+)\s*;", re.M)
 
 
-class ProxyError(Exception):
+class ProxyError(AppfleetError):
     """nginx refused the new upstream or could not be reloaded."""
+
+    needs_context = True
 
 
 def upstream_name(app):

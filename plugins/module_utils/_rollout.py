@@ -28,23 +28,21 @@ import stat
 import tarfile
 import time
 
-try:
-    from http.client import HTTPConnection
-except ImportError:  # pragma: no cover - Python 2 is not supported
-    HTTPConnection = None
+from http.client import HTTPConnection
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
+    APP_NAME_RE,
     LABEL_APP,
+    LABEL_CONFIG,
     LABEL_CONFIG_HASH,
     LABEL_PREVIOUS_IMAGE,
     LABEL_SOURCE_ID,
+    AppfleetError,
+    is_not_found,
 )
 
-# Private label: the non-secret desired config as JSON, for diff output.
-LABEL_CONFIG = "io.appfleet.config"
-
-# \Z, not $: "$" also matches before a trailing newline.
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}\Z")
+# The collection's app-name rule (module_utils/_docker.py); container names follow it too.
+NAME_RE = APP_NAME_RE
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 MEMORY_RE = re.compile(r"^[0-9]+[bkmgBKMG]?\Z")
 TEMP_SUFFIX = "--next"
@@ -87,12 +85,9 @@ DEFAULT_SECURITY_OPTS = ("no-new-privileges:true",)
 DEFAULT_PIDS_LIMIT = 1024
 
 
-class RolloutError(Exception):
-    """A rollout step failed; the message is ready for fail_json."""
-
-
-class ValidationError(ValueError):
-    """Bad module input, found before anything changed."""
+# Former exception types, kept as names of the one error type for the code that raises them.
+RolloutError = AppfleetError
+ValidationError = AppfleetError
 
 
 # ---------------------------------------------------------------- pure logic
@@ -658,6 +653,13 @@ def free_loopback_port(used, attempts=50):
     raise RolloutError("found no free port on 127.0.0.1 after %d attempts" % attempts)
 
 
+def port_taken(exc, host_port):
+    """True when starting a container failed because ``host_port`` is bound by something else."""
+    text = str(exc)
+    taken = "port is already allocated" in text or "address already in use" in text
+    return bool(taken and host_port and ":%d" % host_port in text)
+
+
 def http_ok(port, path, timeout=2.0):
     """True when GET http://127.0.0.1:port/path answers 2xx or 3xx."""
     conn = HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -707,7 +709,7 @@ class Rollout(object):
         try:
             info = self.api.inspect_container(cid)
         except Exception as exc:  # vanished meanwhile
-            if exc.__class__.__name__ == "NotFound":
+            if is_not_found(exc):
                 return None
             raise
         state = info.get("State") or {}
@@ -813,7 +815,7 @@ class Rollout(object):
         try:
             self.api.remove_container(cid, v=False, force=True)
         except Exception as exc:
-            if exc.__class__.__name__ == "NotFound":
+            if is_not_found(exc):
                 return
             raise
         if record:
@@ -945,7 +947,7 @@ class Rollout(object):
             try:
                 chunks, info = self.api.get_archive(cid, path)
             except Exception as exc:
-                if exc.__class__.__name__ == "NotFound":
+                if is_not_found(exc):
                     return None
                 raise
             data = b"".join(chunks)

@@ -336,10 +336,13 @@ def ensure_also_tags(am, name, iid):
 
 def logic(am):
     p = am.params
+    am.app = p["app"] or default_app(p["name"])
+    am.step = "checking the input"
     app, _path = check_input(am)
     name = p["name"]
     client = am.client
 
+    am.step = "computing the source id of context %s" % p["context"]
     src = compute_source_id(p["context"], dockerfile=p["dockerfile"], build_args=p["build_args"],
                             target=p["target"], labels=p["labels"],
                             resolve_image=lambda ref: image_id(client, ref))
@@ -375,6 +378,7 @@ def logic(am):
         labels[LABEL_GIT_COMMIT] = src["git_commit"]
     build_args = dict((str(k), "" if v is None else str(v)) for k, v in p["build_args"].items())
 
+    am.step = "building the image"
     builder, cli = choose_builder(am, app, src["dockerfile_text"])
     timer = Timer()
     try:
@@ -392,6 +396,7 @@ def logic(am):
                 % (app, step, exc.message, name, "\n".join(exc.log_tail)),
                 build_log=exc.log_tail, failed_step=exc.step, source_id=src["source_id"],
                 builder=builder)
+    am.step = "tagging the built image"
     client.api.tag(iid, name, tag, force=True)
     image.update(id=iid, built=True, builder=builder, duration=timer.elapsed())
     image["also_tagged"], _moved = ensure_also_tags(am, name, iid)
