@@ -90,11 +90,12 @@ def describe_error(exc):
     """What went wrong, in a lowercase phrase, for an error that is not an AppfleetError."""
     if isinstance(exc, AppfleetError):
         return exc.msg
+    # APIError first: it is a requests HTTPError too, but the engine did answer.
+    if isinstance(exc, APIError):
+        return "the docker engine refused it: %s" % (exc.explanation or exc,)
     if isinstance(exc, RequestException):
         return ("the docker engine did not answer (%s: %s); is dockerd running, or was it "
                 "restarting? run again once it answers" % (type(exc).__name__, exc))
-    if isinstance(exc, APIError):
-        return "the docker engine refused it: %s" % (exc.explanation or exc,)
     if isinstance(exc, DockerException):
         return "docker error: %s" % (exc,)
     if isinstance(exc, EnvironmentError):

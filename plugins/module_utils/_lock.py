@@ -102,8 +102,8 @@ class AppLock(object):
         self.waited_for = None
 
     def acquire(self):
-        if not os.path.isdir(self.lock_dir):
-            os.makedirs(self.lock_dir, 0o700)
+        # exist_ok: two first-ever runs (of two apps) may both make the directory at once.
+        os.makedirs(self.lock_dir, 0o700, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         start = time.time()
         try:

@@ -560,8 +560,7 @@ class SecretStore(object):
         return sorted(changed)
 
     def _ensure_dir(self, path):
-        if not os.path.isdir(path):
-            os.makedirs(path, 0o700)
+        os.makedirs(path, 0o700, exist_ok=True)
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode):
             raise OSError("%s is not a directory" % path)
@@ -572,8 +571,7 @@ class SecretStore(object):
 
     def write(self, values):
         """Write a new release of ``values``; return its directory."""
-        if not os.path.isdir(self.base):
-            os.makedirs(self.base, 0o700)
+        os.makedirs(self.base, 0o700, exist_ok=True)
         self._ensure_dir(self.app_dir)
         name = new_release_id()
         tmp = os.path.join(self.app_dir, ".tmp-" + name)
