@@ -173,11 +173,15 @@ class AppfleetModule(object):
 
     def run(self, logic):
         """Call ``logic(self)``; it returns the result dict for exit_json."""
+        failure = None
         try:
             result = logic(self)
         except HANDLED_ERRORS as exc:
             fields = dict(self.fail_fields)
             if isinstance(exc, AppfleetError):
                 fields.update(exc.result)
-            self.fail(self.error_message(exc), **fields)
+            failure = (self.error_message(exc), fields)
+        if failure is not None:
+            # Outside the except block: fail_json adds no traceback to an expected failure.
+            self.fail(failure[0], **failure[1])
         self.module.exit_json(**result)
