@@ -130,7 +130,8 @@ def _no_traceback(res):
     # tracebacks are asked for): what must not be there is a Python traceback.
     text = "%s\n%s\n%s\n%s" % (res.get("msg"), res.get("exception", ""), res.stdout, res.stderr)
     assert "Traceback" not in text and "most recent call last" not in text, text[-3000:]
-    assert "\n" not in res.get("msg", "").split(". Last log lines:")[0], res["msg"]
+    head = res.get("msg", "").split(". Last log lines:")[0].split(". Last build log lines:")[0]
+    assert "\n" not in head, res["msg"]
 
 
 def _serving(app, first, body="version v1\n"):
@@ -281,6 +282,35 @@ def test_broken_git_dir_in_build_context(afe_app, docker_client, tmp_path, damag
             assert res["image"]["git_commit"] is None, res
             again = run_module("image_build", args)
             assert again.get("changed") is False and again["image"]["id"] == res["image"]["id"], again
+    finally:
+        for image in docker_client.images.list(name=repo):
+            docker_client.images.remove(image.id, force=True)
+    _serving(afe_app, first)
+
+
+@pytest.mark.parametrize("builder", ["api", "buildkit"])
+def test_build_timeout_is_a_total_limit(afe_app, docker_client, tmp_path, builder):
+    """A RUN that prints nothing for longer than build_timeout: stopped, a message, nothing tagged."""
+    if builder == "buildkit" and not shutil.which("docker"):
+        pytest.skip("no docker CLI for the BuildKit builder (apt-get install docker-ce-cli)")
+    first = run_module("app_container", afe_app.args(image="afb-app:v1"))
+    ctx = tmp_path / "slow"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text('FROM afb-busybox:1\nRUN ["/bin/busybox", "sleep", "30"]\n')
+    repo = "afe-test/%s" % afe_app.name
+    args = dict(name=repo, app=afe_app.name, context=str(ctx), builder=builder, build_timeout=4,
+                also_tag=["latest"])
+    started = time.time()
+    try:
+        res = run_module("image_build", args)
+        took = time.time() - started
+        assert res.get("failed") is True, res
+        _no_traceback(res)
+        assert res["msg"].startswith("image_build: the build of app %s took longer than build_timeout (4 s)"
+                                     % afe_app.name), res["msg"]
+        assert "nothing was tagged" in res["msg"]
+        assert took < 25, took  # the 30 s RUN was not waited for
+        assert docker_client.images.list(name=repo) == []
     finally:
         for image in docker_client.images.list(name=repo):
             docker_client.images.remove(image.id, force=True)
