@@ -53,6 +53,18 @@ def render_upstream(app, port, container_name=None, host="127.0.0.1"):
     return "\n".join(lines) + "\n"
 
 
+# Port 9 (discard): nothing listens there, nginx answers 502. The same bytes as the proxy role's
+# placeholder (roles/proxy/tasks/configure.yml), so neither rewrites the other's file.
+PLACEHOLDER_PORT = 9
+
+
+def render_placeholder(app):
+    """The upstream of an app that has no container: the proxy role's placeholder, byte for byte."""
+    return ("# Placeholder written by appfleet.docker.proxy: app %s is not deployed yet.\n"
+            "# appfleet.docker.app_container replaces it with the serving container's port.\n"
+            "upstream %s { server 127.0.0.1:%d; }\n" % (app, upstream_name(app), PLACEHOLDER_PORT))
+
+
 def parse_upstream_port(content):
     """The port an upstream include points at, or None."""
     if not content:
@@ -125,10 +137,16 @@ class Proxy(object):
         self._run(self.test_command, "nginx config test")
         self._run(self.reload_command, "nginx reload")
 
-    def switch(self, port, container_name=None):
-        """Point the upstream at 127.0.0.1:port; on failure restore and raise ProxyError."""
+    def needs_placeholder(self):
+        """True when the upstream file exists and is not the placeholder (for state absent)."""
+        content = self.current_content()
+        return content is not None and content != render_placeholder(self.app)
+
+    def switch(self, port, container_name=None, content=None):
+        """Point the upstream at 127.0.0.1:port (or write ``content``); on failure restore and raise ProxyError."""
         previous = self.current_content()
-        content = render_upstream(self.app, port, container_name)
+        if content is None:
+            content = render_upstream(self.app, port, container_name)
         try:
             self._apply(content)
         except (ProxyError, IOError, OSError) as exc:

@@ -73,8 +73,11 @@ options:
     required: true
   state:
     description:
-      - V(present) runs the app; V(absent) removes all of its containers and its secret files
-        (the nginx upstream file is left in place for the proxy role to remove).
+      - V(present) runs the app; V(absent) removes all of its containers and its secret files,
+        after pointing its nginx upstream file (when there is one) at the placeholder the proxy role
+        writes for an app not deployed yet (C(server 127.0.0.1:9)), so nginx never sends the
+        app's traffic to a loopback port another app may get later. The file itself is left for
+        the proxy role to remove.
     type: str
     choices: [present, absent]
     default: present
@@ -475,6 +478,11 @@ container:
       returned: when the container mounts secret files
       sample: /etc/appfleet/secrets/web/20240501T100000Z-1a2b3c4d
   sample: {}
+msg:
+  description: Why a change is reported without the image, in check mode before the image is built.
+  returned: in check mode, when O(image) is not on the host yet
+  type: str
+  sample: "app web: image web:3f2a9c1d0b7e is not on this host yet (check mode: ...)"
 removed:
   description: Short ids of containers removed (replaced or left over by an earlier run).
   returned: always
@@ -487,7 +495,8 @@ lock:
   type: dict
   sample: {"path": "/run/appfleet/locks/web.lock", "waited_seconds": 0.0}
 upstream_file:
-  description: The nginx upstream include that points at the serving container.
+  description: The nginx upstream include that points at the serving container (with O(state=absent), the
+    file pointed at the placeholder).
   returned: when the proxy is used
   type: str
   sample: /etc/nginx/appfleet/upstreams/web.conf
@@ -508,7 +517,13 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     is_not_found,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._lock import AppLock
-from ansible_collections.appfleet.docker.plugins.module_utils._proxy import Proxy, ProxyError, remove_file
+from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
+    PLACEHOLDER_PORT,
+    Proxy,
+    ProxyError,
+    remove_file,
+    render_placeholder,
+)
 from ansible_collections.appfleet.docker.plugins.module_utils._rollout import (
     NAME_RE,
     Rollout,
@@ -611,6 +626,8 @@ class AppContainer(object):
         # What a rollout has done so far, for its cleanup.
         self.new_cid = None
         self.stopped_old = False
+        # Check mode only: the image does not exist yet.
+        self.image_missing = False
 
     # ------------------------------------------------------------ helpers
     def inspect_image(self, ref, option):
@@ -707,7 +724,14 @@ class AppContainer(object):
         self.rollout = Rollout(self.module, client, self.p, None, {}, secrets=self.secrets)
         containers = self.rollout.app_containers()
         legacy = os.path.lexists(self.legacy_env_file)
-        changed = bool(containers) or legacy or self.secrets.exists()
+        # The upstream must not keep pointing at a loopback port another app may get later.
+        proxy_opts = self.p.get("proxy") or {}
+        proxy = None
+        if proxy_opts.get("enabled", True):
+            proxy = self.proxy or Proxy(self.module, self.app, proxy_opts.get("upstream_file"),
+                                        proxy_opts.get("test_command"), proxy_opts.get("reload_command"))
+        upstream_port = proxy.current_port() if proxy and proxy.needs_placeholder() else None
+        changed = bool(containers) or legacy or self.secrets.exists() or upstream_port is not None
         self.result.update(changed=changed, action="removed" if changed else "unchanged")
         if self.wrapper.diff_mode:
             before = {"containers": sorted(c["name"] for c in containers)}
@@ -715,11 +739,19 @@ class AppContainer(object):
                 before["secret_dir"] = self.secrets.app_dir
             if legacy:
                 before["legacy_secret_env_file"] = self.legacy_env_file
-            self.result["diff"] = dict(before=before, after={"containers": []})
+            after = {"containers": []}
+            if upstream_port is not None:
+                before["upstream_port"], after["upstream_port"] = upstream_port, PLACEHOLDER_PORT
+            self.result["diff"] = dict(before=before, after=after)
         if self.wrapper.check_mode or not changed:
             return self.result
         self.step("taking the lock in %s" % self.p["lock_dir"])
         with AppLock(self.p["lock_dir"], self.app, self.p["lock_timeout"]) as lock:
+            if upstream_port is not None:
+                # First: nginx stops sending traffic to the containers about to go.
+                self.step("pointing the nginx upstream at the placeholder")
+                proxy.switch(None, content=render_placeholder(self.app))
+                self.result["upstream_file"] = proxy.upstream_file
             self.step("removing the app's containers")
             for c in self.rollout.app_containers():
                 self.rollout.remove(c["id"])
@@ -735,7 +767,17 @@ class AppContainer(object):
         image_id, image_labels = (None, {})
         if not p["rollback"]:
             self.step("reading image %s" % p["image"])
-            image_id, image_labels = self.inspect_image(p["image"], "image")
+            try:
+                image_id, image_labels = self.inspect_image(p["image"], "image")
+            except Failed:
+                if not self.wrapper.check_mode:
+                    raise
+                # Check mode before the build ran (image_build in check mode builds nothing): the
+                # image will differ from the serving one, so the run would change the app.
+                self.result["msg"] = ("app %s: image %s is not on this host yet (check mode: it is built "
+                                      "by an earlier task); the app would be deployed from it"
+                                      % (self.app, p["image"]))
+                self.image_missing = True
         if self.wrapper.check_mode:
             return self.decide(client, image_id, image_labels, None)
         self.step("taking the lock in %s" % p["lock_dir"])
@@ -806,6 +848,8 @@ class AppContainer(object):
             if legacy_env:
                 before["legacy_secret_env_file"] = self.legacy_env_file
                 after["legacy_secret_env_file"] = None
+            if self.image_missing:
+                after["image"] = "%s (not built yet)" % p["image"]
             self.result["diff"] = dict(before=before, after=after)
 
         if self.wrapper.check_mode:
