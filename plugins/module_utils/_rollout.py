@@ -387,9 +387,53 @@ def desired_config(params):
     return cfg
 
 
+# Schema version of the config hash, the prefix of the label value (``v2:<hex>``).
+CONFIG_HASH_VERSION = "v2"
+# The value each desired_config() key has when its option is not set (the module's defaults
+# as of schema v2). A key holding it is left out of the v2 hash, so an option added in a later
+# release, left at its default, changes no hash and swaps no container. Frozen here on purpose:
+# a changed module default that changes the container does change the hash.
+CONFIG_DEFAULTS_V2 = {
+    "command": None, "env": {}, "secret_env_keys": [], "secret_delivery": "file", "secret_uid": None,
+    "port": None, "published_ports": [], "volumes": [], "networks": [], "restart_policy": "unless-stopped",
+    "labels": {}, "healthcheck": None, "log_driver": None, "log_options": {}, "memory": None, "cpus": None,
+    "stop_timeout": 10, "user": None, "read_only": False, "tmpfs": [], "cap_drop": [], "cap_add": [],
+    "pids_limit": 1024, "security_opts": ["no-new-privileges:true"],
+}
+# desired_config() keys that do not shape the container: none today. A setting of the rollout
+# alone (strategy, health, proxy, drain_seconds, lock_*) never enters desired_config().
+CONFIG_NOT_HASHED = frozenset()
+
+
 def config_hash(cfg):
+    """The label value of the desired config: ``v2:<sha256>`` of its non-default settings."""
+    # A key unknown to v2 (a later option) counts as default when None; a None where v2's default
+    # is not None (pids_limit unset: no limit) is a setting of its own and stays.
+    kept = dict((k, v) for k, v in cfg.items()
+                if k not in CONFIG_NOT_HASHED and CONFIG_DEFAULTS_V2.get(k) != v)
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    return "%s:%s" % (CONFIG_HASH_VERSION, hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def config_hash_v1(cfg):
+    """The hash of releases before schema v2 (a bare sha256 over every key, None included).
+
+    Kept only to recognise containers made by those releases: one whose label
+    equals this hash of the desired config is unchanged and is not swapped.
+    """
     text = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def hash_matches(label, cfg):
+    """True when a container's config-hash label is the hash of ``cfg`` (any schema version)."""
+    if not label:
+        return False
+    if label.startswith(CONFIG_HASH_VERSION + ":"):
+        return label == config_hash(cfg)
+    if re.match(r"^[0-9a-f]{64}\Z", label):
+        return label == config_hash_v1(cfg)
+    return False  # an unknown (later) schema: swap once to this release's
 
 
 def stored_config(labels):
@@ -786,7 +830,7 @@ class Rollout(object):
             return False
         if current["image"] != self.image_id:
             return False
-        if current["labels"].get(LABEL_CONFIG_HASH) != self.hash:
+        if not hash_matches(current["labels"].get(LABEL_CONFIG_HASH), self.cfg):
             return False
         if secret_changes is None:
             secret_changes = self.secret_changes(current)

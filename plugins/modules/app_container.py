@@ -14,6 +14,10 @@ description:
   - Compares the whole desired config with the serving container (the image B(id), not its tag,
     plus a hash of the config kept in the C(io.appfleet.config-hash) label) and does nothing when
     they match.
+  - "The hash (C(v2:<sha256>)) covers only the settings that shape the container and differ from
+    their defaults, so a later release that adds an option swaps no container whose config did
+    not change. A container labelled by an earlier release (a bare sha256) is compared with that
+    release's hash and is not swapped either."
   - When they differ it rolls out with O(strategy). C(start-first) starts the new container beside
     the old one with the app port published on a free 127.0.0.1 port, waits until it is healthy,
     points the app's nginx upstream at it, reloads nginx gracefully, drains the old container for

@@ -315,3 +315,43 @@ def test_build_timeout_is_a_total_limit(afe_app, docker_client, tmp_path, builde
         for image in docker_client.images.list(name=repo):
             docker_client.images.remove(image.id, force=True)
     _serving(afe_app, first)
+
+
+# The release before the schema-v2 config hash (its labels carry a bare sha256).
+V1_RELEASE = "1335f36"
+
+
+@pytest.fixture
+def v1_collection(tmp_path):
+    """The collection as released at V1_RELEASE, from git, as its own collections path."""
+    repo = Path(__file__).resolve().parents[2]
+    root = tmp_path / "v1"
+    dest = root / "ansible_collections" / "appfleet" / "docker"
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", V1_RELEASE, "plugins", "meta", "galaxy.yml"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True, capture_output=True)
+    return root
+
+
+def test_upgrade_from_v1_labels_swaps_nothing(afe_app, docker_client, v1_collection):
+    args = afe_app.args(image="afb-app:v1", env={"LOG_LEVEL": "info"}, secret_env={"API_TOKEN": "xq7-value"},
+                        log_options={"max-size": "10m", "max-file": "3"})
+    old = run_module("app_container", args, env={"ANSIBLE_COLLECTIONS_PATH": str(v1_collection)})
+    assert old["action"] == "created", old
+    (container,) = afe_app.containers()
+    label = container.labels["io.appfleet.config-hash"]
+    assert len(label) == 64 and ":" not in label, label  # the v1 format
+    # This release: the same config is unchanged (check mode and for real), nothing swapped.
+    check = run_module("app_container", args, check=True, diff=True)
+    assert check.get("changed") is False, check
+    new = run_module("app_container", args)
+    assert new.get("changed") is False and new["action"] == "unchanged", new
+    (same,) = afe_app.containers()
+    assert same.id == container.id and same.attrs["State"]["StartedAt"] == container.attrs["State"]["StartedAt"]
+    assert afe_app.get() == (200, "version v1\n")
+    # A real change still swaps, and the new container carries a v2 label.
+    changed = run_module("app_container", dict(args, env={"LOG_LEVEL": "debug"}))
+    assert changed["action"] == "replaced", changed
+    (swapped,) = afe_app.containers()
+    assert swapped.labels["io.appfleet.config-hash"].startswith("v2:")
