@@ -82,8 +82,6 @@ def _pattern_to_regex(pattern):
                 if i < n and pattern[i] == "/":
                     i += 1
                     out.append("(?:.*/)?")
-                elif i >= n:
-                    out.append(".*")
                 else:
                     out.append(".*")
                 continue
