@@ -167,7 +167,8 @@ def build_with_api(client, context, dockerfile, build_args, target, labels, time
     nothing. The module then exits, which closes the connection, and the
     engine cancels the build; the caller tags nothing.
     """
-    state = dict(lines=[], iid=None, error=None, crash=None)
+    state = dict(lines=[], iid=None, error=None)
+    crashes = []  # an unexpected error of the reading thread, raised in this one
 
     def read():
         try:
@@ -189,7 +190,7 @@ def build_with_api(client, context, dockerfile, build_args, target, labels, time
             state["error"] = str(exc.explanation or exc)
             state["lines"].extend(state["error"].splitlines())
         except Exception as exc:  # handed to the caller's thread below
-            state["crash"] = exc
+            crashes.append(exc)
 
     reader = threading.Thread(target=read, name="appfleet-build", daemon=True)
     reader.start()
@@ -198,8 +199,8 @@ def build_with_api(client, context, dockerfile, build_args, target, labels, time
     if reader.is_alive():
         raise BuildFailed("the build took longer than build_timeout (%s s)" % timeout,
                           step=_api_step(lines), log_tail=_tail(lines), timed_out=True)
-    if state["crash"] is not None:
-        raise state["crash"]
+    if crashes:
+        raise crashes[0]
     iid, error = state["iid"], state["error"]
     if not iid and error is None:
         for line in reversed(lines):

@@ -176,7 +176,7 @@ class AppfleetModule(object):
         failure = None
         try:
             result = logic(self)
-        except HANDLED_ERRORS as exc:
+        except (AppfleetError, DockerException, RequestException, EnvironmentError) as exc:  # HANDLED_ERRORS
             fields = dict(self.fail_fields)
             if isinstance(exc, AppfleetError):
                 fields.update(exc.result)

@@ -1067,6 +1067,7 @@ class AppContainer(object):
         """Name the step under way: a failure message says which one failed."""
         self.wrapper.step = text
 
+
 def main():
     wrapper = AppfleetModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     app = AppContainer(wrapper)

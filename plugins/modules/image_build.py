@@ -126,9 +126,9 @@ options:
     type: path
   build_timeout:
     description:
-      - Seconds the whole build may take, from its start to the image id (a wall-clock total, not
-        an idle time: a step that prints nothing counts too). A longer build is stopped and
-        reported as failed; nothing is tagged.
+      - Seconds the whole build may take, from its start to the image id. It is a wall-clock
+        total, not an idle time, so a step that prints nothing counts too. A longer build is
+        stopped and reported as failed; nothing is tagged.
     type: int
     default: 3600
 notes:
