@@ -16,12 +16,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 
-try:
-    from docker.errors import APIError
-except ImportError:  # pragma: no cover - the module wrapper reports the missing SDK
-    APIError = Exception
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
+    APIError,
+    AppfleetError,
+    api_version_tuple,
+)
 
 LOG_TAIL_LINES = 30
 
@@ -29,18 +31,18 @@ LOG_TAIL_LINES = 30
 BUILDKIT_MIN_API = (1, 39)
 
 
-class BuildFailed(Exception):
+class BuildFailed(AppfleetError):
     """The build ran and failed: ``step`` is the Dockerfile step, ``log_tail`` the last lines."""
 
-    def __init__(self, message, step=None, log_tail=None):
+    needs_context = True
+
+    def __init__(self, message, step=None, log_tail=None, timed_out=False):
         super(BuildFailed, self).__init__(message)
         self.message = message
         self.step = step
         self.log_tail = log_tail or []
-
-
-def _version_tuple(text):
-    return tuple(int(p) for p in re.findall(r"[0-9]+", text or "")[:2]) or (0, 0)
+        # The build ran past build_timeout (a total, wall-clock limit) and was stopped.
+        self.timed_out = timed_out
 
 
 def cli_env(docker_host):
@@ -58,7 +60,7 @@ def find_buildkit_cli(candidates, docker_host, api_version):
     Returns (path, None) or (None, reason). A client before 23.0 builds with
     BuildKit on its own when DOCKER_BUILDKIT=1; a newer one needs the buildx plugin.
     """
-    if _version_tuple(api_version) < BUILDKIT_MIN_API:
+    if api_version_tuple(api_version) < BUILDKIT_MIN_API:
         return None, "the engine (API %s) is too old for BuildKit" % api_version
     reasons = []
     seen = set()
@@ -142,7 +144,7 @@ def build_with_cli(cli, docker_host, context, dockerfile, build_args, target, la
         except subprocess.TimeoutExpired as exc:
             out = (exc.output or b"").decode("utf-8", "replace").splitlines()
             raise BuildFailed("the build took longer than build_timeout (%s s)" % timeout,
-                              step=buildkit_failed_step(out), log_tail=_tail(out))
+                              step=buildkit_failed_step(out), log_tail=_tail(out), timed_out=True)
         lines = proc.stdout.decode("utf-8", "replace").splitlines()
         iid = ""
         if os.path.exists(iidfile):
@@ -158,27 +160,48 @@ def build_with_cli(cli, docker_host, context, dockerfile, build_args, target, la
 
 
 def build_with_api(client, context, dockerfile, build_args, target, labels, timeout):
-    """Build with the Engine API builder (no BuildKit syntax). Returns (image id, log tail)."""
-    lines = []
-    iid = None
-    error = None
-    try:
-        stream = client.api.build(path=context, dockerfile=dockerfile, buildargs=build_args or None,
-                                  target=target or None, labels=labels, rm=True, forcerm=True,
-                                  decode=True, timeout=timeout, pull=False)
-        for chunk in stream:
-            if "stream" in chunk:
-                lines.extend(chunk["stream"].splitlines())
-            if "error" in chunk:
-                error = chunk.get("error") or "build failed"
-                lines.extend(error.splitlines())
-            aux = chunk.get("aux")
-            if isinstance(aux, dict) and aux.get("ID"):
-                iid = aux["ID"]
-    except APIError as exc:
-        # The engine refused the build itself (a Dockerfile it cannot parse, say).
-        error = str(exc.explanation or exc)
-        lines.extend(error.splitlines())
+    """Build with the Engine API builder (no BuildKit syntax). Returns (image id, log tail).
+
+    ``timeout`` is a total, wall-clock limit: the build's stream is read in a
+    thread and given up on when the time is over, even while a step prints
+    nothing. The module then exits, which closes the connection, and the
+    engine cancels the build; the caller tags nothing.
+    """
+    state = dict(lines=[], iid=None, error=None)
+    crashes = []  # an unexpected error of the reading thread, raised in this one
+
+    def read():
+        try:
+            # The HTTP read timeout only has to outlast the total limit, enforced below.
+            stream = client.api.build(path=context, dockerfile=dockerfile, buildargs=build_args or None,
+                                      target=target or None, labels=labels, rm=True, forcerm=True,
+                                      decode=True, timeout=timeout + 60, pull=False)
+            for chunk in stream:
+                if "stream" in chunk:
+                    state["lines"].extend(chunk["stream"].splitlines())
+                if "error" in chunk:
+                    state["error"] = chunk.get("error") or "build failed"
+                    state["lines"].extend(state["error"].splitlines())
+                aux = chunk.get("aux")
+                if isinstance(aux, dict) and aux.get("ID"):
+                    state["iid"] = aux["ID"]
+        except APIError as exc:
+            # The engine refused the build itself (a Dockerfile it cannot parse, say).
+            state["error"] = str(exc.explanation or exc)
+            state["lines"].extend(state["error"].splitlines())
+        except Exception as exc:  # handed to the caller's thread below
+            crashes.append(exc)
+
+    reader = threading.Thread(target=read, name="appfleet-build", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    lines = list(state["lines"])
+    if reader.is_alive():
+        raise BuildFailed("the build took longer than build_timeout (%s s)" % timeout,
+                          step=_api_step(lines), log_tail=_tail(lines), timed_out=True)
+    if crashes:
+        raise crashes[0]
+    iid, error = state["iid"], state["error"]
     if not iid and error is None:
         for line in reversed(lines):
             m = re.match(r"^Successfully built ([0-9a-f]+)", line.strip())
@@ -186,15 +209,21 @@ def build_with_api(client, context, dockerfile, build_args, target, labels, time
                 iid = m.group(1)
                 break
     if error is not None or not iid:
-        step = None
-        for line in lines:
-            m = re.match(r"^Step \d+/\d+ : (.*)$", line.strip())
-            if m:
-                step = m.group(1)
-        raise BuildFailed(error or "the builder returned no image id", step=step, log_tail=_tail(lines))
+        raise BuildFailed(error or "the builder returned no image id", step=_api_step(lines),
+                          log_tail=_tail(lines))
     if not iid.startswith("sha256:"):
         iid = client.api.inspect_image(iid)["Id"]
     return iid, _tail(lines)
+
+
+def _api_step(lines):
+    """The last ``Step n/m : ...`` the classic builder printed."""
+    step = None
+    for line in lines:
+        m = re.match(r"^Step \d+/\d+ : (.*)$", line.strip())
+        if m:
+            step = m.group(1)
+    return step
 
 
 class Timer(object):

@@ -8,21 +8,32 @@ Private to this collection (leading underscore): not a public API.
 
 from __future__ import annotations
 
+import re
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 try:
     import docker
-    from docker.errors import DockerException
+    from docker.errors import APIError, DockerException, NotFound
 
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
 except ImportError:  # pragma: no cover - exercised only where the SDK is absent
     docker = None
-    DockerException = Exception
+
+    class DockerException(Exception):
+        """Stands in for the SDK's base error where the SDK is absent."""
+
+    APIError = NotFound = DockerException
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    from requests.exceptions import RequestException
+except ImportError:  # pragma: no cover - requests comes with the Docker SDK
+    class RequestException(IOError):
+        """Stands in for requests' base error where requests is absent."""
 
 # Labels shared by every module: images and containers of an app carry them.
 LABEL_PREFIX = "io.appfleet."
@@ -32,6 +43,14 @@ LABEL_GIT_COMMIT = LABEL_PREFIX + "git-commit"
 LABEL_BUILT_AT = LABEL_PREFIX + "built-at"
 LABEL_PREVIOUS_IMAGE = LABEL_PREFIX + "previous-image"
 LABEL_CONFIG_HASH = LABEL_PREFIX + "config-hash"
+# The non-secret desired config as JSON, for diff output.
+LABEL_CONFIG = LABEL_PREFIX + "config"
+
+# The one app-name rule of the collection (modules and roles): letters, digits, '_', '.', '-',
+# starting with a letter or digit, at most 63 characters. \Z, not $: "$" also matches before
+# a trailing newline.
+APP_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}\Z"
+APP_NAME_RE = re.compile(APP_NAME_PATTERN)
 
 # Options every module takes (documented in doc_fragments/docker.py).
 DOCKER_COMMON_ARGS = dict(
@@ -40,11 +59,63 @@ DOCKER_COMMON_ARGS = dict(
 )
 
 
+class AppfleetError(Exception):
+    """The one error of the collection: a message ready for fail_json plus result fields.
+
+    ``msg`` is lowercase and names the app, the step and what to do; ``result``
+    holds extra keys for the module result (``changed``, ``removed``, ``build_log`` ...).
+    """
+
+    # True for a low-level error (git, nginx, lock) whose message lacks the app and the step:
+    # the wrapper prefixes them.
+    needs_context = False
+
+    def __init__(self, msg, **result):
+        super(AppfleetError, self).__init__(msg)
+        self.msg = msg
+        self.result = result
+
+
+def is_not_found(exc):
+    """True for docker.errors.NotFound and its subclasses (ImageNotFound ...)."""
+    return HAS_DOCKER and isinstance(exc, NotFound)
+
+
+def api_version_tuple(text):
+    """``"1.43"`` -> (1, 43); (0, 0) when unreadable."""
+    return tuple(int(p) for p in re.findall(r"[0-9]+", text or "")[:2]) or (0, 0)
+
+
+def describe_error(exc):
+    """What went wrong, in a lowercase phrase, for an error that is not an AppfleetError."""
+    if isinstance(exc, AppfleetError):
+        return exc.msg
+    # APIError first: it is a requests HTTPError too, but the engine did answer.
+    if isinstance(exc, APIError):
+        return "the docker engine refused it: %s" % (exc.explanation or exc,)
+    if isinstance(exc, RequestException):
+        return ("the docker engine did not answer (%s: %s); is dockerd running, or was it "
+                "restarting? run again once it answers" % (type(exc).__name__, exc))
+    if isinstance(exc, DockerException):
+        return "docker error: %s" % (exc,)
+    if isinstance(exc, EnvironmentError):
+        where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
+        return "%s%s; check that path on the host (it must exist and be readable by the module)" % (
+            exc.strerror or exc, where)
+    return "%s: %s" % (type(exc).__name__, exc)
+
+
+# Errors the wrapper turns into a message; anything else is a bug and keeps its traceback.
+HANDLED_ERRORS = (AppfleetError, DockerException, RequestException, EnvironmentError)
+
+
 class AppfleetModule(object):
     """AnsibleModule plus a lazily built Docker SDK client.
 
-    Modules call ``run(main_logic)``; Docker SDK errors raised anywhere inside
-    become a single ``fail_json`` with a lowercase message.
+    Modules call ``run(main_logic)``; an AppfleetError, a Docker SDK error, a
+    requests error (engine gone or restarting), an OS error or a git error
+    raised anywhere inside becomes one ``fail_json`` with a lowercase message
+    naming the app (``self.app``) and the step (``self.step``), never a traceback.
     """
 
     def __init__(self, argument_spec, **kwargs):
@@ -54,6 +125,11 @@ class AppfleetModule(object):
         if not HAS_DOCKER:
             self.module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
         self._client = None
+        # Set by the module as it goes: they name the app and the step in a failure message.
+        self.app = None
+        self.step = None
+        # Extra result fields for a failure (changed, removed ...), kept current by the module.
+        self.fail_fields = {}
 
     @property
     def params(self):
@@ -76,20 +152,36 @@ class AppfleetModule(object):
                     timeout=self.params["api_timeout"],
                 )
                 self._client.ping()
-            except DockerException as exc:
+            except (DockerException, RequestException) as exc:
                 self.fail(
-                    "cannot reach the docker engine at %s: %s; is dockerd running and "
-                    "is docker_host right?" % (self.params["docker_host"], exc)
+                    "%scannot reach the docker engine at %s: %s; is dockerd running and "
+                    "is docker_host right?" % ("app %s: " % self.app if self.app else "",
+                                               self.params["docker_host"], exc)
                 )
         return self._client
 
     def fail(self, msg, **kwargs):
         self.module.fail_json(msg=msg, **kwargs)
 
+    def error_message(self, exc):
+        """The fail_json message for ``exc``: ``app web: starting the new container failed: ...``."""
+        if isinstance(exc, AppfleetError) and not exc.needs_context:
+            return exc.msg
+        where = "app %s: " % self.app if self.app else ""
+        step = "%s failed: " % self.step if self.step else ""
+        return "%s%s%s" % (where, step, describe_error(exc))
+
     def run(self, logic):
         """Call ``logic(self)``; it returns the result dict for exit_json."""
+        failure = None
         try:
             result = logic(self)
-        except DockerException as exc:
-            self.fail("docker engine error: %s" % (exc,), exception=traceback.format_exc())
+        except (AppfleetError, DockerException, RequestException, EnvironmentError) as exc:  # HANDLED_ERRORS
+            fields = dict(self.fail_fields)
+            if isinstance(exc, AppfleetError):
+                fields.update(exc.result)
+            failure = (self.error_message(exc), fields)
+        if failure is not None:
+            # Outside the except block: fail_json adds no traceback to an expected failure.
+            self.fail(failure[0], **failure[1])
         self.module.exit_json(**result)

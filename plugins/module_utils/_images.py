@@ -13,6 +13,7 @@ import re
 from datetime import datetime, timezone
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
+    APP_NAME_RE,
     LABEL_APP,
     LABEL_CONFIG_HASH,
     LABEL_BUILT_AT,
@@ -34,7 +35,6 @@ _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = r"(?:%s(?:\.%s)*(?::[0-9]+)?)" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT)
 _NAME_RE = re.compile(r"^(?:%s/)?%s(?:/%s)*$" % (_DOMAIN, _PATH_COMPONENT, _PATH_COMPONENT))
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_APP_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 _DURATION_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:h|m|s|ms))+$")
 
 
@@ -55,8 +55,8 @@ def tag_error(option, value):
 
 
 def app_error(option, value):
-    if not _APP_RE.match(value or ""):
-        return ("%s %r is not a valid app name: use letters, digits, _ . - (up to 128), "
+    if not APP_NAME_RE.match(value or ""):
+        return ("%s %r is not a valid app name: use letters, digits, _ . - (up to 63), "
                 "starting with a letter or digit" % (option, value))
     return None
 

@@ -22,15 +22,19 @@ import os
 import socket
 import time
 
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
-class LockTimeout(Exception):
+
+class LockTimeout(AppfleetError):
     """The lock stayed held by another run for longer than the timeout."""
 
     def __init__(self, path, holder, waited):
         self.path = path
         self.holder = holder or {}
         self.waited = waited
-        super(LockTimeout, self).__init__(self.describe())
+        super(LockTimeout, self).__init__(
+            "app %s: another run is deploying this app: %s; try again later or raise lock_timeout"
+            % (os.path.basename(path)[:-len(".lock")], self.describe()))
 
     def describe(self):
         return "lock %s is held by %s; gave up after %d s" % (
@@ -98,8 +102,8 @@ class AppLock(object):
         self.waited_for = None
 
     def acquire(self):
-        if not os.path.isdir(self.lock_dir):
-            os.makedirs(self.lock_dir, 0o700)
+        # exist_ok: two first-ever runs (of two apps) may both make the directory at once.
+        os.makedirs(self.lock_dir, 0o700, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         start = time.time()
         try:

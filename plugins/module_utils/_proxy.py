@@ -18,6 +18,8 @@ import os
 import re
 import tempfile
 
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+
 DEFAULT_UPSTREAM_DIR = "/etc/nginx/appfleet/upstreams"
 DEFAULT_TEST_COMMAND = ["nginx", "-t"]
 DEFAULT_RELOAD_COMMAND = ["nginx", "-s", "reload"]
@@ -25,8 +27,10 @@ DEFAULT_RELOAD_COMMAND = ["nginx", "-s", "reload"]
 _SERVER_RE = re.compile(r"^\s*upstream\s+\S+\s*\{\s*server\s+([0-9.]+):([0-9]+)\s*;", re.M)
 
 
-class ProxyError(Exception):
+class ProxyError(AppfleetError):
     """nginx refused the new upstream or could not be reloaded."""
+
+    needs_context = True
 
 
 def upstream_name(app):
@@ -49,6 +53,18 @@ def render_upstream(app, port, container_name=None, host="127.0.0.1"):
     return "\n".join(lines) + "\n"
 
 
+# Port 9 (discard): nothing listens there, nginx answers 502. The same bytes as the proxy role's
+# placeholder (roles/proxy/tasks/configure.yml), so neither rewrites the other's file.
+PLACEHOLDER_PORT = 9
+
+
+def render_placeholder(app):
+    """The upstream of an app that has no container: the proxy role's placeholder, byte for byte."""
+    return ("# Placeholder written by appfleet.docker.proxy: app %s is not deployed yet.\n"
+            "# appfleet.docker.app_container replaces it with the serving container's port.\n"
+            "upstream %s { server 127.0.0.1:%d; }\n" % (app, upstream_name(app), PLACEHOLDER_PORT))
+
+
 def parse_upstream_port(content):
     """The port an upstream include points at, or None."""
     if not content:
@@ -69,8 +85,7 @@ def read_file(path):
 
 def write_file_atomic(path, content, mode=0o644):
     directory = os.path.dirname(path) or "."
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
+    os.makedirs(directory, 0o755, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     try:
         with os.fdopen(fd, "w") as handle:
@@ -122,10 +137,16 @@ class Proxy(object):
         self._run(self.test_command, "nginx config test")
         self._run(self.reload_command, "nginx reload")
 
-    def switch(self, port, container_name=None):
-        """Point the upstream at 127.0.0.1:port; on failure restore and raise ProxyError."""
+    def needs_placeholder(self):
+        """True when the upstream file exists and is not the placeholder (for state absent)."""
+        content = self.current_content()
+        return content is not None and content != render_placeholder(self.app)
+
+    def switch(self, port, container_name=None, content=None):
+        """Point the upstream at 127.0.0.1:port (or write ``content``); on failure restore and raise ProxyError."""
         previous = self.current_content()
-        content = render_upstream(self.app, port, container_name)
+        if content is None:
+            content = render_upstream(self.app, port, container_name)
         try:
             self._apply(content)
         except (ProxyError, IOError, OSError) as exc:

@@ -28,23 +28,21 @@ import stat
 import tarfile
 import time
 
-try:
-    from http.client import HTTPConnection
-except ImportError:  # pragma: no cover - Python 2 is not supported
-    HTTPConnection = None
+from http.client import HTTPConnection
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
+    APP_NAME_RE,
     LABEL_APP,
+    LABEL_CONFIG,
     LABEL_CONFIG_HASH,
     LABEL_PREVIOUS_IMAGE,
     LABEL_SOURCE_ID,
+    AppfleetError,
+    is_not_found,
 )
 
-# Private label: the non-secret desired config as JSON, for diff output.
-LABEL_CONFIG = "io.appfleet.config"
-
-# \Z, not $: "$" also matches before a trailing newline.
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}\Z")
+# The collection's app-name rule (module_utils/_docker.py); container names follow it too.
+NAME_RE = APP_NAME_RE
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 MEMORY_RE = re.compile(r"^[0-9]+[bkmgBKMG]?\Z")
 TEMP_SUFFIX = "--next"
@@ -87,12 +85,9 @@ DEFAULT_SECURITY_OPTS = ("no-new-privileges:true",)
 DEFAULT_PIDS_LIMIT = 1024
 
 
-class RolloutError(Exception):
-    """A rollout step failed; the message is ready for fail_json."""
-
-
-class ValidationError(ValueError):
-    """Bad module input, found before anything changed."""
+# Former exception types, kept as names of the one error type for the code that raises them.
+RolloutError = AppfleetError
+ValidationError = AppfleetError
 
 
 # ---------------------------------------------------------------- pure logic
@@ -392,9 +387,53 @@ def desired_config(params):
     return cfg
 
 
+# Schema version of the config hash, the prefix of the label value (``v2:<hex>``).
+CONFIG_HASH_VERSION = "v2"
+# The value each desired_config() key has when its option is not set (the module's defaults
+# as of schema v2). A key holding it is left out of the v2 hash, so an option added in a later
+# release, left at its default, changes no hash and swaps no container. Frozen here on purpose:
+# a changed module default that changes the container does change the hash.
+CONFIG_DEFAULTS_V2 = {
+    "command": None, "env": {}, "secret_env_keys": [], "secret_delivery": "file", "secret_uid": None,
+    "port": None, "published_ports": [], "volumes": [], "networks": [], "restart_policy": "unless-stopped",
+    "labels": {}, "healthcheck": None, "log_driver": None, "log_options": {}, "memory": None, "cpus": None,
+    "stop_timeout": 10, "user": None, "read_only": False, "tmpfs": [], "cap_drop": [], "cap_add": [],
+    "pids_limit": 1024, "security_opts": ["no-new-privileges:true"],
+}
+# desired_config() keys that do not shape the container: none today. A setting of the rollout
+# alone (strategy, health, proxy, drain_seconds, lock_*) never enters desired_config().
+CONFIG_NOT_HASHED = frozenset()
+
+
 def config_hash(cfg):
+    """The label value of the desired config: ``v2:<sha256>`` of its non-default settings."""
+    # A key unknown to v2 (a later option) counts as default when None; a None where v2's default
+    # is not None (pids_limit unset: no limit) is a setting of its own and stays.
+    kept = dict((k, v) for k, v in cfg.items()
+                if k not in CONFIG_NOT_HASHED and CONFIG_DEFAULTS_V2.get(k) != v)
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
+    return "%s:%s" % (CONFIG_HASH_VERSION, hashlib.sha256(text.encode("utf-8")).hexdigest())
+
+
+def config_hash_v1(cfg):
+    """The hash of releases before schema v2 (a bare sha256 over every key, None included).
+
+    Kept only to recognise containers made by those releases: one whose label
+    equals this hash of the desired config is unchanged and is not swapped.
+    """
     text = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def hash_matches(label, cfg):
+    """True when a container's config-hash label is the hash of ``cfg`` (any schema version)."""
+    if not label:
+        return False
+    if label.startswith(CONFIG_HASH_VERSION + ":"):
+        return label == config_hash(cfg)
+    if re.match(r"^[0-9a-f]{64}\Z", label):
+        return label == config_hash_v1(cfg)
+    return False  # an unknown (later) schema: swap once to this release's
 
 
 def stored_config(labels):
@@ -565,8 +604,7 @@ class SecretStore(object):
         return sorted(changed)
 
     def _ensure_dir(self, path):
-        if not os.path.isdir(path):
-            os.makedirs(path, 0o700)
+        os.makedirs(path, 0o700, exist_ok=True)
         st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode):
             raise OSError("%s is not a directory" % path)
@@ -577,8 +615,7 @@ class SecretStore(object):
 
     def write(self, values):
         """Write a new release of ``values``; return its directory."""
-        if not os.path.isdir(self.base):
-            os.makedirs(self.base, 0o700)
+        os.makedirs(self.base, 0o700, exist_ok=True)
         self._ensure_dir(self.app_dir)
         name = new_release_id()
         tmp = os.path.join(self.app_dir, ".tmp-" + name)
@@ -658,6 +695,13 @@ def free_loopback_port(used, attempts=50):
     raise RolloutError("found no free port on 127.0.0.1 after %d attempts" % attempts)
 
 
+def port_taken(exc, host_port):
+    """True when starting a container failed because ``host_port`` is bound by something else."""
+    text = str(exc)
+    taken = "port is already allocated" in text or "address already in use" in text
+    return bool(taken and host_port and ":%d" % host_port in text)
+
+
 def http_ok(port, path, timeout=2.0):
     """True when GET http://127.0.0.1:port/path answers 2xx or 3xx."""
     conn = HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -707,7 +751,7 @@ class Rollout(object):
         try:
             info = self.api.inspect_container(cid)
         except Exception as exc:  # vanished meanwhile
-            if exc.__class__.__name__ == "NotFound":
+            if is_not_found(exc):
                 return None
             raise
         state = info.get("State") or {}
@@ -786,7 +830,7 @@ class Rollout(object):
             return False
         if current["image"] != self.image_id:
             return False
-        if current["labels"].get(LABEL_CONFIG_HASH) != self.hash:
+        if not hash_matches(current["labels"].get(LABEL_CONFIG_HASH), self.cfg):
             return False
         if secret_changes is None:
             secret_changes = self.secret_changes(current)
@@ -813,7 +857,7 @@ class Rollout(object):
         try:
             self.api.remove_container(cid, v=False, force=True)
         except Exception as exc:
-            if exc.__class__.__name__ == "NotFound":
+            if is_not_found(exc):
                 return
             raise
         if record:
@@ -945,7 +989,7 @@ class Rollout(object):
             try:
                 chunks, info = self.api.get_archive(cid, path)
             except Exception as exc:
-                if exc.__class__.__name__ == "NotFound":
+                if is_not_found(exc):
                     return None
                 raise
             data = b"".join(chunks)

@@ -29,6 +29,8 @@ import re
 import stat
 import subprocess
 
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+
 SOURCE_ID_VERSION = 1
 SHORT_ID_LENGTH = 12
 
@@ -80,8 +82,6 @@ def _pattern_to_regex(pattern):
                 if i < n and pattern[i] == "/":
                     i += 1
                     out.append("(?:.*/)?")
-                elif i >= n:
-                    out.append(".*")
                 else:
                     out.append(".*")
                 continue
@@ -290,8 +290,13 @@ _GIT_OPTIONS = [
 ]
 
 
-class GitError(Exception):
-    pass
+class GitError(AppfleetError):
+    """git failed on the build context; the wrapper adds the app and the step."""
+
+    needs_context = True
+
+    def __init__(self, msg, **result):
+        super(GitError, self).__init__("git: %s" % msg, **result)
 
 
 class ContextOutsideWorkTree(Exception):

@@ -14,6 +14,10 @@ description:
   - Compares the whole desired config with the serving container (the image B(id), not its tag,
     plus a hash of the config kept in the C(io.appfleet.config-hash) label) and does nothing when
     they match.
+  - "The hash (C(v2:<sha256>)) covers only the settings that shape the container and differ from
+    their defaults, so a later release that adds an option swaps no container whose config did
+    not change. A container labelled by an earlier release (a bare sha256) is compared with that
+    release's hash and is not swapped either."
   - When they differ it rolls out with O(strategy). C(start-first) starts the new container beside
     the old one with the app port published on a free 127.0.0.1 port, waits until it is healthy,
     points the app's nginx upstream at it, reloads nginx gracefully, drains the old container for
@@ -73,8 +77,11 @@ options:
     required: true
   state:
     description:
-      - V(present) runs the app; V(absent) removes all of its containers and its secret files
-        (the nginx upstream file is left in place for the proxy role to remove).
+      - V(present) runs the app; V(absent) removes all of its containers and its secret files,
+        after pointing its nginx upstream file (when there is one) at the placeholder the proxy role
+        writes for an app not deployed yet (C(server 127.0.0.1:9)), so nginx never sends the
+        app's traffic to a loopback port another app may get later. The file itself is left for
+        the proxy role to remove.
     type: str
     choices: [present, absent]
     default: present
@@ -475,6 +482,11 @@ container:
       returned: when the container mounts secret files
       sample: /etc/appfleet/secrets/web/20240501T100000Z-1a2b3c4d
   sample: {}
+msg:
+  description: Why a change is reported without the image, in check mode before the image is built.
+  returned: in check mode, when O(image) is not on the host yet
+  type: str
+  sample: "app web: image web:3f2a9c1d0b7e is not on this host yet (check mode: ...)"
 removed:
   description: Short ids of containers removed (replaced or left over by an earlier run).
   returned: always
@@ -487,7 +499,8 @@ lock:
   type: dict
   sample: {"path": "/run/appfleet/locks/web.lock", "waited_seconds": 0.0}
 upstream_file:
-  description: The nginx upstream include that points at the serving container.
+  description: The nginx upstream include that points at the serving container (with O(state=absent), the
+    file pointed at the placeholder).
   returned: when the proxy is used
   type: str
   sample: /etc/nginx/appfleet/upstreams/web.conf
@@ -495,16 +508,26 @@ upstream_file:
 
 import os
 import time
-import traceback
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
+    HANDLED_ERRORS,
+    APIError,
+    AppfleetError,
     AppfleetModule,
     DockerException,
     LABEL_PREVIOUS_IMAGE,
     LABEL_SOURCE_ID,
+    describe_error,
+    is_not_found,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._lock import AppLock, LockTimeout
-from ansible_collections.appfleet.docker.plugins.module_utils._proxy import Proxy, ProxyError, remove_file
+from ansible_collections.appfleet.docker.plugins.module_utils._lock import AppLock
+from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
+    PLACEHOLDER_PORT,
+    Proxy,
+    ProxyError,
+    remove_file,
+    render_placeholder,
+)
 from ansible_collections.appfleet.docker.plugins.module_utils._rollout import (
     NAME_RE,
     Rollout,
@@ -513,6 +536,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._rollout import (
     ValidationError,
     choose_serving,
     free_loopback_port,
+    port_taken,
     temp_name,
     validate,
 )
@@ -577,13 +601,13 @@ ARGUMENT_SPEC = dict(
 )
 
 
-class Failed(Exception):
-    """Stop the run with this message (after cleanup)."""
+# The module's name for the collection's one error type (stop the run with this message).
+Failed = AppfleetError
 
-
-def _not_found(exc):
-    # docker.errors.NotFound, or a subclass such as ImageNotFound.
-    return any(cls.__name__ == "NotFound" for cls in type(exc).__mro__)
+# Tries to start the new container when its loopback port was taken between choice and start.
+PORT_ATTEMPTS = 3
+# How long the cleanup of a failed rollout keeps trying to reach a restarting engine.
+CLEANUP_SECONDS = 20
 
 
 class AppContainer(object):
@@ -603,6 +627,11 @@ class AppContainer(object):
                                proxy_opts.get("test_command"), proxy_opts.get("reload_command"))
         self.result = dict(changed=False, action="unchanged", removed=[])
         self.rollout = None
+        # What a rollout has done so far, for its cleanup.
+        self.new_cid = None
+        self.stopped_old = False
+        # Check mode only: the image does not exist yet.
+        self.image_missing = False
 
     # ------------------------------------------------------------ helpers
     def inspect_image(self, ref, option):
@@ -610,7 +639,7 @@ class AppContainer(object):
         try:
             info = api.inspect_image(ref)
         except DockerException as exc:
-            if _not_found(exc):
+            if is_not_found(exc):
                 raise Failed("app %s: %s: image %s not found on this host; build it with "
                              "appfleet.docker.image_build or load it first (the module never pulls)"
                              % (self.app, option, ref))
@@ -684,22 +713,29 @@ class AppContainer(object):
             name = p.get("name")
             where = "app %s: " % name if isinstance(name, str) and NAME_RE.match(name) else ""
             self.wrapper.fail("%s%s" % (where, exc))
+        self.wrapper.app = self.app
         try:
             if p["state"] == "absent":
                 return self.absent()
             return self.present()
-        except Failed as exc:
-            self.wrapper.fail(str(exc), changed=self.result["changed"], removed=self.result["removed"])
-        except LockTimeout as exc:
-            self.wrapper.fail("app %s: another run is deploying this app: %s; try again later or raise "
-                              "lock_timeout" % (self.app, exc.describe()))
+        finally:
+            # A failure anywhere (turned into fail_json by the wrapper) reports these too.
+            self.wrapper.fail_fields = dict(changed=self.result["changed"], removed=self.result["removed"])
 
     def absent(self):
+        self.step("reading the app's containers")
         client = self.wrapper.client
         self.rollout = Rollout(self.module, client, self.p, None, {}, secrets=self.secrets)
         containers = self.rollout.app_containers()
         legacy = os.path.lexists(self.legacy_env_file)
-        changed = bool(containers) or legacy or self.secrets.exists()
+        # The upstream must not keep pointing at a loopback port another app may get later.
+        proxy_opts = self.p.get("proxy") or {}
+        proxy = None
+        if proxy_opts.get("enabled", True):
+            proxy = self.proxy or Proxy(self.module, self.app, proxy_opts.get("upstream_file"),
+                                        proxy_opts.get("test_command"), proxy_opts.get("reload_command"))
+        upstream_port = proxy.current_port() if proxy and proxy.needs_placeholder() else None
+        changed = bool(containers) or legacy or self.secrets.exists() or upstream_port is not None
         self.result.update(changed=changed, action="removed" if changed else "unchanged")
         if self.wrapper.diff_mode:
             before = {"containers": sorted(c["name"] for c in containers)}
@@ -707,10 +743,20 @@ class AppContainer(object):
                 before["secret_dir"] = self.secrets.app_dir
             if legacy:
                 before["legacy_secret_env_file"] = self.legacy_env_file
-            self.result["diff"] = dict(before=before, after={"containers": []})
+            after = {"containers": []}
+            if upstream_port is not None:
+                before["upstream_port"], after["upstream_port"] = upstream_port, PLACEHOLDER_PORT
+            self.result["diff"] = dict(before=before, after=after)
         if self.wrapper.check_mode or not changed:
             return self.result
+        self.step("taking the lock in %s" % self.p["lock_dir"])
         with AppLock(self.p["lock_dir"], self.app, self.p["lock_timeout"]) as lock:
+            if upstream_port is not None:
+                # First: nginx stops sending traffic to the containers about to go.
+                self.step("pointing the nginx upstream at the placeholder")
+                proxy.switch(None, content=render_placeholder(self.app))
+                self.result["upstream_file"] = proxy.upstream_file
+            self.step("removing the app's containers")
             for c in self.rollout.app_containers():
                 self.rollout.remove(c["id"])
             self.secrets.remove_all()
@@ -724,9 +770,21 @@ class AppContainer(object):
         client = self.wrapper.client
         image_id, image_labels = (None, {})
         if not p["rollback"]:
-            image_id, image_labels = self.inspect_image(p["image"], "image")
+            self.step("reading image %s" % p["image"])
+            try:
+                image_id, image_labels = self.inspect_image(p["image"], "image")
+            except Failed:
+                if not self.wrapper.check_mode:
+                    raise
+                # Check mode before the build ran (image_build in check mode builds nothing): the
+                # image will differ from the serving one, so the run would change the app.
+                self.result["msg"] = ("app %s: image %s is not on this host yet (check mode: it is built "
+                                      "by an earlier task); the app would be deployed from it"
+                                      % (self.app, p["image"]))
+                self.image_missing = True
         if self.wrapper.check_mode:
             return self.decide(client, image_id, image_labels, None)
+        self.step("taking the lock in %s" % p["lock_dir"])
         with AppLock(p["lock_dir"], self.app, p["lock_timeout"]) as lock:
             self.result["lock"] = lock.info()
             try:
@@ -739,6 +797,7 @@ class AppContainer(object):
         p = self.p
         self.rollout = rollout = Rollout(self.module, client, p, image_id, image_labels, self.proxy,
                                          secrets=self.secrets)
+        self.step("reading the app's containers")
         containers = rollout.app_containers()
         upstream_port = self.proxy.current_port() if self.proxy else None
         serving, strays = choose_serving(containers, self.stable, upstream_port)
@@ -793,6 +852,8 @@ class AppContainer(object):
             if legacy_env:
                 before["legacy_secret_env_file"] = self.legacy_env_file
                 after["legacy_secret_env_file"] = None
+            if self.image_missing:
+                after["image"] = "%s (not built yet)" % p["image"]
             self.result["diff"] = dict(before=before, after=after)
 
         if self.wrapper.check_mode:
@@ -802,6 +863,8 @@ class AppContainer(object):
 
         # Reconcile: remove what a killed run left behind. A stray never
         # receives traffic (choose_serving keeps the one nginx points at).
+        if strays:
+            self.step("removing containers left over by an earlier run")
         for stray in strays:
             rollout.remove(stray["id"], stop_timeout=2)
         if serving and needs_rename:
@@ -819,6 +882,7 @@ class AppContainer(object):
         else:
             final = self.start_first(serving)
         # Only now, with the old container gone, are its secret files unused.
+        self.step("removing unused secret files")
         self.tidy_secrets()
         self.result["container"] = self.container_result(final)
         self.result["removed"] = rollout.removed
@@ -842,6 +906,7 @@ class AppContainer(object):
     def start_existing(self, current):
         """The serving container matches but is stopped: start it, health-gated."""
         api = self.wrapper.client.api
+        self.step("starting the stopped container")
         api.start(current["id"])
         reason = self.rollout.wait_healthy(current["id"], current["host_port"])
         if reason:
@@ -850,20 +915,45 @@ class AppContainer(object):
             self.switch_proxy(current["host_port"], current["name"], None)
         return current["id"]
 
-    def create_new(self, current, secret_release):
-        """Create the new container; retry once on a port taken meanwhile."""
+    def create_new(self, name, current, secret_release):
+        """Create (not start) the new container on a free loopback port; return (id, host port)."""
+        self.step("creating the new container %s" % name)
+        host_port = self.host_port_for_new()
+        try:
+            return self.rollout.create(name, current, host_port, secret_release), host_port
+        except DockerException as exc:
+            raise Failed("app %s: could not create the new container %s: %s" % (self.app, name, exc))
+
+    def launch_new(self, current, release, stop_old):
+        """Create and start the new container, stopping the old one first with ``stop_old``.
+
+        Docker binds published host ports at start, not at create: when the
+        loopback port chosen for the app was taken meanwhile, the container is
+        removed and made again on another free port (PORT_ATTEMPTS at most).
+        ``self.new_cid`` and ``self.stopped_old`` always say what exists, for
+        the cleanup. Returns (id, name, host port).
+        """
+        api = self.wrapper.client.api
         name = temp_name(self.stable) if current else self.stable
-        last = None
-        for dummy in range(3):
-            host_port = self.host_port_for_new()
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self.new_cid, host_port = self.create_new(name, current, release)
+            self.own_secrets(self.new_cid, release)
+            if stop_old and current and current["running"] and not self.stopped_old:
+                self.step("stopping the previous container")
+                self.stopped_old = True
+                api.stop(current["id"], timeout=self.p["stop_timeout"])
+            self.step("starting the new container")
             try:
-                return self.rollout.create(name, current, host_port, secret_release), name, host_port
-            except DockerException as exc:
-                last = exc
-                if "port is already allocated" not in str(exc):
-                    break
-        raise Failed("app %s: could not create the new container %s: %s; %s" % (
-            self.app, name, last, self.old_state(current)))
+                api.start(self.new_cid)
+                return self.new_cid, name, host_port
+            except APIError as exc:
+                if attempt == PORT_ATTEMPTS or not port_taken(exc, host_port):
+                    raise Failed("app %s: the new container did not start: %s" % (self.app, exc))
+            # Our loopback port went to someone else between choosing and starting: again.
+            self.step("removing the new container to retry on another port")
+            self.rollout.remove(self.new_cid, stop_timeout=0, record=False)
+            self.new_cid = None
+        raise Failed("app %s: the new container did not start" % self.app)  # not reached
 
     def old_state(self, current, restarted=False):
         if current and restarted:
@@ -873,98 +963,115 @@ class AppContainer(object):
         return "no previous container was serving"
 
     def start_first(self, current):
-        api = self.wrapper.client.api
-        rollout = self.rollout
-        release = self.write_secrets()
-        cid = None
-        try:
-            cid, name, host_port = self.create_new(current, release)
-            self.own_secrets(cid, release)
-            try:
-                api.start(cid)
-            except DockerException as exc:
-                raise Failed(rollout.fail_message("the new container did not start: %s" % exc, cid,
-                                                  self.old_state(current)))
-            reason = rollout.wait_healthy(cid, host_port)
-            if reason:
-                raise Failed(rollout.fail_message(reason, cid, self.old_state(current)))
-            switched = False
-            if self.proxy:
-                self.switch_proxy(host_port, name, current or {"running": False})
-                switched = True
-        except BaseException:
-            if cid:
-                rollout.remove(cid, stop_timeout=0, record=False)
-            self.secrets.remove_release(release)
-            raise
-        if current:
-            if switched and current["running"] and self.p["drain_seconds"]:
-                time.sleep(self.p["drain_seconds"])
-            rollout.remove(current["id"])
-        if name != self.stable:
-            api.rename(cid, self.stable)
-        return cid
+        return self.roll_out(current, stop_old=False)
 
     def stop_first(self, current):
+        return self.roll_out(current, stop_old=True)
+
+    def roll_out(self, current, stop_old):
+        """Swap ``current`` for a new container, health-gated; one cleanup path for both strategies.
+
+        start-first leaves the old container running until the new one serves;
+        stop-first stops it just before the new one starts. On any failure
+        (BaseException included) the new container is removed, a stopped old
+        one is started again and its health awaited, and the run fails with
+        what happened; KeyboardInterrupt and SystemExit are raised again after
+        the cleanup.
+        """
         api = self.wrapper.client.api
         rollout = self.rollout
-        release = self.write_secrets()
-        cid = None
-        stopped_old = False
+        self.new_cid, self.stopped_old = None, False
+        release = None
         try:
-            cid, name, host_port = self.create_new(current, release)
-            self.own_secrets(cid, release)
-            if current and current["running"]:
-                api.stop(current["id"], timeout=self.p["stop_timeout"])
-                stopped_old = True
-            try:
-                api.start(cid)
-            except DockerException as exc:
-                raise RolloutError("the new container did not start: %s" % exc)
+            self.step("writing the secret files")
+            release = self.write_secrets()
+            cid, name, host_port = self.launch_new(current, release, stop_old)
+            self.step("waiting for the new container to become healthy")
             reason = rollout.wait_healthy(cid, host_port)
             if reason:
-                raise RolloutError(reason)
+                raise Failed("app %s: %s" % (self.app, reason))
             if self.proxy:
+                self.step("switching nginx to the new container")
                 try:
                     self.proxy.switch(host_port, name)
                 except ProxyError as exc:
-                    raise RolloutError("nginx did not accept the switch to the new container: %s" % exc)
-        except (RolloutError, DockerException, Failed, KeyboardInterrupt) as exc:
-            logs = rollout.logs_tail(cid) if cid else "(none)"
-            if cid:
-                rollout.remove(cid, stop_timeout=0, record=False)
-            self.secrets.remove_release(release)
-            if isinstance(exc, Failed):
-                if stopped_old:
-                    api.start(current["id"])
+                    raise Failed("app %s: nginx did not accept the switch to the new container: %s"
+                                 % (self.app, exc))
+        except BaseException as exc:
+            message = self.clean_up_failed(exc, current, release)
+            if message is None:
                 raise
-            restarted = False
-            if stopped_old:
-                api.start(current["id"])
-                restarted = True
-                again = rollout.wait_healthy(current["id"], current["host_port"])
-                if again:
-                    raise Failed("app %s: %s; the previous container was started again but is not healthy "
-                                 "either (%s). Last log lines of the new container: %s"
-                                 % (self.app, exc, again, logs))
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            raise Failed("app %s: %s; %s. Last log lines: %s" % (
-                self.app, exc, self.old_state(current, restarted), logs))
+            raise Failed(message)
         if current:
+            if self.proxy and current["running"] and not stop_old and self.p["drain_seconds"]:
+                time.sleep(self.p["drain_seconds"])
+            self.step("removing the previous container")
             rollout.remove(current["id"])
         if name != self.stable:
+            self.step("renaming the new container to %s" % self.stable)
             api.rename(cid, self.stable)
         return cid
+
+    def persist(self, action, seconds=CLEANUP_SECONDS):
+        """Run ``action()`` until it works, for ``seconds`` at most (the engine may be restarting).
+
+        Returns None when it worked, else what went wrong the last time. Never raises an
+        Exception (a KeyboardInterrupt or SystemExit still goes through).
+        """
+        deadline = time.time() + seconds
+        while True:
+            try:
+                action()
+                return None
+            except Exception as exc:  # cleanup must not hide the failure it cleans up after
+                problem = describe_error(exc)
+            if time.time() >= deadline:
+                return problem
+            time.sleep(1)
+
+    def clean_up_failed(self, exc, current, release):
+        """Undo a failed rollout; return the failure message, or None to re-raise ``exc`` as it is."""
+        step = self.wrapper.step
+        cid = self.new_cid
+        logs = self.rollout.logs_tail(cid) if cid else "(none)"
+        notes = []
+        if cid:
+            problem = self.persist(lambda: self.rollout.remove(cid, stop_timeout=0, record=False))
+            if problem:
+                notes.append("the new container %s could not be removed (%s); the next run removes it"
+                             % (cid[:12], problem))
+        if release:
+            self.secrets.remove_release(release)
+        old = self.old_state(current)
+        if self.stopped_old:
+            problem = self.persist(lambda: self.wrapper.client.api.start(current["id"]))
+            if problem:
+                old = ("the previous container could not be started again (%s); start it with "
+                       "docker start %s" % (problem, current["name"]))
+            else:
+                again = None
+                try:
+                    again = self.rollout.wait_healthy(current["id"], current["host_port"])
+                except Exception as exc2:  # the engine went away again
+                    again = describe_error(exc2)
+                old = self.old_state(current, restarted=True)
+                if again:
+                    old += " but is not healthy either (%s)" % again
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)) or not isinstance(exc, HANDLED_ERRORS):
+            return None
+        self.wrapper.step = step
+        text = self.wrapper.error_message(exc)
+        return "%s; %s%s. Last log lines: %s" % (text, old, "".join("; " + n for n in notes), logs)
+
+    def step(self, text):
+        """Name the step under way: a failure message says which one failed."""
+        self.wrapper.step = text
 
 
 def main():
     wrapper = AppfleetModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     app = AppContainer(wrapper)
-    try:
-        wrapper.run(lambda w: app.run())
-    except RolloutError as exc:
-        wrapper.fail("app %s: %s" % (wrapper.params["name"], exc), exception=traceback.format_exc())
+    wrapper.run(lambda w: app.run())
 
 
 if __name__ == "__main__":

@@ -260,6 +260,7 @@ def logic(am):
         err = app_error("name", name)
         if err:
             am.fail(err)
+    am.app, am.step = name, "reading the app's containers and images"
     containers = app_containers(am.client, name)
     images = app_images(am.client, name)
     names = set(c["app"] for c in containers) | set(i["app"] for i in images)

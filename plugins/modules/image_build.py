@@ -126,7 +126,9 @@ options:
     type: path
   build_timeout:
     description:
-      - Seconds a build may take before it is stopped and reported as failed.
+      - Seconds the whole build may take, from its start to the image id. It is a wall-clock
+        total, not an idle time, so a step that prints nothing counts too. A longer build is
+        stopped and reported as failed; nothing is tagged.
     type: int
     default: 3600
 notes:
@@ -236,6 +238,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_BUILT_AT,
     LABEL_GIT_COMMIT,
     LABEL_SOURCE_ID,
+    AppfleetError,
     AppfleetModule,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._images import (
@@ -336,10 +339,13 @@ def ensure_also_tags(am, name, iid):
 
 def logic(am):
     p = am.params
+    am.app = p["app"] or default_app(p["name"])
+    am.step = "checking the input"
     app, _path = check_input(am)
     name = p["name"]
     client = am.client
 
+    am.step = "computing the source id of context %s" % p["context"]
     src = compute_source_id(p["context"], dockerfile=p["dockerfile"], build_args=p["build_args"],
                             target=p["target"], labels=p["labels"],
                             resolve_image=lambda ref: image_id(client, ref))
@@ -375,6 +381,7 @@ def logic(am):
         labels[LABEL_GIT_COMMIT] = src["git_commit"]
     build_args = dict((str(k), "" if v is None else str(v)) for k, v in p["build_args"].items())
 
+    am.step = "building the image"
     builder, cli = choose_builder(am, app, src["dockerfile_text"])
     timer = Timer()
     try:
@@ -387,11 +394,18 @@ def logic(am):
                                       build_args, p["target"], labels, p["build_timeout"])
     except BuildFailed as exc:
         step = (" at step `%s`" % exc.step) if exc.step else ""
-        am.fail("app %s: image build failed%s: %s; nothing was tagged, %s still points where it "
-                "did. Last build log lines:\n%s"
-                % (app, step, exc.message, name, "\n".join(exc.log_tail)),
-                build_log=exc.log_tail, failed_step=exc.step, source_id=src["source_id"],
-                builder=builder)
+        if exc.timed_out:
+            msg = ("image_build: the build of app %s took longer than build_timeout (%s s)%s; it was "
+                   "stopped, nothing was tagged, %s still points where it did; raise build_timeout or "
+                   "make the build faster. Last build log lines:\n%s"
+                   % (app, p["build_timeout"], step, name, "\n".join(exc.log_tail)))
+        else:
+            msg = ("app %s: image build failed%s: %s; nothing was tagged, %s still points where it "
+                   "did. Last build log lines:\n%s"
+                   % (app, step, exc.message, name, "\n".join(exc.log_tail)))
+        raise AppfleetError(msg, build_log=exc.log_tail, failed_step=exc.step, source_id=src["source_id"],
+                            builder=builder)
+    am.step = "tagging the built image"
     client.api.tag(iid, name, tag, force=True)
     image.update(id=iid, built=True, builder=builder, duration=timer.elapsed())
     image["also_tagged"], _moved = ensure_also_tags(am, name, iid)

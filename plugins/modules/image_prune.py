@@ -160,6 +160,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_APP,
     LABEL_PREVIOUS_IMAGE,
     AppfleetModule,
+    api_version_tuple,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._images import (
     app_error,
@@ -269,8 +270,7 @@ def builder_cache(am, until):
     """Prune (or, in check mode, estimate) build cache unused for ``until``."""
     client = am.client
     version = client.api.version().get("ApiVersion", "0")
-    parts = tuple(int(x) for x in version.split(".")[:2] if x.isdigit())
-    if parts < BUILD_PRUNE_MIN_API:
+    if api_version_tuple(version) < BUILD_PRUNE_MIN_API:
         am.module.warn("builder_cache_until skipped: the engine (API %s) cannot filter the "
                        "build cache prune; it needs API 1.39 or later" % version)
         return dict(pruned=False, entries=0, bytes=0)
@@ -297,6 +297,8 @@ def builder_cache(am, until):
 
 
 def logic(am):
+    am.app = am.params["name"]
+    am.step = "pruning images"
     check_input(am)
     p = am.params
     client = am.client

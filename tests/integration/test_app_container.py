@@ -481,6 +481,45 @@ def test_state_absent(afb_app, docker_client):
     assert again.get("changed") is False, again
 
 
+def test_state_absent_points_the_upstream_at_the_placeholder(afb_app, afb_nginx, docker_client):
+    first = run_module("app_container", afb_app.args(image="afb-app:v1"))
+    upstream = Path(first["upstream_file"])
+    assert "server 127.0.0.1:%d;" % first["container"]["host_port"] in upstream.read_text()
+    absent = dict(afb_app.args(), state="absent")
+    check = run_module("app_container", absent, check=True, diff=True)
+    assert check.get("changed") is True, check
+    assert check["diff"]["after"]["upstream_port"] == 9, check["diff"]
+    assert "127.0.0.1:9;" not in upstream.read_text()
+    gone = run_module("app_container", absent)
+    assert gone.get("changed") is True and gone["action"] == "removed", gone
+    # The proxy role's placeholder, byte for byte (roles/proxy/tasks/configure.yml).
+    assert upstream.read_text() == (
+        "# Placeholder written by appfleet.docker.proxy: app %s is not deployed yet.\n"
+        "# appfleet.docker.app_container replaces it with the serving container's port.\n"
+        "upstream appfleet_%s { server 127.0.0.1:9; }\n" % (afb_app.name, afb_app.name))
+    afb_nginx.run("-t", "-q")
+    assert afb_app.containers() == []
+    assert afb_app.get()[0] == 502
+    again = run_module("app_container", absent)
+    assert again.get("changed") is False, again
+
+
+def test_check_mode_before_the_image_is_built(afb_app, docker_client):
+    first = run_module("app_container", afb_app.args(image="afb-app:v1"))
+    args = afb_app.args(image="afb-app:not-built-yet")
+    check = run_module("app_container", args, check=True, diff=True)
+    assert check.get("failed") is not True, check
+    assert check["changed"] is True and check["action"] == "replaced", check
+    assert "afb-app:not-built-yet is not on this host yet" in check["msg"], check
+    assert check["diff"]["after"]["image"] == "afb-app:not-built-yet (not built yet)"
+    # Not in check mode it is an error, and nothing changed.
+    real = run_module("app_container", args)
+    assert real.get("failed") is True and "not found on this host" in real["msg"], real
+    (container,) = afb_app.containers()
+    assert container.id == first["container"]["id"]
+    assert afb_app.get() == (200, "version v1\n")
+
+
 def test_hardening_options_reach_the_container(afb_app, docker_client):
     # The defaults: no-new-privileges and a pids limit.
     plain = afb_app.args(image="afb-app:v1")

@@ -1,0 +1,111 @@
+"""The one error type and its messages; first-run races on the host's directories."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests.exceptions
+from docker.errors import APIError, ImageNotFound, NotFound
+
+from ansible_collections.appfleet.docker.plugins.module_utils import _docker, _lock, _proxy, _rollout
+from ansible_collections.appfleet.docker.plugins.module_utils._build import BuildFailed
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._source import GitError
+
+
+class _Wrapper(_docker.AppfleetModule):
+    """The wrapper's message logic without an AnsibleModule."""
+
+    def __init__(self, app=None, step=None):  # pylint: disable=super-init-not-called
+        self.app = app
+        self.step = step
+
+
+@pytest.mark.parametrize("exc,expected", [
+    (requests.exceptions.ConnectionError("Connection aborted"),
+     "app web: starting the new container failed: the docker engine did not answer (ConnectionError: "),
+    (requests.exceptions.ReadTimeout("read timed out"),
+     "app web: starting the new container failed: the docker engine did not answer (ReadTimeout: "),
+    (PermissionError(13, "Permission denied", "/srv/ctx/secret.txt"),
+     "app web: starting the new container failed: Permission denied (/srv/ctx/secret.txt); check that path"),
+    (GitError("fatal: bad object HEAD"),
+     "app web: starting the new container failed: git: fatal: bad object HEAD"),
+    (APIError("500 Server Error"),
+     "app web: starting the new container failed: the docker engine refused it: 500 Server Error"),
+])
+def test_error_message_names_app_and_step(exc, expected):
+    msg = _Wrapper("web", "starting the new container").error_message(exc)
+    assert msg.startswith(expected), msg
+    assert "Traceback" not in msg
+
+
+def test_appfleet_error_message_is_kept_with_its_fields():
+    exc = AppfleetError("app web: nothing to roll back", changed=False)
+    assert _Wrapper("web", "any step").error_message(exc) == "app web: nothing to roll back"
+    assert exc.result == {"changed": False}
+
+
+def test_former_error_types_are_the_one_type():
+    for cls in (_rollout.RolloutError, _rollout.ValidationError, _proxy.ProxyError, _lock.LockTimeout,
+                BuildFailed, GitError):
+        assert issubclass(cls, AppfleetError)
+    # Every error the wrapper turns into a message.
+    for exc in (AppfleetError("x"), requests.exceptions.ConnectionError(), OSError(2, "x"), GitError("x"),
+                APIError("x")):
+        assert isinstance(exc, _docker.HANDLED_ERRORS)
+
+
+def test_not_found_by_class():
+    assert _docker.is_not_found(ImageNotFound("gone"))
+    assert _docker.is_not_found(NotFound("gone"))
+    assert not _docker.is_not_found(APIError("500"))
+    assert not _docker.is_not_found(ValueError("NotFound"))
+
+
+@pytest.mark.parametrize("text,expected", [("1.43", (1, 43)), ("1.39", (1, 39)), ("", (0, 0)), ("x", (0, 0))])
+def test_api_version_tuple(text, expected):
+    assert _docker.api_version_tuple(text) == expected
+
+
+@pytest.mark.parametrize("text,port,expected", [
+    ("Bind for 127.0.0.1:40001 failed: port is already allocated", 40001, True),
+    ("driver failed programming external connectivity: listen tcp4 127.0.0.1:40001: bind: address already in use",
+     40001, True),
+    ("Bind for 127.0.0.1:9000 failed: port is already allocated", 40001, False),  # a fixed port: no retry
+    ("no such image", 40001, False),
+    ("port is already allocated", None, False),
+])
+def test_port_taken(text, port, expected):
+    assert _rollout.port_taken(APIError(text), port) is expected
+
+
+def test_lock_dir_first_run_race(tmp_path):
+    """Many first-ever runs make the lock directory at once: none fails."""
+    lock_dir = str(tmp_path / "new" / "locks")
+    barrier = threading.Barrier(12)
+    errors = []
+
+    def take(i):
+        barrier.wait()
+        try:
+            with _lock.AppLock(lock_dir, "app%d" % i, timeout=5):
+                pass
+        except Exception as exc:  # pylint: disable=broad-except
+            errors.append(exc)
+
+    threads = [threading.Thread(target=take, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+
+
+def test_lock_dir_that_is_a_file_is_an_os_error(tmp_path):
+    blocker = tmp_path / "locks"
+    blocker.write_text("not a directory")
+    with pytest.raises(OSError) as err:
+        _lock.AppLock(str(blocker), "web").acquire()
+    msg = _Wrapper("web", "taking the lock in %s" % blocker).error_message(err.value)
+    assert msg.startswith("app web: taking the lock in %s failed: " % blocker), msg
