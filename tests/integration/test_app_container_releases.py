@@ -37,7 +37,7 @@ RELEASES = {
 def afr_images(afb_images, docker_client):
     ids = {}
     for tag, (variant, commit) in RELEASES.items():
-        dockerfile = ("FROM afb-app:%s\nLABEL io.appfleet.app=afr-app io.appfleet.git-commit=%s "
+        dockerfile = ("FROM afb-app:%s\nLABEL io.appfleet.git-commit=%s "
                       "io.appfleet.source-id=%s\n" % (variant, commit, commit[::-1] + "f" * 24))
         image, _logs = docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag="afr-app:%s" % tag,
                                                   rm=True, forcerm=True)
