@@ -63,6 +63,12 @@ EXAMPLES = r"""
   appfleet.docker.app_info:
   register: fleet_info
 
+- name: Read the last 10 releases of web (its release log on the host)
+  appfleet.docker.app_info:
+    name: web
+    releases: 10
+  register: web_releases
+
 - name: Show the running revision of every app
   ansible.builtin.debug:
     msg: "{{ item.name }}: {{ item.source_id }} ({{ item.state }}, {{ item.previous_images | length }} to roll back to)"
