@@ -80,7 +80,7 @@ def test_failed_release_is_skipped_and_changes_nothing_serving():
 
 
 def test_rolled_back_release_is_not_a_target_again():
-    log, _ = rollback(three(), 3)          # on 2, 3 rolled back
+    log, dummy = rollback(three(), 3)          # on 2, 3 rolled back
     log = rel.record_success(log, "deploy", entry(log, 4), None, None)   # new source
     plan = rel.plan_rollback(log, image(4))
     assert plan["target"]["image_id"] == image(2)
@@ -88,7 +88,7 @@ def test_rolled_back_release_is_not_a_target_again():
 
 @pytest.mark.parametrize("desired,held", [(3, True), (2, False), (4, False)])
 def test_hold_after_rollback(desired, held):
-    log, _ = rollback(three(), 3)
+    log, dummy = rollback(three(), 3)
     got = rel.is_held(log, image(2), image(desired))
     assert (got is not None) is held
     if held:
@@ -96,10 +96,10 @@ def test_hold_after_rollback(desired, held):
 
 
 def test_hold_ends_with_a_deploy():
-    log, _ = rollback(three(), 3)
+    log, dummy = rollback(three(), 3)
     log = rel.record_success(log, "deploy", entry(log, 3), None, None)  # resume
     assert rel.is_held(log, image(3), image(3)) is None
-    log2, _ = rollback(log, 3)
+    log2, dummy = rollback(log, 3)
     # Rolled back again: held again, on 2.
     assert served(log2) == image(2) and rel.is_held(log2, image(2), image(3)) is not None
 
