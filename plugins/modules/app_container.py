@@ -80,8 +80,8 @@ options:
     required: true
   state:
     description:
-      - V(present) runs the app; V(absent) removes all of its containers and its secret files
-        (the nginx upstream file is left in place for the proxy role to remove).
+      - V(present) runs the app; V(absent) removes all of its containers, its secret files and its
+        release log (the nginx upstream file is left in place for the proxy role to remove).
     type: str
     choices: [present, absent]
     default: present
@@ -989,6 +989,7 @@ class AppContainer(object):
                 self.rollout.remove(c["id"])
             self.secrets.remove_all()
             remove_file(self.legacy_env_file)
+            remove_file(self.release_log.path)  # the app's release log goes with it
             self.result["lock"] = lock.info()
         self.result["removed"] = self.rollout.removed
         return self.result
