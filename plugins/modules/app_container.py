@@ -819,6 +819,12 @@ class AppContainer(object):
 
     # ------------------------------------------------------------ release log
     def release_load(self):
+        if self.release_entries is None and self.wrapper.check_mode:
+            try:
+                self.release_entries = self.release_log.read()
+            except _releases.ReleaseError as exc:
+                self.release_entries = []
+                self.module.warn("app %s: %s; a real run moves it aside and begins a new one" % (self.app, exc))
         if self.release_entries is None:
             try:
                 self.release_entries = self.release_log.load()
