@@ -32,6 +32,13 @@ description:
     find the app's containers by that label whatever their names."
   - Each container records the image id it replaced in the label C(io.appfleet.previous-image), so
     O(rollback=true) starts the previous image again without a build or a pull.
+  - "Release log: every release that becomes serving is recorded on the host in
+    C(<release_dir>/<name>.json) (time, image id and reference, source id, git commit, O(release_by),
+    kind C(deploy) or C(rollback), result C(serving), C(failed) or C(rolled_back); the newest 20,
+    never a secret). A rollout that fails is recorded as C(failed) and changes nothing else.
+    O(rollback=true) goes to the newest good release before the serving one and is idempotent;
+    O(rollback_to) goes to a named release. After a rollback the app is held: a deploy of a release
+    that was rolled back from changes nothing until O(resume=true) or a new image."
   - A per-app lock file under O(lock_dir) (an C(flock), with the holder's pid, host and start time in
     it) keeps two runs for one app from interleaving; the kernel releases it when the holder dies, so
     a killed run never blocks the next one, which reports the stale holder it found.
@@ -77,11 +84,11 @@ options:
     required: true
   state:
     description:
-      - V(present) runs the app; V(absent) removes all of its containers and its secret files,
-        after pointing its nginx upstream file (when there is one) at the placeholder the proxy role
-        writes for an app not deployed yet (C(server 127.0.0.1:9)), so nginx never sends the
-        app's traffic to a loopback port another app may get later. The file itself is left for
-        the proxy role to remove.
+      - V(present) runs the app; V(absent) removes all of its containers, its secret files and its
+        release log, after pointing its nginx upstream file (when there is one) at the placeholder
+        the proxy role writes for an app not deployed yet (C(server 127.0.0.1:9)), so nginx never
+        sends the app's traffic to a loopback port another app may get later. The file itself is
+        left for the proxy role to remove.
     type: str
     choices: [present, absent]
     default: present
@@ -93,12 +100,46 @@ options:
     type: str
   rollback:
     description:
-      - Start the image recorded in the serving container's C(io.appfleet.previous-image) label
-        (the image it replaced) with the config given here, health-gated like any rollout.
-        O(image) is ignored. Each run with O(rollback=true) switches to the previous image again,
-        so run it once per rollback.
+      - Go back to the previous good release with the config given here, health-gated like any
+        rollout, without a build or a pull. O(image) is ignored.
+      - The target is the newest release of the release log before the serving one whose result
+        is C(serving) (failed and rolled-back releases are skipped). The release left is marked
+        C(rolled_back) and a C(rollback) entry is recorded.
+      - Idempotent - when the last event of the log is a rollback and that release serves, nothing
+        is done (changed=false), so running it again (for example after a later host failed) does
+        not move the app again.
+      - Without a release log (containers made by an earlier version of the collection) the image
+        in the serving container's C(io.appfleet.previous-image) label is started, as before.
     type: bool
     default: false
+  rollback_to:
+    description:
+      - Roll back to this release (implies O(rollback=true)) - a release id of the log (see
+        RV(release.id), M(appfleet.docker.app_info)) or a source revision, the git commit (or source
+        id) of the image, in full or a unique prefix of at least 7 characters.
+      - Fails listing the available releases when it names none of them or its image is no longer
+        on the host. Nothing is done when that release already serves.
+    type: str
+  resume:
+    description:
+      - After a rollback the app is held on the release it went back to - a deploy of an image that
+        was rolled back from changes nothing (changed=false, RV(held) and a warning). V(true)
+        deploys O(image) anyway, which ends the hold. A different image (a new source) deploys and
+        ends the hold without it.
+    type: bool
+    default: false
+  release_by:
+    description:
+      - Who or what deploys, recorded in the release log (for example the controller's user).
+        Not a secret - never put one here.
+    type: str
+  release_dir:
+    description:
+      - Directory of the release logs on the host, one C(<name>.json) per app (root, mode 0644).
+      - A corrupt or unreadable log is renamed aside (C(<name>.json.bad-<time>)), a warning says so,
+        and a new log begins.
+    type: path
+    default: /var/lib/appfleet/releases
   container_name:
     description:
       - Name of the serving container. Defaults to O(name).
@@ -406,13 +447,29 @@ EXAMPLES = r"""
     cap_drop: [ALL]
     pids_limit: 256
 
-- name: Roll web back to the image it replaced
+- name: Roll web back to the previous good release (a second run changes nothing)
   appfleet.docker.app_container:
     name: web
     rollback: true
     port: 8080
     health:
       path: /health
+
+- name: Roll web back to the release of git commit 3c1f0a9
+  appfleet.docker.app_container:
+    name: web
+    rollback_to: 3c1f0a9
+    port: 8080
+    health:
+      path: /health
+
+- name: Deploy web again after a rollback (it is held on the rollback's release otherwise)
+  appfleet.docker.app_container:
+    name: web
+    image: "{{ web_build.image.id }}"
+    resume: true
+    release_by: "{{ lookup('ansible.builtin.env', 'USER') }}"
+    port: 8080
 
 - name: Use systemd to reload nginx
   appfleet.docker.app_container:
@@ -504,6 +561,79 @@ upstream_file:
   returned: when the proxy is used
   type: str
   sample: /etc/nginx/appfleet/upstreams/web.conf
+release:
+  description:
+    - The release log entry of what serves after the run. In check mode the entry of what serves
+      now, except for a rollback - the release it would go to.
+  returned: when state is present and the log knows the release (not for a rollback from the label)
+  type: dict
+  contains:
+    id:
+      description: Release id, C(<UTC time>-<8 hex of the image id>).
+      type: str
+      sample: 20240501T100000Z-7d3e1a2b
+    time:
+      description: When it was recorded (UTC, ISO 8601).
+      type: str
+      sample: "2024-05-01T10:00:00Z"
+    kind:
+      description: V(deploy) or V(rollback).
+      type: str
+      sample: deploy
+    result:
+      description: V(serving), V(failed) or V(rolled_back).
+      type: str
+      sample: serving
+    image_id:
+      description: Image id.
+      type: str
+      sample: sha256:7d3e1a2b...
+    image:
+      description: Image reference it was started from.
+      type: str
+      sample: appfleet/web:76fa0f89a984
+    source_id:
+      description: The image's C(io.appfleet.source-id) label.
+      type: str
+      sample: 76fa0f89a98498a766622b414ca8470f8498783de0575b7db30ff196656986f8
+    git_commit:
+      description: The image's C(io.appfleet.git-commit) label.
+      type: str
+      sample: 65b13cf468730ab4169d913bee1c2f5e885de941
+    by:
+      description: O(release_by) of the run that deployed it.
+      type: str
+      sample: alice
+    from:
+      description: For a rollback, the id of the release it left.
+      type: str
+      sample: 20240502T080000Z-1a2b3c4d
+    note:
+      description: Why the entry was added, when not by a deploy of this version.
+      type: str
+      sample: serving before the release log began
+  sample: {"id": "20240501T100000Z-7d3e1a2b", "kind": "rollback", "result": "serving"}
+held:
+  description:
+    - Set when the app is held on a release after a rollback and O(image) was not deployed, with
+      how to resume. The run changes nothing then (unless the config changed, which is applied to
+      the held release).
+  returned: when held
+  type: dict
+  contains:
+    release:
+      description: The release the app is held on.
+      type: str
+      sample: 20240501T100000Z-7d3e1a2b
+    image_id:
+      description: The image that was not deployed (it was rolled back from).
+      type: str
+      sample: sha256:1a2b...
+    resume:
+      description: How to deploy it anyway.
+      type: str
+      sample: "run again with resume: true (in the apps role: -e appfleet_resume=web), or deploy a new commit"
+  sample: {"release": "20240501T100000Z-7d3e1a2b", "image_id": "sha256:1a2b..."}
 """
 
 import os
@@ -515,6 +645,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     AppfleetError,
     AppfleetModule,
     DockerException,
+    LABEL_GIT_COMMIT,
     LABEL_PREVIOUS_IMAGE,
     LABEL_SOURCE_ID,
     describe_error,
@@ -528,6 +659,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
     remove_file,
     render_placeholder,
 )
+from ansible_collections.appfleet.docker.plugins.module_utils import _releases
 from ansible_collections.appfleet.docker.plugins.module_utils._rollout import (
     NAME_RE,
     Rollout,
@@ -547,6 +679,10 @@ ARGUMENT_SPEC = dict(
     state=dict(type="str", choices=["present", "absent"], default="present"),
     image=dict(type="str"),
     rollback=dict(type="bool", default=False),
+    rollback_to=dict(type="str"),
+    resume=dict(type="bool", default=False),
+    release_by=dict(type="str"),
+    release_dir=dict(type="path", default="/var/lib/appfleet/releases"),
     container_name=dict(type="str"),
     command=dict(type="list", elements="str"),
     env=dict(type="dict"),
@@ -632,6 +768,12 @@ class AppContainer(object):
         self.stopped_old = False
         # Check mode only: the image does not exist yet.
         self.image_missing = False
+        # Release log (release_* methods below); rollback_to implies rollback.
+        self.p["rollback"] = bool(self.p.get("rollback") or self.p.get("rollback_to"))
+        self.release_log = _releases.ReleaseLog(self.p.get("release_dir"), self.app)
+        self.release_entries = None
+        self.release_plan = None
+        self.release_new = None
 
     # ------------------------------------------------------------ helpers
     def inspect_image(self, ref, option):
@@ -704,6 +846,144 @@ class AppContainer(object):
                          "its user maps to (the start of the remap range in /etc/subuid plus its uid), or use "
                          "secret_delivery env" % self.app)
 
+    # ------------------------------------------------------------ release log
+    def release_load(self):
+        if self.release_entries is None and self.wrapper.check_mode:
+            try:
+                self.release_entries = self.release_log.read()
+            except _releases.ReleaseError as exc:
+                self.release_entries = []
+                self.module.warn("app %s: %s; a real run moves it aside and begins a new one" % (self.app, exc))
+        if self.release_entries is None:
+            try:
+                self.release_entries = self.release_log.load()
+            except _releases.ReleaseError as exc:
+                raise Failed(str(exc))
+            for warning in self.release_log.warnings:
+                self.module.warn(warning)
+        return self.release_entries
+
+    def release_image_present(self, image_id):
+        try:
+            self.wrapper.client.api.inspect_image(image_id)
+        except DockerException as exc:
+            if _not_found(exc):
+                return False
+            raise
+        return True
+
+    def release_choices(self):
+        found = _releases.available(self.release_entries or [], self.release_image_present)
+        return ", ".join(_releases.describe(e) for e in found) or "none"
+
+    def release_facts(self, image_id, ref=None):
+        """(reference, source id, git commit) of an image, for a log entry."""
+        labels, tags = {}, []
+        try:
+            info = self.wrapper.client.api.inspect_image(image_id)
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            tags = info.get("RepoTags") or []
+        except DockerException:
+            pass
+        if not ref or ref.startswith("sha256:"):
+            ref = tags[0] if tags else ref
+        return ref, labels.get(LABEL_SOURCE_ID), labels.get(LABEL_GIT_COMMIT)
+
+    def release_entry(self, kind, result, image_id, ref=None, note=None):
+        ref, source_id, commit = self.release_facts(image_id, ref)
+        return _releases.new_entry(self.release_entries or [], kind, result, image_id, image=ref,
+                                   source_id=source_id, git_commit=commit, by=self.p.get("release_by"),
+                                   note=note)
+
+    def release_target(self, serving):
+        """The image a rollback starts, from the release log; None: use the previous-image label."""
+        entries = self.release_load()
+        try:
+            plan = _releases.plan_rollback(entries, serving["image"], self.p.get("rollback_to"))
+        except _releases.ReleaseError as exc:
+            raise Failed("app %s: rollback_to: %s; available releases: %s"
+                         % (self.app, exc, self.release_choices()))
+        self.release_plan = plan
+        target = plan["target"]
+        if target is None:
+            return None
+        if not self.release_image_present(target["image_id"]):
+            raise Failed("app %s: the rollback target, release %s, is no longer on this host (its image %s "
+                         "was pruned?); roll back to one of the available releases with rollback_to: %s"
+                         % (self.app, _releases.describe(target), _releases.short_image(target["image_id"]),
+                            self.release_choices()))
+        self.result["release"] = _releases.public(target)
+        if plan["noop"]:
+            self.module.warn("app %s: release %s already serves after a rollback; nothing to roll back "
+                             "(roll back further with rollback_to)" % (self.app, target["id"]))
+        return target["image_id"]
+
+    def release_hold(self, serving):
+        """A plain deploy after a rollback: keep the release rolled back to unless resume or a new image."""
+        if self.p["rollback"] or serving is None:
+            return
+        entries = self.release_load()
+        current = _releases.current_index(entries, serving["image"])
+        if current is not None:
+            self.result["release"] = _releases.public(entries[current])
+        held = _releases.is_held(entries, serving["image"], self.rollout.image_id)
+        if held is None or self.p["resume"]:
+            return
+        how = ("run again with resume: true (playbooks/deploy.yml: -e appfleet_resume=%s), or deploy a new "
+               "commit" % self.app)
+        self.result["held"] = dict(release=held["id"], image_id=self.rollout.image_id, resume=how)
+        self.module.warn("app %s: held on release %s after a rollback; image %s (rolled back from) is not "
+                         "deployed again; to resume %s" % (self.app, _releases.describe(held),
+                                                           _releases.short_image(self.rollout.image_id), how))
+        self.rollout.image_id, self.rollout.image_labels = self.inspect_image(serving["image"], "image")
+
+    def release_begin(self, serving, matches):
+        """A new container is about to be started: the entry it gets (recorded by the hooks below)."""
+        if matches:
+            return
+        entries = self.release_load()
+        if serving is not None and serving["image"] == self.rollout.image_id \
+                and _releases.current_index(entries, serving["image"]) is not None:
+            return  # same release, new config: not a new release
+        kind = "rollback" if self.p["rollback"] else "deploy"
+        ref = None if self.p["rollback"] else self.p.get("image")
+        if self.release_plan and self.release_plan.get("target"):
+            ref = self.release_plan["target"].get("image")
+        self.release_new = self.release_entry(kind, "serving", self.rollout.image_id, ref)
+
+    def release_record(self, serving):
+        """The swap succeeded: record the new release (a log that cannot be written is a warning)."""
+        if self.release_new is None:
+            return
+        entries = self.release_load()
+        before = None
+        if serving is not None and _releases.current_index(entries, serving["image"]) is None:
+            before = self.release_entry("deploy", "serving", serving["image"],
+                                        note="serving before the release log began")
+            before["by"] = None
+        leaving = (self.release_plan or {}).get("leaving")
+        kind = self.release_new["kind"]
+        updated = _releases.record_success(entries, kind, self.release_new, before, leaving)
+        self.release_save(updated)
+        self.result["release"] = _releases.public(updated[-1])
+        self.release_new = None
+
+    def release_failed(self):
+        """The swap failed: record a failed entry; what served still serves."""
+        if self.release_new is None:
+            return
+        entry, self.release_new = self.release_new, None
+        self.release_save(_releases.record_failure(self.release_entries or [], entry))
+
+    def release_save(self, entries):
+        try:
+            self.release_log.save(entries)
+            self.release_entries = entries
+        except (IOError, OSError) as exc:
+            self.module.warn("app %s: the release log %s was not updated: %s; rollback and the hold after a "
+                             "rollback do not know this release" % (self.app, self.release_log.path,
+                                                                    exc.strerror or exc))
+
     # ------------------------------------------------------------ entry
     def run(self):
         p = self.p
@@ -761,6 +1041,7 @@ class AppContainer(object):
                 self.rollout.remove(c["id"])
             self.secrets.remove_all()
             remove_file(self.legacy_env_file)
+            remove_file(self.release_log.path)  # the app's release log goes with it
             self.result["lock"] = lock.info()
         self.result["removed"] = self.rollout.removed
         return self.result
@@ -789,6 +1070,9 @@ class AppContainer(object):
             self.result["lock"] = lock.info()
             try:
                 return self.decide(client, image_id, image_labels, lock)
+            except BaseException:
+                self.release_failed()
+                raise
             finally:
                 if self.rollout is not None:
                     self.result["removed"] = self.rollout.removed
@@ -805,7 +1089,7 @@ class AppContainer(object):
         if p["rollback"]:
             if serving is None:
                 raise Failed("app %s: nothing to roll back: the app has no container" % self.app)
-            target = serving["labels"].get(LABEL_PREVIOUS_IMAGE)
+            target = self.release_target(serving) or serving["labels"].get(LABEL_PREVIOUS_IMAGE)
             if not target:
                 raise Failed("app %s: nothing to roll back: container %s records no previous image"
                              % (self.app, serving["name"]))
@@ -814,6 +1098,7 @@ class AppContainer(object):
             except Failed:
                 raise Failed("app %s: the rollback target image %s is no longer on this host (pruned?); "
                              "deploy a known image instead" % (self.app, target))
+        self.release_hold(serving)
 
         secret_changes = rollout.secret_changes(serving)
         matches = rollout.matches(serving, secret_changes)
@@ -871,6 +1156,7 @@ class AppContainer(object):
             client.api.rename(serving["id"], self.stable)
             serving["name"] = self.stable
 
+        self.release_begin(serving, matches)
         if matches and running:
             if needs_proxy_fix:
                 self.switch_proxy(serving["host_port"], serving["name"], None)
@@ -881,6 +1167,7 @@ class AppContainer(object):
             final = self.stop_first(serving)
         else:
             final = self.start_first(serving)
+        self.release_record(serving)
         # Only now, with the old container gone, are its secret files unused.
         self.step("removing unused secret files")
         self.tidy_secrets()

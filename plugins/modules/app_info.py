@@ -17,7 +17,9 @@ description:
     with state, health, image id and reference, source id, start time and published ports,
     and the app's images, newest first, among them the previous images available for
     rollback.
-  - Read-only.
+  - With the last releases of each app from its release log on the host (see
+    M(appfleet.docker.app_container)), newest first.
+  - Read-only. A corrupt or unreadable release log is reported as a warning and no releases.
 author:
   - appfleet developers (@appfleet)
 extends_documentation_fragment:
@@ -35,6 +37,17 @@ options:
     description:
       - The app to report. When omitted, every app found on the host is reported.
     type: str
+  releases:
+    description:
+      - How many of the newest releases of each app's release log to return in RV(apps[].releases);
+        V(0) returns none.
+    type: int
+    default: 5
+  release_dir:
+    description:
+      - Directory of the release logs, as O(appfleet.docker.app_container#module:release_dir).
+    type: path
+    default: /var/lib/appfleet/releases
 seealso:
   - module: appfleet.docker.image_build
   - module: appfleet.docker.image_prune
@@ -49,6 +62,12 @@ EXAMPLES = r"""
 - name: Read every app on the host
   appfleet.docker.app_info:
   register: fleet_info
+
+- name: Read the last 10 releases of web (its release log on the host)
+  appfleet.docker.app_info:
+    name: web
+    releases: 10
+  register: web_releases
 
 - name: Show the running revision of every app
   ansible.builtin.debug:
@@ -206,12 +225,65 @@ apps:
       type: list
       elements: dict
       sample: []
+    releases:
+      description:
+        - The newest releases of the app's release log (at most O(releases)), newest first;
+          empty without a log. Same fields as RV(appfleet.docker.app_container#module:release).
+      type: list
+      elements: dict
+      contains:
+        id:
+          description: Release id (what O(appfleet.docker.app_container#module:rollback_to) takes).
+          type: str
+        time:
+          description: When it was recorded (UTC, ISO 8601).
+          type: str
+        kind:
+          description: V(deploy) or V(rollback).
+          type: str
+        result:
+          description: V(serving) (it became serving), V(failed) (it never did) or V(rolled_back).
+          type: str
+        image_id:
+          description: Image id.
+          type: str
+        image:
+          description: Image reference it was started from.
+          type: str
+        source_id:
+          description: Source id label of the image.
+          type: str
+        git_commit:
+          description: Git commit label of the image.
+          type: str
+        by:
+          description: Who deployed it.
+          type: str
+        from:
+          description: For a rollback, the release it left.
+          type: str
+        note:
+          description: Why the entry was added, when not by a deploy.
+          type: str
+      sample:
+        - id: 20240501T100000Z-832e40b2
+          time: "2024-05-01T10:00:00Z"
+          kind: rollback
+          result: serving
+          image_id: sha256:832e40b20f22909a111407fccac75f3e4a91e92e6afb4e6f1027c1bcfba50963
+          image: web:76fa0f89a984
+          source_id: 76fa0f89a98498a766622b414ca8470f8498783de0575b7db30ff196656986f8
+          git_commit: 65b13cf468730ab4169d913bee1c2f5e885de941
+          by: alice
+          from: 20240501T093000Z-1b2c3d4e
+          note: null
 """
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_SOURCE_ID,
     AppfleetModule,
 )
+from ansible_collections.appfleet.docker.plugins.module_utils import _releases
 from ansible_collections.appfleet.docker.plugins.module_utils._images import (
     app_containers,
     app_error,
@@ -254,6 +326,19 @@ def app_report(client, name, containers, images):
     )
 
 
+def last_releases(am, app):
+    """The newest releases of the app's log, newest first; a bad log is a warning."""
+    count = am.params["releases"]
+    if count <= 0:
+        return []
+    try:
+        entries = _releases.ReleaseLog(am.params["release_dir"], app).read()
+    except _releases.ReleaseError as exc:
+        am.module.warn("app %s: %s; app_container moves it aside on the next deploy" % (app, exc))
+        return []
+    return [_releases.public(e) for e in reversed(entries[-count:])]
+
+
 def logic(am):
     name = am.params["name"]
     if name is not None:
@@ -272,6 +357,7 @@ def logic(am):
     for report in apps:
         for c in report["containers"]:
             c.pop("app", None)
+        report["releases"] = last_releases(am, report["name"])
     return dict(changed=False, apps=apps)
 
 
@@ -279,6 +365,8 @@ def main():
     am = AppfleetModule(
         argument_spec=dict(
             name=dict(type="str"),
+            releases=dict(type="int", default=5),
+            release_dir=dict(type="path", default="/var/lib/appfleet/releases"),
         ),
         supports_check_mode=True,
     )

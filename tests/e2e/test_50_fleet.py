@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_playbook
+import lab_support
 from lab_support import HTTP_PORTS, commit_and_push, http_get, lab, lab_host, read_work_file  # noqa: F401  # pylint: disable=unused-import
 from probe import Probe
 
@@ -323,17 +324,99 @@ def test_never_healthy_release_is_rolled_back(fleet):
     assert sorted(names.split()) == sorted(APPS)
 
 
+def _web_head():
+    work = lab_support.lab_tool.STATE / "work" / "web"
+    return subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _rollback_under_probe(*extra):
+    probes = [Probe(vm, "web", rate=20) for vm in VMS]
+    for probe in probes:
+        probe.start()
+    try:
+        proc = run_playbook("playbooks/rollback.yml", "-i", "inventories/lab", "-e", "app=web", *extra,
+                            check=False)
+    finally:
+        for probe in probes:
+            probe.stop()
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
+    for vm, probe in zip(VMS, probes):
+        assert probe.failures == [], (vm, probe.failures[:5])
+        assert probe.ok > 10, (vm, probe.ok)
+    return proc
+
+
+def _changed(proc):
+    rows = recap(proc.stdout)
+    assert set(rows) == set(VMS), proc.stdout[-4000:]
+    assert all(failed == 0 and unreachable == 0 for _c, failed, unreachable in rows.values()), rows
+    return {vm: row[0] for vm, row in rows.items()}
+
+
 def test_rollback_returns_to_previous_version_without_a_build(fleet):
-    # Deploy the (healthy again) head first, so the running version is known.
+    """Rollback twice ends on the prior release (RELIABILITY 19, 33); a plain deploy
+    does not roll forward; resume does; a named rollback goes to the named commit."""
+    # The head deployed, then one new commit: the release to roll back from.
     run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web")
-    current = served_version("vm1", "web")
-    images_before = lab_host("vm1").check_output("sudo docker images -q --no-trunc appfleet/web")
-    run_playbook("playbooks/rollback.yml", "-i", "inventories/lab", "-e", "app=web")
+    prior = served_version("vm1", "web")
+    assert served_version("vm2", "web") == prior
+    prior_commit = _web_head()
+    newer = prior + "-rb"
+    newer_commit = commit_and_push("web", {"VERSION": newer + "\n"}, "web: release " + newer)
+    run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web")
     for vm in VMS:
-        previous = served_version(vm, "web")
-        assert previous != current
+        assert served_version(vm, "web") == newer
+    images_before = lab_host("vm1").check_output("sudo docker images -q --no-trunc appfleet/web")
+
+    # Rollback: the actual prior version, with zero failed requests.
+    first = _rollback_under_probe()
+    assert all(n > 0 for n in _changed(first).values()), first.stdout[-4000:]
+    for vm in VMS:
+        assert served_version(vm, "web") == prior
+    # Again (as after a later host failed under serial: 1): nothing changes.
+    second = _rollback_under_probe()
+    assert _changed(second) == {vm: 0 for vm in VMS}, second.stdout[-4000:]
+    for vm in VMS:
+        assert served_version(vm, "web") == prior
+    # No build, no pull.
     images_after = lab_host("vm1").check_output("sudo docker images -q --no-trunc appfleet/web")
     assert sorted(images_after.split()) == sorted(images_before.split())
+    log = json.loads(lab_host("vm1").check_output("sudo cat /var/lib/appfleet/releases/web.json"))
+    last = log["releases"][-1]
+    assert last["kind"] == "rollback" and last["result"] == "serving" and last["git_commit"] == prior_commit
+    assert any(e["git_commit"] == newer_commit and e["result"] == "rolled_back" for e in log["releases"])
+
+    # A plain deploy of the same source is held: nothing changes, the output says how to resume.
+    held = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web")
+    assert _changed(held) == {vm: 0 for vm in VMS}, held.stdout[-4000:]
+    assert "held on release" in re.sub(r"\s+", " ", held.stdout + held.stderr), held.stdout[-4000:]
+    for vm in VMS:
+        assert served_version(vm, "web") == prior
+
+    # resume: rolls forward to the newer release.
+    resumed = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web",
+                           "-e", "appfleet_resume=web")
+    assert all(n > 0 for n in _changed(resumed).values()), resumed.stdout[-4000:]
+    for vm in VMS:
+        assert served_version(vm, "web") == newer
+
+    # A named rollback, by source revision (a prefix of the git commit).
+    named = _rollback_under_probe("-e", "release=" + prior_commit[:10])
+    assert all(n > 0 for n in _changed(named).values()), named.stdout[-4000:]
+    for vm in VMS:
+        assert served_version(vm, "web") == prior
+    unknown = run_playbook("playbooks/rollback.yml", "-i", "inventories/lab", "-e", "app=web",
+                           "-e", "release=0123456789abc", check=False)
+    assert unknown.returncode != 0
+    out = re.sub(r"\s+", " ", unknown.stdout)
+    assert "host vm1, app web" in out and "available releases" in out and prior_commit[:12] in out, out[-4000:]
+    for vm in VMS:
+        assert served_version(vm, "web") == prior
+    # Leave the fleet on the head of the source for the tests after this one.
+    run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web", "-e", "appfleet_resume=web")
+    for vm in VMS:
+        assert served_version(vm, "web") == newer
 
 
 def test_status_shows_the_table(fleet):
