@@ -26,8 +26,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
+
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._proxy import write_file_atomic
 
 LOG_VERSION = 1
 MAX_ENTRIES = 20
@@ -40,7 +42,7 @@ REVISION_RE = re.compile(r"^[0-9a-f]{%d,64}\Z" % MIN_REVISION_PREFIX)
 ENTRY_KEYS = ("id", "time", "kind", "result", "image_id", "image", "source_id", "git_commit", "by", "from", "note")
 
 
-class ReleaseError(Exception):
+class ReleaseError(AppfleetError):
     """The release log cannot answer (no such release, ambiguous name); message ready for the user."""
 
 
@@ -286,23 +288,8 @@ class ReleaseLog(object):
             return []
 
     def save(self, entries):
-        """Write atomically: temp file in the same directory, fsync, rename, fsync the directory."""
-        if not os.path.isdir(self.directory):
-            os.makedirs(self.directory, 0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".%s." % self.app, suffix=".tmp", dir=self.directory)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(dump(self.app, entries))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)
-            os.rename(tmp, self.path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        """Write atomically (the collection's one writer), then fsync the directory."""
+        write_file_atomic(self.path, dump(self.app, entries), mode=0o644)
         dfd = os.open(self.directory, os.O_RDONLY)
         try:
             os.fsync(dfd)
