@@ -58,8 +58,8 @@ def run_playbook(args, timeout=1800):
                           "unreachable": int(m.group(4)), "failed": int(m.group(5))}
              for m in RECAP.finditer(proc.stdout)}
     if proc.returncode != 0 or not hosts:
-        raise SystemExit("bench: %s failed (rc=%d)\n%s\n%s" % (" ".join(args), proc.returncode,
-                                                             proc.stdout[-3000:], proc.stderr[-2000:]))
+        raise SystemExit("bench: %s failed (rc=%d)\n%s\n%s"
+                         % (" ".join(args), proc.returncode, proc.stdout[-3000:], proc.stderr[-2000:]))
     return {"seconds": round(seconds, 3), "hosts": hosts,
             "tasks": sum(h["ok"] for h in hosts.values()),
             "changed": sum(h["changed"] for h in hosts.values())}

@@ -867,7 +867,7 @@ class AppContainer(object):
         try:
             self.wrapper.client.api.inspect_image(image_id)
         except DockerException as exc:
-            if _not_found(exc):
+            if is_not_found(exc):
                 return False
             raise
         return True
