@@ -65,6 +65,30 @@ def test_apps_refuses_bad_input(case):
     assert_refused(*run_role("apps", {"appfleet_apps": apps}), *needles)
 
 
+# Variables beside appfleet_apps: the selection and the version pins.
+SELECTION_CASES = {
+    "unknown app name": ({"apps": "wbe"}, ["apps: unknown app(s) wbe", "known apps: web, api"]),
+    "unknown app in a list": ({"apps": ["web", "apii"]}, ["apps: unknown app(s) apii", "known apps: web, api"]),
+    "pin for an unknown app": ({"appfleet_versions": {"wbe": "abc123"}},
+                               ["apps: unknown app(s) wbe", "appfleet_versions", "known apps: web, api"]),
+    "pin that is a git option": ({"appfleet_versions": {"web": "--orphan"}},
+                                 ["appfleet_versions: the pin of web must be a branch, tag or commit"]),
+    "pin with a command": ({"appfleet_versions": {"api": "main;id"}},
+                           ["appfleet_versions: the pin of api must be a branch, tag or commit"]),
+    "pin for an image app": ({"appfleet_versions": {"cache": "v2"}},
+                             ["appfleet_versions: app(s) cache run an image, not a git source"]),
+    "pins not a dict": ({"appfleet_versions": ["web=abc"]}, ["apps_versions"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SELECTION_CASES))
+def test_apps_refuses_unknown_names_and_bad_pins(case):
+    extra, needles = SELECTION_CASES[case]
+    apps = [app(), app(name="api", proxy={"server_name": "api.example.com"}),
+            app(name="cache", source=None, image="redis:7", proxy=None, health=None)]
+    assert_refused(*run_role("apps", dict({"appfleet_apps": apps}, **extra)), *needles)
+
+
 # Per-app proxy settings (merged into the app's `proxy` dict; None drops a key).
 PROXY_CASES = {
     "server name with metacharacters": ({"server_name": "web.example.com;"},
