@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import run_playbook
+from conftest import REPO, run_playbook
 from test_role_inputs import assert_refused, run_role
 
 GOOD_APP = {
@@ -43,6 +43,16 @@ APPS_CASES = {
     "unknown strategy": ([app(strategy="yolo")], ["apps_definitions", "strategy"]),
     "unknown key": ([app(enviroment={"A": "1"})], ["apps_definitions", "enviroment"]),
     "duplicate names": ([app(), app()], ["two apps share a name"]),
+    "health option typo": ([app(health={"path": "/health", "timout": 5})],
+                           ["apps_definitions", "health", "timout"]),
+    "health timeout not a number": ([app(health={"path": "/health", "timeout": "soon"})],
+                                    ["apps_definitions", "timeout"]),
+    "proxy option typo": ([app(proxy={"server_nam": "web.example.com"})],
+                          ["apps_definitions", "proxy", "server_nam"]),
+    "proxy tls option typo": ([app(proxy={"server_name": "w.example.com", "tls": {"cert": "a", "key": "b"}})],
+                              ["apps_definitions", "cert"]),
+    "proxy hsts not a boolean": ([app(proxy={"server_name": "w.example.com", "hsts": "sometimes"})],
+                                 ["apps_definitions", "hsts"]),
     "repo that is a git option": ([app(source={"repo": "--upload-pack"})],
                                   ["app web: source.repo starts with '-'"]),
     "version that is a git option": ([app(source={"repo": "git@h:x.git", "version": "--orphan"})],
@@ -196,3 +206,31 @@ def test_proxy_accepts_good_input():
     assert "TASK [appfleet.docker.proxy : Check the proxy settings] " in out, out[-2000:]
     assert re.search(r"Check the proxy settings\] \** ok: \[localhost\]", out), out[-2000:]
     assert re.search(r"localhost\s*: ok=\d+ changed=0 unreachable=0 failed=0", out), out[-2000:]
+
+
+@pytest.mark.parametrize("inventory", ["lab", "production"])
+def test_shipped_inventories_pass_the_typed_app_options(inventory, tmp_path):
+    """The apps of inventories/lab and inventories/production pass the typed
+    argument spec (health, proxy, tls ...), their values templated as in a run."""
+    lab_dir = tmp_path / "lab"
+    (lab_dir / "ssh").mkdir(parents=True)
+    (lab_dir / "ssh" / "id_ed25519.pub").write_text("ssh-ed25519 AAAA test\n")
+    (lab_dir / "ssh" / "git_known_hosts").write_text("git ssh-ed25519 AAAA\n")
+    play = [{
+        "name": "Validate the inventory's apps", "hosts": "vm1", "connection": "local", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": sys.executable},
+        "tasks": [{
+            "name": "Check the apps against the apps role's argument spec",
+            "ansible.builtin.validate_argument_spec": {
+                "argument_spec": "{{ (lookup('ansible.builtin.file', '%s/roles/apps/meta/argument_specs.yml')"
+                                 " | from_yaml).argument_specs.main.options }}" % REPO,
+                "provided_arguments": {"apps_definitions": "{{ appfleet_apps }}"},
+            }}],
+    }]
+    args = ["-i", "inventories/%s" % inventory]
+    if inventory == "production":
+        args += ["--vault-password-file", "inventories/production/vault-password.example"]
+    proc = run_playbook(json.dumps(play, indent=1), *args, check=False, env={"APPFLEET_LAB_DIR": lab_dir})
+    out = re.sub(r"\s+", " ", proc.stdout)
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    assert re.search(r"vm1\s*: ok=1 changed=0 unreachable=0 failed=0", out), out[-2000:]
