@@ -1,19 +1,22 @@
 """The life of an app on the lab fleet: an unknown name fails, tags select roles
 and apps, a version pin from the command line, a new app goes live with
-deploy.yml alone. Reuses the converged fleet of test_50_fleet (site.yml once
+deploy.yml alone, maintenance mode on and off under a probe. Reuses the converged fleet of test_50_fleet (site.yml once
 per session)."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import subprocess
+import threading
+import time
 
 import pytest
 import yaml
 
 from conftest import REPO, run_playbook
-from lab_support import commit_and_push, http_get, lab, lab_host, lab_tool, read_work_file  # noqa: F401  # pylint: disable=unused-import
+from lab_support import HTTP_PORTS, commit_and_push, http_get, lab, lab_host, lab_tool, read_work_file  # noqa: F401  # pylint: disable=unused-import
 from test_50_fleet import app_container_ids, fleet, recap, served_version  # noqa: F401  # pylint: disable=unused-import
 
 VMS = ("vm1", "vm2")
@@ -121,3 +124,71 @@ def test_version_pin_from_the_command_line(fleet, apps_with_shop):
     run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", apps_with_shop, "-e", "apps=web")
     for vm in VMS:
         assert served_version(vm, "web") == new
+
+
+class StatusProbe(threading.Thread):
+    """GET web through one VM's nginx until stopped; records (status, Retry-After) or the error."""
+
+    def __init__(self, vm, app="web", rate=10):
+        super().__init__(daemon=True)
+        self.vm, self.app, self.rate = vm, app, rate
+        self.results = []
+        self._stop_event = threading.Event()
+
+    def run(self):
+        while not self._stop_event.is_set() and len(self.results) < 20000:
+            conn = http.client.HTTPConnection("127.0.0.1", HTTP_PORTS[self.vm], timeout=5)
+            try:
+                conn.request("GET", "/", headers={"Host": "%s.lab.test" % self.app})
+                resp = conn.getresponse()
+                body = resp.read().decode(errors="replace")
+                self.results.append((resp.status, resp.getheader("Retry-After"), body[:200]))
+            except OSError as exc:
+                self.results.append(("error", repr(exc), ""))
+            finally:
+                conn.close()
+            time.sleep(1.0 / self.rate)
+
+    def stop(self):
+        self._stop_event.set()
+        self.join(timeout=30)
+        return self.results
+
+
+def test_maintenance_on_then_off_under_a_probe(fleet, apps_with_shop):
+    probes = [StatusProbe(vm) for vm in VMS]
+    for probe in probes:
+        probe.start()
+    try:
+        run_playbook("playbooks/maintenance.yml", "-i", "inventories/lab", "-e", apps_with_shop,
+                     "-e", "app=web", "-e", "state=on")
+        for vm in VMS:
+            status, _body = http_get(vm, "web")
+            assert status == 503, vm
+            assert lab_host(vm).file("/etc/appfleet/maintenance/web").exists
+            # The other apps keep serving.
+            assert http_get(vm, "api", "/version")[0] == 200
+        # A deploy (and its server blocks) during maintenance keeps it on.
+        deploy = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", apps_with_shop)
+        for vm, row in recap(deploy.stdout).items():
+            assert row == (0, 0, 0), (vm, deploy.stdout[-4000:])
+        for vm in VMS:
+            assert http_get(vm, "web")[0] == 503, vm
+        run_playbook("playbooks/maintenance.yml", "-i", "inventories/lab", "-e", apps_with_shop,
+                     "-e", "app=web", "-e", "state=off")
+        for vm in VMS:
+            assert http_get(vm, "web")[0] == 200, vm
+            assert not lab_host(vm).file("/etc/appfleet/maintenance/web").exists
+        time.sleep(1)
+    finally:
+        results = [probe.stop() for probe in probes]
+    for vm, rows in zip(VMS, results):
+        errors = [r for r in rows if r[0] not in (200, 503)]
+        assert errors == [], (vm, errors[:5])
+        unavailable = [r for r in rows if r[0] == 503]
+        assert unavailable, vm
+        assert all(r[1] == "300" and "Down for maintenance" in r[2] for r in unavailable), unavailable[:3]
+        # 200 before, 503 during, 200 after: one switch each way.
+        statuses = [r[0] for r in rows]
+        changes = [b for a, b in zip(statuses, statuses[1:]) if a != b]
+        assert changes == [503, 200], (vm, changes)

@@ -234,3 +234,30 @@ def test_shipped_inventories_pass_the_typed_app_options(inventory, tmp_path):
     out = re.sub(r"\s+", " ", proc.stdout)
     assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
     assert re.search(r"vm1\s*: ok=1 changed=0 unreachable=0 failed=0", out), out[-2000:]
+
+
+MAINTENANCE_CASES = {
+    "unknown app": (["-e", "app=wbe", "-e", "state=on"], ["unknown app wbe", "one of: web"]),
+    "app without proxy settings": (["-e", "app=worker", "-e", "state=on"], ["unknown app worker"]),
+    "no app": (["-e", "state=on"], ["give -e app=NAME"]),
+    "bad state": (["-e", "app=web", "-e", "state=maybe"], ["-e state=on or -e state=off"]),
+    "no state": (["-e", "app=web"], ["-e state=on or -e state=off"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MAINTENANCE_CASES))
+def test_maintenance_refuses_bad_input_before_logging_in(case, tmp_path):
+    args, needles = MAINTENANCE_CASES[case]
+    inventory = tmp_path / "hosts.json"
+    # A documentation address: any login attempt would fail as unreachable.
+    inventory.write_text(json.dumps({"all": {"children": {"fleet": {"hosts": {"vm1": {"ansible_host": "192.0.2.1"}}}}}}))
+    apps = tmp_path / "apps.json"
+    apps.write_text(json.dumps({"appfleet_apps": [app(), app(name="worker", source=None, image="w:1",
+                                                            proxy=None, health=None)]}))
+    proc = run_playbook("playbooks/maintenance.yml", "-i", str(inventory), "-e", "@%s" % apps, *args,
+                        check=False)
+    out = re.sub(r"\s+", " ", proc.stdout)
+    assert proc.returncode != 0, out[-3000:]
+    for needle in needles:
+        assert needle in out, (needle, out[-3000:])
+    assert re.search(r"vm1\s*: ok=0 changed=0 unreachable=0 failed=1", out), out[-2000:]
