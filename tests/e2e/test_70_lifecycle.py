@@ -192,3 +192,49 @@ def test_maintenance_on_then_off_under_a_probe(fleet, apps_with_shop):
         statuses = [r[0] for r in rows]
         changes = [b for a, b in zip(statuses, statuses[1:]) if a != b]
         assert changes == [503, 200], (vm, changes)
+
+
+def test_removed_app_leaves_nothing_behind(fleet, apps_with_shop, tmp_path):
+    apps = json.loads(open(apps_with_shop[1:]).read())["appfleet_apps"]
+    shop = next(a for a in apps if a["name"] == NEW_APP)
+    # Only the name and the proxy settings (for the 410 on its host name) are needed.
+    gone = [a for a in apps if a["name"] != NEW_APP] + [{"name": NEW_APP, "state": "absent", "proxy": shop["proxy"]}]
+    extra = tmp_path / "gone.json"
+    extra.write_text(json.dumps({"appfleet_apps": gone}))
+    paths = ["/etc/appfleet/secrets/%s" % NEW_APP, "/etc/appfleet/keys/%s" % NEW_APP,
+             "/etc/appfleet/keys/%s.known_hosts" % NEW_APP, "/srv/appfleet/src/%s" % NEW_APP,
+             "/etc/nginx/appfleet/upstreams/%s.conf" % NEW_APP, "/etc/nginx/appfleet/sites/%s.conf" % NEW_APP]
+    # --check reports the removal and removes nothing.
+    dry = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "@%s" % extra, "--check")
+    for vm, (changed, failed, _unr) in recap(dry.stdout).items():
+        assert changed > 0 and failed == 0, (vm, dry.stdout[-4000:])
+    for vm in VMS:
+        assert http_get(vm, NEW_APP, "/version")[0] == 200
+        assert lab_host(vm).file("/srv/appfleet/src/%s" % NEW_APP).exists
+    probes = [StatusProbe(vm, NEW_APP) for vm in VMS]
+    for probe in probes:
+        probe.start()
+    try:
+        proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "@%s" % extra, check=False)
+        time.sleep(1)
+    finally:
+        results = [probe.stop() for probe in probes]
+    assert proc.returncode == 0, proc.stdout[-8000:]
+    for vm, rows in zip(VMS, results):
+        statuses = [r[0] for r in rows]
+        assert "error" not in statuses, (vm, [r for r in rows if r[0] == "error"][:3])
+        # Served, then 410 Gone while it is removed, then unknown (the default server's 404).
+        changes = [statuses[0]] + [b for a, b in zip(statuses, statuses[1:]) if a != b]
+        assert changes == [200, 410, 404], (vm, changes)
+        host = lab_host(vm)
+        assert NEW_APP not in host.check_output("docker ps -a --format '{{.Names}}'").split()
+        assert host.check_output("docker image ls -q --filter label=io.appfleet.app=%s" % NEW_APP) == ""
+        for path in paths:
+            assert not host.file(path).exists, (vm, path)
+        nginx = host.check_output("nginx -T 2>/dev/null")
+        assert "%s.lab.test" % NEW_APP not in nginx and "appfleet_%s" % NEW_APP not in nginx
+        # The other apps still serve.
+        assert http_get(vm, "api", "/version")[0] == 200 and http_get(vm, "web")[0] == 200
+    again = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "@%s" % extra)
+    for vm, row in recap(again.stdout).items():
+        assert row == (0, 0, 0), (vm, again.stdout[-4000:])
