@@ -255,8 +255,8 @@ def test_maintenance_refuses_bad_input_before_logging_in(case, tmp_path):
     # A documentation address: any login attempt would fail as unreachable.
     inventory.write_text(json.dumps({"all": {"children": {"fleet": {"hosts": {"vm1": {"ansible_host": "192.0.2.1"}}}}}}))
     apps = tmp_path / "apps.json"
-    apps.write_text(json.dumps({"appfleet_apps": [app(), app(name="worker", source=None, image="w:1",
-                                                            proxy=None, health=None)]}))
+    worker = app(name="worker", source=None, image="w:1", proxy=None, health=None)
+    apps.write_text(json.dumps({"appfleet_apps": [app(), worker]}))
     proc = run_playbook("playbooks/maintenance.yml", "-i", str(inventory), "-e", "@%s" % apps, *args,
                         check=False)
     out = re.sub(r"\s+", " ", proc.stdout)
