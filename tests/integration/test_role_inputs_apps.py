@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import run_playbook
+from conftest import REPO, run_playbook
 from test_role_inputs import assert_refused, run_role
 
 GOOD_APP = {
@@ -43,6 +43,19 @@ APPS_CASES = {
     "unknown strategy": ([app(strategy="yolo")], ["apps_definitions", "strategy"]),
     "unknown key": ([app(enviroment={"A": "1"})], ["apps_definitions", "enviroment"]),
     "duplicate names": ([app(), app()], ["two apps share a name"]),
+    "unknown state": ([app(state="gone")], ["apps_definitions", "state"]),
+    "absent app and present app with one name": ([app(), {"name": "web", "state": "absent"}],
+                                                 ["two apps share a name"]),
+    "health option typo": ([app(health={"path": "/health", "timout": 5})],
+                           ["apps_definitions", "health", "timout"]),
+    "health timeout not a number": ([app(health={"path": "/health", "timeout": "soon"})],
+                                    ["apps_definitions", "timeout"]),
+    "proxy option typo": ([app(proxy={"server_nam": "web.example.com"})],
+                          ["apps_definitions", "proxy", "server_nam"]),
+    "proxy tls option typo": ([app(proxy={"server_name": "w.example.com", "tls": {"cert": "a", "key": "b"}})],
+                              ["apps_definitions", "cert"]),
+    "proxy hsts not a boolean": ([app(proxy={"server_name": "w.example.com", "hsts": "sometimes"})],
+                                 ["apps_definitions", "hsts"]),
     "repo that is a git option": ([app(source={"repo": "--upload-pack"})],
                                   ["app web: source.repo starts with '-'"]),
     "version that is a git option": ([app(source={"repo": "git@h:x.git", "version": "--orphan"})],
@@ -63,6 +76,30 @@ APPS_CASES = {
 def test_apps_refuses_bad_input(case):
     apps, needles = APPS_CASES[case]
     assert_refused(*run_role("apps", {"appfleet_apps": apps}), *needles)
+
+
+# Variables beside appfleet_apps: the selection and the version pins.
+SELECTION_CASES = {
+    "unknown app name": ({"apps": "wbe"}, ["apps: unknown app(s) wbe", "known apps: web, api"]),
+    "unknown app in a list": ({"apps": ["web", "apii"]}, ["apps: unknown app(s) apii", "known apps: web, api"]),
+    "pin for an unknown app": ({"appfleet_versions": {"wbe": "abc123"}},
+                               ["apps: unknown app(s) wbe", "appfleet_versions", "known apps: web, api"]),
+    "pin that is a git option": ({"appfleet_versions": {"web": "--orphan"}},
+                                 ["appfleet_versions: the pin of web must be a branch, tag or commit"]),
+    "pin with a command": ({"appfleet_versions": {"api": "main;id"}},
+                           ["appfleet_versions: the pin of api must be a branch, tag or commit"]),
+    "pin for an image app": ({"appfleet_versions": {"cache": "v2"}},
+                             ["appfleet_versions: app(s) cache run an image, not a git source"]),
+    "pins not a dict": ({"appfleet_versions": ["web=abc"]}, ["apps_versions"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SELECTION_CASES))
+def test_apps_refuses_unknown_names_and_bad_pins(case):
+    extra, needles = SELECTION_CASES[case]
+    apps = [app(), app(name="api", proxy={"server_name": "api.example.com"}),
+            app(name="cache", source=None, image="redis:7", proxy=None, health=None)]
+    assert_refused(*run_role("apps", dict({"appfleet_apps": apps}, **extra)), *needles)
 
 
 # Per-app proxy settings (merged into the app's `proxy` dict; None drops a key).
@@ -172,3 +209,58 @@ def test_proxy_accepts_good_input():
     assert "TASK [appfleet.docker.proxy : Check the proxy settings] " in out, out[-2000:]
     assert re.search(r"Check the proxy settings\] \** ok: \[localhost\]", out), out[-2000:]
     assert re.search(r"localhost\s*: ok=\d+ changed=0 unreachable=0 failed=0", out), out[-2000:]
+
+
+@pytest.mark.parametrize("inventory", ["lab", "production"])
+def test_shipped_inventories_pass_the_typed_app_options(inventory, tmp_path):
+    """The apps of inventories/lab and inventories/production pass the typed
+    argument spec (health, proxy, tls ...), their values templated as in a run."""
+    lab_dir = tmp_path / "lab"
+    (lab_dir / "ssh").mkdir(parents=True)
+    (lab_dir / "ssh" / "id_ed25519.pub").write_text("ssh-ed25519 AAAA test\n")
+    (lab_dir / "ssh" / "git_known_hosts").write_text("git ssh-ed25519 AAAA\n")
+    play = [{
+        "name": "Validate the inventory's apps", "hosts": "vm1", "connection": "local", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": sys.executable},
+        "tasks": [{
+            "name": "Check the apps against the apps role's argument spec",
+            "ansible.builtin.validate_argument_spec": {
+                "argument_spec": "{{ (lookup('ansible.builtin.file', '%s/roles/apps/meta/argument_specs.yml')"
+                                 " | from_yaml).argument_specs.main.options }}" % REPO,
+                "provided_arguments": {"apps_definitions": "{{ appfleet_apps }}"},
+            }}],
+    }]
+    args = ["-i", "inventories/%s" % inventory]
+    if inventory == "production":
+        args += ["--vault-password-file", "inventories/production/vault-password.example"]
+    proc = run_playbook(json.dumps(play, indent=1), *args, check=False, env={"APPFLEET_LAB_DIR": lab_dir})
+    out = re.sub(r"\s+", " ", proc.stdout)
+    assert proc.returncode == 0, out[-3000:] + proc.stderr[-2000:]
+    assert re.search(r"vm1\s*: ok=1 changed=0 unreachable=0 failed=0", out), out[-2000:]
+
+
+MAINTENANCE_CASES = {
+    "unknown app": (["-e", "app=wbe", "-e", "state=on"], ["unknown app wbe", "one of: web"]),
+    "app without proxy settings": (["-e", "app=worker", "-e", "state=on"], ["unknown app worker"]),
+    "no app": (["-e", "state=on"], ["give -e app=NAME"]),
+    "bad state": (["-e", "app=web", "-e", "state=maybe"], ["-e state=on or -e state=off"]),
+    "no state": (["-e", "app=web"], ["-e state=on or -e state=off"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MAINTENANCE_CASES))
+def test_maintenance_refuses_bad_input_before_logging_in(case, tmp_path):
+    args, needles = MAINTENANCE_CASES[case]
+    inventory = tmp_path / "hosts.json"
+    # A documentation address: any login attempt would fail as unreachable.
+    inventory.write_text(json.dumps({"all": {"children": {"fleet": {"hosts": {"vm1": {"ansible_host": "192.0.2.1"}}}}}}))
+    apps = tmp_path / "apps.json"
+    worker = app(name="worker", source=None, image="w:1", proxy=None, health=None)
+    apps.write_text(json.dumps({"appfleet_apps": [app(), worker]}))
+    proc = run_playbook("playbooks/maintenance.yml", "-i", str(inventory), "-e", "@%s" % apps, *args,
+                        check=False)
+    out = re.sub(r"\s+", " ", proc.stdout)
+    assert proc.returncode != 0, out[-3000:]
+    for needle in needles:
+        assert needle in out, (needle, out[-3000:])
+    assert re.search(r"vm1\s*: ok=0 changed=0 unreachable=0 failed=1", out), out[-2000:]
