@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """A bounded HTTP load for the benchmarks: what a client that does not retry sees.
 
 Half of the workers reuse one keep-alive connection, the other half open a new

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """No-op deploy: appfleet's deploy.yml against the community.docker baseline, side by side.
 
 On a lab fleet where both are converged (nothing to deploy), runs the two

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Write docs/benchmarks.md (and its plots under docs/benchmarks/) from bench/results/*.json.
 
 Only the newest result of each benchmark is reported; every figure in it was
