@@ -55,12 +55,10 @@ def test_env_change_start_first_zero_failed_requests(afb_app, docker_client):
     assert first["action"] == "created", first
     with Probe(afb_app.proxy_port) as probe:
         # Let the probe run against the old container first.
-        while probe.ok < 10 and probe.is_alive():
-            probe.stop_event.wait(0.05)
+        probe.wait_ok(10)
         res = run_module("app_container", afb_app.args(image="afb-app:v1", env={"RELEASE": "2"}))
         done_at = probe.ok
-        while probe.ok < done_at + 10 and probe.is_alive():
-            probe.stop_event.wait(0.05)
+        probe.wait_ok(done_at + 10)
     assert res.get("changed") is True and res["action"] == "replaced", res
     assert probe.failures == [], probe.failures[:5]
     assert probe.ok >= 40
@@ -89,8 +87,7 @@ def test_image_change_records_previous_and_rollback(afb_app, afb_images, docker_
     assert afb_app.get() == (200, "version v2\n")
 
     with Probe(afb_app.proxy_port) as probe:
-        while probe.ok < 10 and probe.is_alive():
-            probe.stop_event.wait(0.05)
+        probe.wait_ok(10)
         back = run_module("app_container", afb_app.args(rollback=True))
     assert back.get("changed") is True and back["action"] == "rolled_back", back
     assert probe.failures == [], probe.failures[:5]
@@ -112,8 +109,7 @@ def test_never_healthy_keeps_old_serving(afb_app, docker_client, variant, reason
     first = run_module("app_container", afb_app.args(image="afb-app:v1"))
     assert first["action"] == "created", first
     with Probe(afb_app.proxy_port) as probe:
-        while probe.ok < 10 and probe.is_alive():
-            probe.stop_event.wait(0.05)
+        probe.wait_ok(10)
         bad = afb_app.args(image="afb-app:%s" % variant)
         bad["health"] = {"path": "/health", "timeout": 3, "interval": 0.2}
         res = run_module("app_container", bad)
@@ -342,8 +338,7 @@ def test_changed_secret_swaps_and_old_files_go(afb_app, docker_client, strategy)
     # container keeps its file until it is gone (start-first: every answer is
     # one of the two tokens).
     with Probe(afb_app.proxy_port, path="/cgi-bin/token") as probe:
-        while probe.ok < 10 and probe.is_alive():
-            probe.stop_event.wait(0.05)
+        probe.wait_ok(10)
         res = run_module("app_container", changed, diff=True)
     assert res.get("changed") is True and res["action"] == "replaced", res
     if strategy == "start-first":

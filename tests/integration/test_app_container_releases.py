@@ -100,8 +100,7 @@ def test_release_log_rollback_hold_resume_named(afr_app, afr_images):
 
     # Rollback: the previous *good* release (v4 failed, skipped), zero failed requests.
     with Probe(app.proxy_port) as probe:
-        while probe.ok < 10 and probe.is_alive():
-            probe.stop_event.wait(0.05)
+        probe.wait_ok(10)
         back = run_module("app_container", app.args(rollback=True))
     assert back.get("changed") is True and back["action"] == "rolled_back", back
     assert probe.failures == [], probe.failures[:5]

@@ -155,23 +155,30 @@ def _next_running(client, name):
     return bool(found) and found[0].status == "running"
 
 
+def _run_cutting_at_next(args, client, name, relay, back_after=None):
+    """Run app_container in a thread; once its --next container runs, cut the engine
+    relay (and open it again after ``back_after`` seconds, as an engine restart). The result."""
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(res=run_module("app_container", args)))
+    runner.start()
+    try:
+        assert _wait_for(lambda: _next_running(client, name), 60), "no --next container"
+        relay.cut()
+        if back_after is not None:
+            time.sleep(back_after)  # the engine "restarts"
+            relay.open()
+    finally:
+        runner.join(180)
+    return result["res"]
+
+
 @pytest.mark.parametrize("strategy", ["start-first", "stop-first"])
 def test_engine_gone_during_health_wait(afe_app, relay, docker_client, strategy):
     first = run_module("app_container", afe_app.args(image="afb-app:v1", strategy=strategy))
     assert first["action"] == "created", first
     args = afe_app.args(image="afb-app:nohealth", strategy=strategy, docker_host=relay.docker_host)
     args["health"] = {"path": "/health", "timeout": 30, "interval": 0.2}
-    result = {}
-    runner = threading.Thread(target=lambda: result.update(res=run_module("app_container", args)))
-    runner.start()
-    try:
-        assert _wait_for(lambda: _next_running(docker_client, afe_app.name), 60), "no --next container"
-        relay.cut()
-        time.sleep(3)  # the engine "restarts"
-        relay.open()
-    finally:
-        runner.join(180)
-    res = result["res"]
+    res = _run_cutting_at_next(args, docker_client, afe_app.name, relay, back_after=3)
     assert res.get("failed") is True, res
     _no_traceback(res)
     msg = res["msg"]
@@ -189,15 +196,7 @@ def test_engine_gone_for_good_message_and_old_serving(afe_app, relay, docker_cli
     first = run_module("app_container", afe_app.args(image="afb-app:v1"))
     args = afe_app.args(image="afb-app:nohealth", docker_host=relay.docker_host)
     args["health"] = {"path": "/health", "timeout": 60, "interval": 0.2}
-    result = {}
-    runner = threading.Thread(target=lambda: result.update(res=run_module("app_container", args)))
-    runner.start()
-    try:
-        assert _wait_for(lambda: _next_running(docker_client, afe_app.name), 60), "no --next container"
-        relay.cut()
-    finally:
-        runner.join(180)
-    res = result["res"]
+    res = _run_cutting_at_next(args, docker_client, afe_app.name, relay)
     assert res.get("failed") is True, res
     _no_traceback(res)
     msg = res["msg"]

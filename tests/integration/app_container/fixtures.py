@@ -305,6 +305,11 @@ class Probe(threading.Thread):
                 conn.close()
             time.sleep(self.interval)
 
+    def wait_ok(self, count):
+        """Wait until ``count`` requests in all were answered 200 (or the probe ended)."""
+        while self.ok < count and self.is_alive():
+            self.stop_event.wait(0.05)
+
     def __enter__(self):
         self.start()
         return self
