@@ -1,6 +1,7 @@
 # appfleet.docker: the two README commands and their parts.
 #   make demo   set up this machine, bring the lab fleet up, run site.yml on it
 #   make test   set up this machine, then lint, unit, module, molecule and lab tests
+#               (tests/tools/run-suite.sh: the lab tests beside the others)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -51,7 +52,8 @@ demo: lab-up
 	@for p in 8001 8002; do for a in web api; do \
 	  echo "  curl -H 'Host: $$a.lab.test' http://127.0.0.1:$$p/"; done; done
 
-test: setup lint unit integration molecule e2e
+test: setup
+	tests/tools/run-suite.sh
 
 lint: ansible-lint changelog-lint sanity
 

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The whole test suite, as `make test` (and so CI) runs it, after `make setup`.
+#
+# Two streams run side by side, because most of their time is spent waiting
+# (on SSH, apt inside the VMs, health checks), not on the CPU:
+#   lab    the end-to-end tests on the lab fleet (tests/e2e)
+#   local  lint, unit, module tests on this machine's engine, molecule
+# They share nothing but the engine (the lab's containers and the molecule
+# instances have names, ports and labels of their own). Each stream stops at
+# its first failed phase; the other one goes on, so that one run shows every
+# failure. Output lines carry the stream's name; a table of phase times ends
+# the run. A phase still running when SUITE_MINUTES (default 85) have passed
+# since the start is stopped and counted as failed, so that an overlong run
+# still ends with its table.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+logs=.cache/suite
+rm -rf "$logs"
+mkdir -p "$logs"
+start=$(date +%s)
+deadline=$((start + ${SUITE_MINUTES:-85} * 60))
+
+# phase STREAM NAME COMMAND...: run one phase, prefixing its output and
+# recording "NAME RESULT SECONDS" in the stream's table.
+phase() {
+  local stream=$1 name=$2 t0 rc left
+  shift 2
+  t0=$(date +%s)
+  left=$((deadline - t0))
+  if [ "$left" -le 0 ]; then
+    echo "$name not-started 0" >>"$logs/$stream.table"
+    return 1
+  fi
+  echo "== [$stream] $name: starting at +$((t0 - start)) s"
+  timeout --kill-after=30 "$left" "$@" 2>&1 | sed -u "s/^/[$stream] /"
+  rc=${PIPESTATUS[0]}
+  local took=$(($(date +%s) - t0)) result=passed
+  [ "$rc" -eq 124 ] && result=timed-out
+  [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && result=failed
+  echo "$name $result $took" >>"$logs/$stream.table"
+  echo "== [$stream] $name: $result in $took s"
+  return "$rc"
+}
+
+make_phase() { phase "$1" "$2" make --no-print-directory "$2"; }
+
+# Both streams need the base images; make them once, before either starts.
+phase setup base-images bash -c '.venv/bin/python tests/lab/labctl.py base-image --suite bookworm --save &&
+                                 .venv/bin/python tests/lab/labctl.py base-image --suite trixie' || true
+
+(make_phase lab e2e) &
+lab=$!
+(make_phase local lint && make_phase local unit && make_phase local integration && make_phase local molecule) &
+local=$!
+wait "$lab"
+lab_rc=$?
+wait "$local"
+local_rc=$?
+
+echo
+echo "== test suite: $(($(date +%s) - start)) s in all"
+printf '%-8s %-14s %-11s %8s\n' stream phase result seconds
+for stream in setup lab local; do
+  [ -f "$logs/$stream.table" ] || continue
+  while read -r name result took; do
+    printf '%-8s %-14s %-11s %8s\n' "$stream" "$name" "$result" "$took"
+  done <"$logs/$stream.table"
+done
+[ "$lab_rc" -eq 0 ] && [ "$local_rc" -eq 0 ]
