@@ -218,6 +218,8 @@ class App:
         self.secret_base = state_dir / "secrets"
         self.secret_dir = self.secret_base / name
         self.lock_dir = state_dir / "locks"
+        # The release log goes to the test's state dir, not the machine's /var/lib/appfleet.
+        self.release_dir = state_dir / "releases"
 
     def args(self, **over):
         args = {
@@ -229,6 +231,7 @@ class App:
             "secret_env_file": str(self.env_file),
             "secret_dir": str(self.secret_base),
             "lock_dir": str(self.lock_dir),
+            "release_dir": str(self.release_dir),
             "proxy": {
                 "upstream_file": str(self.nginx.upstreams / ("%s.conf" % self.name)),
                 "test_command": self.nginx.test_command,
