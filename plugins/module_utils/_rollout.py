@@ -85,11 +85,6 @@ DEFAULT_SECURITY_OPTS = ("no-new-privileges:true",)
 DEFAULT_PIDS_LIMIT = 1024
 
 
-# Former exception types, kept as names of the one error type for the code that raises them.
-RolloutError = AppfleetError
-ValidationError = AppfleetError
-
-
 # ---------------------------------------------------------------- pure logic
 
 def temp_name(name):
@@ -107,17 +102,17 @@ def parse_port_spec(spec):
     """
     text = str(spec)
     if not text or len(text) > 100 or any(ch.isspace() or ord(ch) < 32 for ch in text):
-        raise ValidationError("published_ports: %r is not [ip:]host:container[/proto]" % (spec,))
+        raise AppfleetError("published_ports: %r is not [ip:]host:container[/proto]" % (spec,))
     proto = "tcp"
     if "/" in text:
         text, proto = text.rsplit("/", 1)
         if proto not in ("tcp", "udp", "sctp"):
-            raise ValidationError("published_ports: %r has an unknown protocol %r" % (spec, proto))
+            raise AppfleetError("published_ports: %r has an unknown protocol %r" % (spec, proto))
     if text.startswith("["):
         addr, sep, rest = text[1:].partition("]")
         parts = rest.split(":")
         if not sep or len(parts) != 3 or parts[0] != "":
-            raise ValidationError("published_ports: %r is not [ipv6]:host:container[/proto]" % (spec,))
+            raise AppfleetError("published_ports: %r is not [ipv6]:host:container[/proto]" % (spec,))
         ip, host, cont = _bind_address(addr, 6, spec), parts[1], parts[2]
     else:
         parts = text.split(":")
@@ -128,7 +123,7 @@ def parse_port_spec(spec):
         elif len(parts) == 3:
             ip, host, cont = _bind_address(parts[0], 4, spec), parts[1], parts[2]
         else:
-            raise ValidationError(
+            raise AppfleetError(
                 "published_ports: %r is not [ip:]host:container[/proto] (an IPv6 address goes in "
                 "brackets, e.g. [::1]:9000:9000)" % (spec,))
     cont_port = _port_number(cont, "published_ports", spec)
@@ -143,7 +138,7 @@ def _bind_address(text, version, spec):
         addr = None
     if addr is None or addr.version != version:
         kind = "an IPv4 address" if version == 4 else "an IPv6 address in brackets"
-        raise ValidationError("published_ports: %r: %r is not %s" % (spec, text, kind))
+        raise AppfleetError("published_ports: %r: %r is not %s" % (spec, text, kind))
     return str(addr)
 
 
@@ -159,32 +154,32 @@ def _port_number(value, option, spec=None):
     number = int(text) if PORT_NUMBER_RE.match(text) else -1
     if number < 1 or number > 65535:
         shown = spec if spec is not None else value
-        raise ValidationError("%s: port %r is out of range 1-65535" % (option, shown))
+        raise AppfleetError("%s: port %r is out of range 1-65535" % (option, shown))
     return number
 
 
 def normalize_capability(value, option):
-    """``net_raw``, ``CAP_NET_RAW`` -> ``NET_RAW``; an unknown name raises ValidationError."""
+    """``net_raw``, ``CAP_NET_RAW`` -> ``NET_RAW``; an unknown name raises AppfleetError."""
     text = str(value).upper()
     if text.startswith("CAP_"):
         text = text[4:]
     if text not in CAPABILITIES:
-        raise ValidationError("%s: %r is not a Linux capability (for example NET_RAW, SYS_ADMIN, or ALL)"
+        raise AppfleetError("%s: %r is not a Linux capability (for example NET_RAW, SYS_ADMIN, or ALL)"
                               % (option, value))
     return text
 
 
 def parse_tmpfs_spec(spec):
-    """``/path[:opt,opt=value]`` -> (path, options); raises ValidationError naming tmpfs."""
+    """``/path[:opt,opt=value]`` -> (path, options); raises AppfleetError naming tmpfs."""
     text = str(spec)
     path, sep, options = text.partition(":")
     if not _container_path_ok(path):
-        raise ValidationError("tmpfs: %r: %r is not an absolute, normalised path in the container "
+        raise AppfleetError("tmpfs: %r: %r is not an absolute, normalised path in the container "
                               "(like /tmp or /var/cache/app)" % (spec, path))
     opts = options.split(",") if sep else []
     for opt in opts:
         if not TMPFS_OPTION_RE.match(opt):
-            raise ValidationError("tmpfs: %r: %r is not a mount option (like rw, noexec, nosuid, "
+            raise AppfleetError("tmpfs: %r: %r is not a mount option (like rw, noexec, nosuid, "
                                   "size=64m, mode=1777)" % (spec, opt))
     return path, ",".join(opts)
 
@@ -204,19 +199,19 @@ def secret_path(key):
 
 
 def validate(params):
-    """Check the module input; raise ValidationError naming the option."""
+    """Check the module input; raise AppfleetError naming the option."""
     name = params.get("name")
     if not name or not NAME_RE.match(name):
-        raise ValidationError(
+        raise AppfleetError(
             "name: %r is not a valid app name (letters, digits, '_', '.', '-', starting "
             "with a letter or digit, at most 63 characters)" % (name,))
     if name.endswith(TEMP_SUFFIX):
-        raise ValidationError("name: %r must not end with %r (reserved for rollouts)" % (name, TEMP_SUFFIX))
+        raise AppfleetError("name: %r must not end with %r (reserved for rollouts)" % (name, TEMP_SUFFIX))
     cname = params.get("container_name")
     if cname is not None and not NAME_RE.match(cname):
-        raise ValidationError("container_name: %r is not a valid container name" % (cname,))
+        raise AppfleetError("container_name: %r is not a valid container name" % (cname,))
     if params.get("state", "present") == "present" and not params.get("rollback") and not params.get("image"):
-        raise ValidationError("image: required unless rollback is true or state is absent")
+        raise AppfleetError("image: required unless rollback is true or state is absent")
     if params.get("port") is not None:
         _port_number(params["port"], "port")
     fixed_host_port = False
@@ -225,105 +220,105 @@ def validate(params):
         if host_port is not None:
             fixed_host_port = True
     if fixed_host_port and params.get("strategy") == "start-first":
-        raise ValidationError(
+        raise AppfleetError(
             "published_ports: a fixed host port cannot be bound by two containers at once; "
             "use strategy stop-first, or publish only the app port through the proxy")
     policy = params.get("restart_policy")
     if policy is not None and policy not in RESTART_POLICIES:
-        raise ValidationError("restart_policy: %r is not one of %s" % (policy, ", ".join(RESTART_POLICIES)))
+        raise AppfleetError("restart_policy: %r is not one of %s" % (policy, ", ".join(RESTART_POLICIES)))
     env = params.get("env") or {}
     secret = params.get("secret_env") or {}
     for option, mapping in (("env", env), ("secret_env", secret)):
         for key in mapping:
             if not ENV_KEY_RE.match(str(key)):
-                raise ValidationError(
+                raise AppfleetError(
                     "%s: %r is not a valid variable name (letters, digits and _, not starting with a "
                     "digit; it also names the secret's file)" % (option, key))
     both = sorted(set(env) & set(secret))
     if both:
-        raise ValidationError("secret_env: %s also set in env; set each variable in one place" % ", ".join(both))
+        raise AppfleetError("secret_env: %s also set in env; set each variable in one place" % ", ".join(both))
     delivery = params.get("secret_delivery") or "file"
     if delivery not in SECRET_DELIVERIES:
-        raise ValidationError("secret_delivery: %r is not one of %s" % (delivery, ", ".join(SECRET_DELIVERIES)))
+        raise AppfleetError("secret_delivery: %r is not one of %s" % (delivery, ", ".join(SECRET_DELIVERIES)))
     if delivery == "file":
         clash = sorted(k + "_FILE" for k in secret if k + "_FILE" in env or k + "_FILE" in secret)
         if clash:
-            raise ValidationError("secret_env: %s is set by the module (it points at the secret's file); "
+            raise AppfleetError("secret_env: %s is set by the module (it points at the secret's file); "
                                   "remove it from env and secret_env" % ", ".join(clash))
     secret_dir = params.get("secret_dir")
     if secret_dir is not None and (not str(secret_dir).startswith("/") or str(secret_dir) == "/"
                                    or posixpath.normpath(str(secret_dir)) != str(secret_dir)):
-        raise ValidationError("secret_dir: %r must be an absolute, normalised directory path" % (secret_dir,))
+        raise AppfleetError("secret_dir: %r must be an absolute, normalised directory path" % (secret_dir,))
     secret_uid = params.get("secret_uid")
     if secret_uid is not None and not 0 <= secret_uid < 2 ** 31:
-        raise ValidationError("secret_uid: %r is not a uid (0 to 2147483647)" % (secret_uid,))
+        raise AppfleetError("secret_uid: %r is not a uid (0 to 2147483647)" % (secret_uid,))
     reserved = dict((secret_path(k), "secret_env") for k in secret) if delivery == "file" else {}
     destinations = {}
     for spec in params.get("volumes") or []:
         parts = str(spec).split(":")
         if len(parts) not in (2, 3) or not parts[0] or not parts[1].startswith("/") or "\n" in str(spec):
-            raise ValidationError("volumes: %r is not source:/container/path[:mode]" % (spec,))
+            raise AppfleetError("volumes: %r is not source:/container/path[:mode]" % (spec,))
         if parts[1] in reserved:
-            raise ValidationError("volumes: %r mounts over the secret file %s" % (spec, parts[1]))
+            raise AppfleetError("volumes: %r mounts over the secret file %s" % (spec, parts[1]))
         destinations[parts[1]] = "volumes"
     for spec in params.get("tmpfs") or []:
         path, dummy = parse_tmpfs_spec(spec)
         if path in reserved or path in destinations:
-            raise ValidationError("tmpfs: %r: %s is already mounted by %s"
+            raise AppfleetError("tmpfs: %r: %s is already mounted by %s"
                                   % (spec, path, reserved.get(path) or destinations[path]))
         destinations[path] = "tmpfs"
     user = params.get("user")
     if user is not None and not USER_RE.match(str(user)):
-        raise ValidationError("user: %r is not user[:group] (a name or a numeric uid, e.g. 1000:1000 or app)"
+        raise AppfleetError("user: %r is not user[:group] (a name or a numeric uid, e.g. 1000:1000 or app)"
                               % (user,))
     caps = {}
     for option in ("cap_drop", "cap_add"):
         caps[option] = set(normalize_capability(c, option) for c in params.get(option) or [])
     both_caps = sorted((caps["cap_add"] & caps["cap_drop"]) - set(["ALL"]))
     if both_caps:
-        raise ValidationError("cap_add: %s also in cap_drop; list each capability in one of them"
+        raise AppfleetError("cap_add: %s also in cap_drop; list each capability in one of them"
                               % ", ".join(both_caps))
     pids = params.get("pids_limit")
     if pids is not None and pids != -1 and pids < 1:
-        raise ValidationError("pids_limit: %r must be at least 1, or -1 for no limit" % (pids,))
+        raise AppfleetError("pids_limit: %r must be at least 1, or -1 for no limit" % (pids,))
     for opt in params.get("security_opts") or []:
         if not SECURITY_OPT_RE.match(str(opt)):
-            raise ValidationError(
+            raise AppfleetError(
                 "security_opts: %r is not a security option this module passes on (no-new-privileges[:true], "
                 "apparmor=PROFILE, label=..., seccomp=unconfined or a seccomp profile's JSON, "
                 "systempaths=unconfined)" % (opt,))
     for net in params.get("networks") or []:
         if not NAME_RE.match(str(net)) and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z", str(net)):
-            raise ValidationError("networks: %r is not a valid network name" % (net,))
+            raise AppfleetError("networks: %r is not a valid network name" % (net,))
     memory = params.get("memory")
     if memory is not None and not MEMORY_RE.match(str(memory)):
-        raise ValidationError("memory: %r is not a size like 256m or 1g" % (memory,))
+        raise AppfleetError("memory: %r is not a size like 256m or 1g" % (memory,))
     cpus = params.get("cpus")
     if cpus is not None and cpus <= 0:
-        raise ValidationError("cpus: must be greater than 0")
+        raise AppfleetError("cpus: must be greater than 0")
     health = params.get("health") or {}
     if health.get("path"):
         if params.get("port") is None:
-            raise ValidationError("health.path: needs port (the container port to poll)")
+            raise AppfleetError("health.path: needs port (the container port to poll)")
         if not str(health["path"]).startswith("/"):
-            raise ValidationError("health.path: %r must start with /" % (health["path"],))
+            raise AppfleetError("health.path: %r must start with /" % (health["path"],))
     for key in ("timeout", "interval"):
         if health.get(key) is not None and health[key] <= 0:
-            raise ValidationError("health.%s: must be greater than 0" % key)
+            raise AppfleetError("health.%s: must be greater than 0" % key)
     for key in ("drain_seconds", "stop_timeout", "lock_timeout"):
         if params.get(key) is not None and params[key] < 0:
-            raise ValidationError("%s: must not be negative" % key)
+            raise AppfleetError("%s: must not be negative" % key)
     hc = params.get("healthcheck") or {}
     if hc and not hc.get("disable") and not hc.get("test"):
-        raise ValidationError("healthcheck.test: required unless healthcheck.disable is true")
+        raise AppfleetError("healthcheck.test: required unless healthcheck.disable is true")
     for key in ("log_options",):
         for okey, oval in (params.get(key) or {}).items():
             if not isinstance(oval, str):
-                raise ValidationError("%s.%s: values must be strings" % (key, okey))
+                raise AppfleetError("%s.%s: values must be strings" % (key, okey))
     proxy = params.get("proxy") or {}
     for key in ("test_command", "reload_command"):
         if proxy.get(key) is not None and not proxy[key]:
-            raise ValidationError("proxy.%s: must not be empty" % key)
+            raise AppfleetError("proxy.%s: must not be empty" % key)
 
 
 def normalize_healthcheck(hc):
@@ -692,7 +687,7 @@ def free_loopback_port(used, attempts=50):
             sock.close()
         if port not in used:
             return port
-    raise RolloutError("found no free port on 127.0.0.1 after %d attempts" % attempts)
+    raise AppfleetError("found no free port on 127.0.0.1 after %d attempts" % attempts)
 
 
 def port_taken(exc, host_port):
@@ -1023,7 +1018,7 @@ class Rollout(object):
             return int(name)
         uid = passwd_uid(self.read_container_file(cid, "/etc/passwd"), name)
         if uid is None:
-            raise RolloutError("user: the container's user %r (from %s) is not in the image's /etc/passwd, so "
+            raise AppfleetError("user: the container's user %r (from %s) is not in the image's /etc/passwd, so "
                                "the owner of its secret files is unknown; set user to a numeric uid[:gid] or "
                                "secret_uid" % (name, source))
         return uid

@@ -663,9 +663,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils import _releases
 from ansible_collections.appfleet.docker.plugins.module_utils._rollout import (
     NAME_RE,
     Rollout,
-    RolloutError,
     SecretStore,
-    ValidationError,
     choose_serving,
     free_loopback_port,
     port_taken,
@@ -737,9 +735,6 @@ ARGUMENT_SPEC = dict(
 )
 
 
-# The module's name for the collection's one error type (stop the run with this message).
-Failed = AppfleetError
-
 # Tries to start the new container when its loopback port was taken between choice and start.
 PORT_ATTEMPTS = 3
 # How long the cleanup of a failed rollout keeps trying to reach a restarting engine.
@@ -782,7 +777,7 @@ class AppContainer(object):
             info = api.inspect_image(ref)
         except DockerException as exc:
             if is_not_found(exc):
-                raise Failed("app %s: %s: image %s not found on this host; build it with "
+                raise AppfleetError("app %s: %s: image %s not found on this host; build it with "
                              "appfleet.docker.image_build or load it first (the module never pulls)"
                              % (self.app, option, ref))
             raise
@@ -814,7 +809,7 @@ class AppContainer(object):
         try:
             return self.secrets.write(self.p["secret_env"])
         except (IOError, OSError) as exc:
-            raise Failed("app %s: could not write the secret files under %s: %s; nothing was changed"
+            raise AppfleetError("app %s: could not write the secret files under %s: %s; nothing was changed"
                          % (self.app, self.secrets.app_dir, exc.strerror or exc))
 
     def own_secrets(self, cid, release):
@@ -824,10 +819,10 @@ class AppContainer(object):
         try:
             uid = self.rollout.secret_owner(cid)
             self.secrets.chown(release, uid)
-        except RolloutError as exc:
-            raise Failed("app %s: %s" % (self.app, exc))
+        except AppfleetError as exc:
+            raise AppfleetError("app %s: %s" % (self.app, exc))
         except (IOError, OSError) as exc:
-            raise Failed("app %s: could not set the owner of the secret files in %s: %s"
+            raise AppfleetError("app %s: could not set the owner of the secret files in %s: %s"
                          % (self.app, release, exc.strerror or exc))
 
     def tidy_secrets(self):
@@ -841,7 +836,7 @@ class AppContainer(object):
     def check_userns(self):
         """Refuse, before any change, secret files the remapped container root could not read."""
         if self.uses_secret_files() and self.p.get("secret_uid") is None and self.rollout.userns_remapped():
-            raise Failed("app %s: secret_uid: the engine remaps user namespaces (userns-remap), so files owned "
+            raise AppfleetError("app %s: secret_uid: the engine remaps user namespaces (userns-remap), so files owned "
                          "by the container's uid on the host are not its files; set secret_uid to the host uid "
                          "its user maps to (the start of the remap range in /etc/subuid plus its uid), or use "
                          "secret_delivery env" % self.app)
@@ -858,7 +853,7 @@ class AppContainer(object):
             try:
                 self.release_entries = self.release_log.load()
             except _releases.ReleaseError as exc:
-                raise Failed(str(exc))
+                raise AppfleetError(str(exc))
             for warning in self.release_log.warnings:
                 self.module.warn(warning)
         return self.release_entries
@@ -901,14 +896,14 @@ class AppContainer(object):
         try:
             plan = _releases.plan_rollback(entries, serving["image"], self.p.get("rollback_to"))
         except _releases.ReleaseError as exc:
-            raise Failed("app %s: rollback_to: %s; available releases: %s"
+            raise AppfleetError("app %s: rollback_to: %s; available releases: %s"
                          % (self.app, exc, self.release_choices()))
         self.release_plan = plan
         target = plan["target"]
         if target is None:
             return None
         if not self.release_image_present(target["image_id"]):
-            raise Failed("app %s: the rollback target, release %s, is no longer on this host (its image %s "
+            raise AppfleetError("app %s: the rollback target, release %s, is no longer on this host (its image %s "
                          "was pruned?); roll back to one of the available releases with rollback_to: %s"
                          % (self.app, _releases.describe(target), _releases.short_image(target["image_id"]),
                             self.release_choices()))
@@ -989,7 +984,7 @@ class AppContainer(object):
         p = self.p
         try:
             validate(p)
-        except ValidationError as exc:
+        except AppfleetError as exc:
             name = p.get("name")
             where = "app %s: " % name if isinstance(name, str) and NAME_RE.match(name) else ""
             self.wrapper.fail("%s%s" % (where, exc))
@@ -1054,7 +1049,7 @@ class AppContainer(object):
             self.step("reading image %s" % p["image"])
             try:
                 image_id, image_labels = self.inspect_image(p["image"], "image")
-            except Failed:
+            except AppfleetError:
                 if not self.wrapper.check_mode:
                     raise
                 # Check mode before the build ran (image_build in check mode builds nothing): the
@@ -1088,15 +1083,15 @@ class AppContainer(object):
 
         if p["rollback"]:
             if serving is None:
-                raise Failed("app %s: nothing to roll back: the app has no container" % self.app)
+                raise AppfleetError("app %s: nothing to roll back: the app has no container" % self.app)
             target = self.release_target(serving) or serving["labels"].get(LABEL_PREVIOUS_IMAGE)
             if not target:
-                raise Failed("app %s: nothing to roll back: container %s records no previous image"
+                raise AppfleetError("app %s: nothing to roll back: container %s records no previous image"
                              % (self.app, serving["name"]))
             try:
                 rollout.image_id, rollout.image_labels = self.inspect_image(target, "rollback")
-            except Failed:
-                raise Failed("app %s: the rollback target image %s is no longer on this host (pruned?); "
+            except AppfleetError:
+                raise AppfleetError("app %s: the rollback target image %s is no longer on this host (pruned?); "
                              "deploy a known image instead" % (self.app, target))
         self.release_hold(serving)
 
@@ -1182,7 +1177,7 @@ class AppContainer(object):
         except ProxyError as exc:
             what = "the new container" if current is not None else "container %s" % name
             state = "; %s" % self.old_state(current) if current is not None else ""
-            raise Failed("app %s: nginx did not accept the switch to %s: %s%s"
+            raise AppfleetError("app %s: nginx did not accept the switch to %s: %s%s"
                          % (self.app, what, exc, state))
 
     def host_port_for_new(self):
@@ -1197,7 +1192,7 @@ class AppContainer(object):
         api.start(current["id"])
         reason = self.rollout.wait_healthy(current["id"], current["host_port"])
         if reason:
-            raise Failed(self.rollout.fail_message(reason, current["id"], "no container of the app is serving"))
+            raise AppfleetError(self.rollout.fail_message(reason, current["id"], "no container of the app is serving"))
         if self.proxy and current["host_port"] and self.proxy.current_port() != current["host_port"]:
             self.switch_proxy(current["host_port"], current["name"], None)
         return current["id"]
@@ -1209,7 +1204,7 @@ class AppContainer(object):
         try:
             return self.rollout.create(name, current, host_port, secret_release), host_port
         except DockerException as exc:
-            raise Failed("app %s: could not create the new container %s: %s" % (self.app, name, exc))
+            raise AppfleetError("app %s: could not create the new container %s: %s" % (self.app, name, exc))
 
     def launch_new(self, current, release, stop_old):
         """Create and start the new container, stopping the old one first with ``stop_old``.
@@ -1235,12 +1230,12 @@ class AppContainer(object):
                 return self.new_cid, name, host_port
             except APIError as exc:
                 if attempt == PORT_ATTEMPTS or not port_taken(exc, host_port):
-                    raise Failed("app %s: the new container did not start: %s" % (self.app, exc))
+                    raise AppfleetError("app %s: the new container did not start: %s" % (self.app, exc))
             # Our loopback port went to someone else between choosing and starting: again.
             self.step("removing the new container to retry on another port")
             self.rollout.remove(self.new_cid, stop_timeout=0, record=False)
             self.new_cid = None
-        raise Failed("app %s: the new container did not start" % self.app)  # not reached
+        raise AppfleetError("app %s: the new container did not start" % self.app)  # not reached
 
     def old_state(self, current, restarted=False):
         if current and restarted:
@@ -1276,19 +1271,19 @@ class AppContainer(object):
             self.step("waiting for the new container to become healthy")
             reason = rollout.wait_healthy(cid, host_port)
             if reason:
-                raise Failed("app %s: %s" % (self.app, reason))
+                raise AppfleetError("app %s: %s" % (self.app, reason))
             if self.proxy:
                 self.step("switching nginx to the new container")
                 try:
                     self.proxy.switch(host_port, name)
                 except ProxyError as exc:
-                    raise Failed("app %s: nginx did not accept the switch to the new container: %s"
+                    raise AppfleetError("app %s: nginx did not accept the switch to the new container: %s"
                                  % (self.app, exc))
         except BaseException as exc:
             message = self.clean_up_failed(exc, current, release)
             if message is None:
                 raise
-            raise Failed(message)
+            raise AppfleetError(message)
         if current:
             if self.proxy and current["running"] and not stop_old and self.p["drain_seconds"]:
                 time.sleep(self.p["drain_seconds"])

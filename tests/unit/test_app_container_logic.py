@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.appfleet.docker.plugins.module_utils import _lock, _proxy, _rollout
-from ansible_collections.appfleet.docker.plugins.module_utils._rollout import ValidationError
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
 BASE = {"name": "web", "image": "web:1", "state": "present", "rollback": False, "strategy": "start-first",
         "port": 8080, "health": {"path": "/health", "timeout": 60, "interval": 1}}
@@ -98,7 +98,7 @@ def params(**over):
     ({"published_ports": ["8000-8010:8000-8010"]}, "published_ports:"),
 ])
 def test_validate_names_the_option(over, option):
-    with pytest.raises(ValidationError) as err:
+    with pytest.raises(AppfleetError) as err:
         _rollout.validate(params(**over))
     assert str(err.value).startswith(option)
 

@@ -46,9 +46,8 @@ def test_appfleet_error_message_is_kept_with_its_fields():
     assert exc.result == {"changed": False}
 
 
-def test_former_error_types_are_the_one_type():
-    for cls in (_rollout.RolloutError, _rollout.ValidationError, _proxy.ProxyError, _lock.LockTimeout,
-                BuildFailed, GitError):
+def test_error_types_are_the_one_type():
+    for cls in (_proxy.ProxyError, _lock.LockTimeout, BuildFailed, GitError):
         assert issubclass(cls, AppfleetError)
     # Every error the wrapper turns into a message.
     for exc in (AppfleetError("x"), requests.exceptions.ConnectionError(), OSError(2, "x"), GitError("x"),
