@@ -1,54 +1,28 @@
 """Bad input to the bootstrap and engine roles fails first, naming the variable.
 
-Each case runs the role against localhost in check mode (so that even a wrong
-pass could not change this machine) and requires: the run fails, the message
-names the variable, the failing task is one of the role's input checks, and
-nothing was reported changed before it.
+Each case runs the role against this machine in check mode (so that even a wrong
+pass could not change it) and requires: the run fails, the message names the
+variable, the failing task is one of the role's input checks, and nothing was
+reported changed before it. The cases of a role run as the hosts of one
+ansible-playbook run, each read apart (role_batch.py).
 """
 
 from __future__ import annotations
 
-import json
-import re
-import sys
-
 import pytest
 
-from conftest import run_playbook
+from role_batch import BatchGroup, assert_refused
 
 GOOD_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx1Q4Nn2e0Y8Yg0gQm3N1h5b8o3S7Wm0cZb2e7QH3lK op@laptop"
 
-
-def run_role(role, role_vars, os_family=None, distribution=None):
-    play = {
-        "name": "Bad input",
-        "hosts": "localhost",
-        "connection": "local",
-        "gather_facts": True,
-        "vars": dict(role_vars, ansible_python_interpreter=sys.executable),
-        "pre_tasks": [],
-        "roles": [{"role": "appfleet.docker." + role}],
-    }
-    if os_family:
-        play["pre_tasks"].append({
-            "name": "Pretend to be another OS family",
-            "ansible.builtin.set_fact": {"os_family": os_family,
-                                         "distribution": distribution or os_family,
-                                         "cacheable": True}})
-    proc = run_playbook(json.dumps([play], indent=1), "--check", "--diff", inventory="localhost,", check=False,
-                        env={"ANSIBLE_CALLBACK_RESULT_FORMAT": "json", "ANSIBLE_STDOUT_CALLBACK": "default"})
-    out = re.sub(r"\s+", " ", proc.stdout)
-    return proc, out
-
-
-def assert_refused(proc, out, *needles):
-    assert proc.returncode != 0, out[-3000:]
-    for needle in needles:
-        assert needle in out, (needle, out[-3000:])
-    recap = re.search(r"localhost\s*: ok=\d+ changed=(\d+) unreachable=\d+ failed=(\d+)", out)
-    assert recap and recap.group(1) == "0" and recap.group(2) == "1", out[-2000:]
-    failed_task = re.findall(r"TASK \[([^\]]+)\]", out.split("fatal:")[0])[-1]
-    assert re.search(r"(Check|Validating arguments)", failed_task), failed_task
+# One ansible-playbook run per role, one host per case (see role_batch.py).
+BATCHES = BatchGroup()
+BOOTSTRAP = BATCHES.role("bootstrap")
+ENGINE = BATCHES.role("engine")
+PROXY = BATCHES.role("proxy")
+# The least each role needs besides the variable under test.
+GOOD_VARS = {"bootstrap": {"bootstrap_authorized_keys": [GOOD_KEY]}, "engine": {"engine_source": "distro"}, "proxy": {}}
+BY_ROLE = {"bootstrap": BOOTSTRAP, "engine": ENGINE, "proxy": PROXY}
 
 
 BOOTSTRAP_CASES = {
@@ -68,27 +42,30 @@ BOOTSTRAP_CASES = {
 }
 
 
+for _case, (_vars, _) in BOOTSTRAP_CASES.items():
+    BOOTSTRAP.add(_case, dict(GOOD_VARS["bootstrap"], **_vars))
+BOOTSTRAP.add("unsupported os", GOOD_VARS["bootstrap"], os_family="RedHat")
+for _role, _batch in BY_ROLE.items():
+    _batch.add("untested distribution", GOOD_VARS[_role], os_family="Debian", distribution="Ubuntu")
+
+
 @pytest.mark.parametrize("case", sorted(BOOTSTRAP_CASES))
 def test_bootstrap_refuses_bad_input(case):
-    role_vars, needles = BOOTSTRAP_CASES[case]
-    role_vars = dict({"bootstrap_authorized_keys": [GOOD_KEY]}, **role_vars)
-    assert_refused(*run_role("bootstrap", role_vars), *needles)
+    """The case's bad variable (beside a good key) fails a bootstrap check, named in its message."""
+    assert_refused(BOOTSTRAP.outcome(case), *BOOTSTRAP_CASES[case][1])
 
 
 def test_bootstrap_refuses_unsupported_os():
-    proc, out = run_role("bootstrap", {"bootstrap_authorized_keys": [GOOD_KEY]}, os_family="RedHat")
-    assert_refused(proc, out, "appfleet.docker.bootstrap supports the releases it is tested on",
+    """A host that says it is RedHat is refused, its family named."""
+    assert_refused(BOOTSTRAP.outcome("unsupported os"), "appfleet.docker.bootstrap supports the releases it is tested on",
                    "this host is RedHat")
 
 
 @pytest.mark.parametrize("role", ["bootstrap", "engine", "proxy"])
 def test_roles_refuse_an_untested_distribution(role):
     """Ubuntu is of the Debian os family, and untested: refused, not half-supported."""
-    role_vars = {"bootstrap": {"bootstrap_authorized_keys": [GOOD_KEY]},
-                 "engine": {"engine_source": "distro"}, "proxy": {}}[role]
-    proc, out = run_role(role, role_vars, os_family="Debian", distribution="Ubuntu")
-    assert_refused(proc, out, "appfleet.docker.%s supports the releases it is tested on" % role,
-                   "this host is Ubuntu")
+    assert_refused(BY_ROLE[role].outcome("untested distribution"),
+                   "appfleet.docker.%s supports the releases it is tested on" % role, "this host is Ubuntu")
 
 
 ENGINE_CASES = {
@@ -153,15 +130,20 @@ ENGINE_CASES = {
 }
 
 
+for _case, (_vars, _) in ENGINE_CASES.items():
+    ENGINE.add(_case, _vars)
+ENGINE.add("unsupported os", GOOD_VARS["engine"], os_family="Archlinux")
+
+
 @pytest.mark.parametrize("case", sorted(ENGINE_CASES))
 def test_engine_refuses_bad_input(case):
-    role_vars, needles = ENGINE_CASES[case]
-    assert_refused(*run_role("engine", role_vars), *needles)
+    """The case's bad variable fails an engine check, named in its message."""
+    assert_refused(ENGINE.outcome(case), *ENGINE_CASES[case][1])
 
 
 def test_engine_refuses_unsupported_os():
-    proc, out = run_role("engine", {"engine_source": "distro"}, os_family="Archlinux")
-    assert_refused(proc, out, "appfleet.docker.engine supports the releases it is tested on",
+    """A host that says it is Archlinux is refused, its distribution named."""
+    assert_refused(ENGINE.outcome("unsupported os"), "appfleet.docker.engine supports the releases it is tested on",
                    "this host is Archlinux")
 
 
@@ -187,7 +169,11 @@ PROXY_CASES = {
 }
 
 
+for _case, (_vars, _) in PROXY_CASES.items():
+    PROXY.add(_case, _vars)
+
+
 @pytest.mark.parametrize("case", sorted(PROXY_CASES))
 def test_proxy_refuses_bad_settings(case):
-    role_vars, needles = PROXY_CASES[case]
-    assert_refused(*run_role("proxy", role_vars), *needles)
+    """The case's bad proxy role setting fails a proxy check, named in its message."""
+    assert_refused(PROXY.outcome(case), *PROXY_CASES[case][1])

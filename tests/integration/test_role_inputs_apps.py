@@ -1,7 +1,8 @@
 """Bad input to the proxy and apps roles fails first, naming the app and the setting.
 
-Same harness as test_role_inputs.py: the role runs against localhost in check
-mode, and the run must fail in an input check with nothing changed before it.
+Same harness as test_role_inputs.py: the role runs against this machine in check
+mode, and the run must fail in an input check with nothing changed before it;
+the cases of a role run as the hosts of one ansible-playbook run (role_batch.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,12 @@ import sys
 import pytest
 
 from conftest import REPO, run_playbook
-from test_role_inputs import assert_refused, run_role
+from role_batch import BatchGroup, assert_refused
+
+# One ansible-playbook run per role, one host per case (see role_batch.py).
+BATCHES = BatchGroup()
+APPS = BATCHES.role("apps")
+PROXY = BATCHES.role("proxy")
 
 GOOD_APP = {
     "name": "web",
@@ -72,10 +78,14 @@ APPS_CASES = {
 }
 
 
+for _case, (_apps, _) in APPS_CASES.items():
+    APPS.add(("definitions", _case), {"appfleet_apps": _apps})
+
+
 @pytest.mark.parametrize("case", sorted(APPS_CASES))
 def test_apps_refuses_bad_input(case):
-    apps, needles = APPS_CASES[case]
-    assert_refused(*run_role("apps", {"appfleet_apps": apps}), *needles)
+    """The case's bad app definition fails an apps check, named in its message."""
+    assert_refused(APPS.outcome(("definitions", case)), *APPS_CASES[case][1])
 
 
 # Variables beside appfleet_apps: the selection and the version pins.
@@ -94,12 +104,16 @@ SELECTION_CASES = {
 }
 
 
+SELECTION_APPS = [app(), app(name="api", proxy={"server_name": "api.example.com"}),
+                  app(name="cache", source=None, image="redis:7", proxy=None, health=None)]
+for _case, (_extra, _) in SELECTION_CASES.items():
+    APPS.add(("selection", _case), dict({"appfleet_apps": SELECTION_APPS}, **_extra))
+
+
 @pytest.mark.parametrize("case", sorted(SELECTION_CASES))
 def test_apps_refuses_unknown_names_and_bad_pins(case):
-    extra, needles = SELECTION_CASES[case]
-    apps = [app(), app(name="api", proxy={"server_name": "api.example.com"}),
-            app(name="cache", source=None, image="redis:7", proxy=None, health=None)]
-    assert_refused(*run_role("apps", dict({"appfleet_apps": apps}, **extra)), *needles)
+    """Good apps web, api and cache; the case's selection or pins fail the selection check."""
+    assert_refused(APPS.outcome(("selection", case)), *SELECTION_CASES[case][1])
 
 
 # Per-app proxy settings (merged into the app's `proxy` dict; None drops a key).
@@ -150,12 +164,15 @@ PROXY_CASES = {
 }
 
 
+for _case, (_proxy, _) in PROXY_CASES.items():
+    _settings = {k: v for k, v in dict(GOOD_APP["proxy"], **_proxy).items() if v is not None}
+    PROXY.add(("app settings", _case), {"appfleet_apps": [app(proxy=_settings)]})
+
+
 @pytest.mark.parametrize("case", sorted(PROXY_CASES))
 def test_proxy_refuses_bad_input(case):
-    proxy, needles = PROXY_CASES[case]
-    settings = {k: v for k, v in dict(GOOD_APP["proxy"], **proxy).items() if v is not None}
-    apps = [app(proxy=settings)]
-    assert_refused(*run_role("proxy", {"appfleet_apps": apps}), *needles)
+    """App web with the case's proxy settings fails a proxy check, naming app and setting."""
+    assert_refused(PROXY.outcome(("app settings", case)), *PROXY_CASES[case][1])
 
 
 PROXY_FLEET_CASES = {
@@ -176,10 +193,14 @@ PROXY_FLEET_CASES = {
 }
 
 
+for _case, (_apps, _) in PROXY_FLEET_CASES.items():
+    PROXY.add(("fleet", _case), {"appfleet_apps": _apps})
+
+
 @pytest.mark.parametrize("case", sorted(PROXY_FLEET_CASES))
 def test_proxy_refuses_bad_fleet(case):
-    apps, needles = PROXY_FLEET_CASES[case]
-    assert_refused(*run_role("proxy", {"appfleet_apps": apps}), *needles)
+    """The case's apps, together, fail a proxy check (names, server names)."""
+    assert_refused(PROXY.outcome(("fleet", case)), *PROXY_FLEET_CASES[case][1])
 
 
 def test_proxy_accepts_good_input():
