@@ -205,7 +205,9 @@ def test_concurrent_runs_one_waits(afb_app, docker_client):
 
 def test_second_run_fails_on_lock(afb_app, docker_client):
     first = run_module("app_container", afb_app.args(image="afb-app:v1"))
-    slow = afb_app.args(image="afb-app:nohealth", health={"path": "/health", "timeout": 8, "interval": 0.2})
+    # The holder keeps the lock for its whole health timeout: long enough for the
+    # second run to start and ask for it on a loaded machine (Ansible alone takes seconds).
+    slow = afb_app.args(image="afb-app:nohealth", health={"path": "/health", "timeout": 25, "interval": 0.2})
     results = {}
     thread = threading.Thread(target=lambda: results.update(slow=run_module("app_container", slow)))
     thread.start()
