@@ -6,9 +6,9 @@
 #   lab    the end-to-end tests on the lab fleet (tests/e2e)
 #   local  lint, unit, module tests on this machine's engine, molecule
 # They share nothing but the engine (the lab's containers and the molecule
-# instances have names, ports and labels of their own). Each stream stops at
-# its first failed phase; the other one goes on, so that one run shows every
-# failure. Output lines carry the stream's name; a table of phase times ends
+# instances have names, ports and labels of their own). A failed phase does
+# not stop the ones after it, so that one run shows every failure and every
+# phase's time. Output lines carry the stream's name; a table of phase times ends
 # the run. A phase still running when SUITE_MINUTES (default 85) have passed
 # since SUITE_T0 (set by .ci/run before the set-up; else the start of this
 # script) is stopped and counted as failed, so that an overlong run still
@@ -51,7 +51,13 @@ phase setup base-images bash -c '.venv/bin/python tests/lab/labctl.py base-image
 
 (make_phase lab e2e) &
 lab=$!
-(make_phase local lint && make_phase local unit && make_phase local integration && make_phase local molecule) &
+(
+  rc=0
+  for target in lint unit integration molecule; do
+    make_phase local "$target" || rc=1
+  done
+  exit "$rc"
+) &
 local=$!
 wait "$lab"
 lab_rc=$?
