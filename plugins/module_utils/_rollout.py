@@ -165,7 +165,7 @@ def normalize_capability(value, option):
         text = text[4:]
     if text not in CAPABILITIES:
         raise AppfleetError("%s: %r is not a Linux capability (for example NET_RAW, SYS_ADMIN, or ALL)"
-                              % (option, value))
+                            % (option, value))
     return text
 
 
@@ -175,12 +175,12 @@ def parse_tmpfs_spec(spec):
     path, sep, options = text.partition(":")
     if not _container_path_ok(path):
         raise AppfleetError("tmpfs: %r: %r is not an absolute, normalised path in the container "
-                              "(like /tmp or /var/cache/app)" % (spec, path))
+                            "(like /tmp or /var/cache/app)" % (spec, path))
     opts = options.split(",") if sep else []
     for opt in opts:
         if not TMPFS_OPTION_RE.match(opt):
             raise AppfleetError("tmpfs: %r: %r is not a mount option (like rw, noexec, nosuid, "
-                                  "size=64m, mode=1777)" % (spec, opt))
+                                "size=64m, mode=1777)" % (spec, opt))
     return path, ",".join(opts)
 
 
@@ -244,7 +244,7 @@ def validate(params):
         clash = sorted(k + "_FILE" for k in secret if k + "_FILE" in env or k + "_FILE" in secret)
         if clash:
             raise AppfleetError("secret_env: %s is set by the module (it points at the secret's file); "
-                                  "remove it from env and secret_env" % ", ".join(clash))
+                                "remove it from env and secret_env" % ", ".join(clash))
     secret_dir = params.get("secret_dir")
     if secret_dir is not None and (not str(secret_dir).startswith("/") or str(secret_dir) == "/"
                                    or posixpath.normpath(str(secret_dir)) != str(secret_dir)):
@@ -265,19 +265,19 @@ def validate(params):
         path, dummy = parse_tmpfs_spec(spec)
         if path in reserved or path in destinations:
             raise AppfleetError("tmpfs: %r: %s is already mounted by %s"
-                                  % (spec, path, reserved.get(path) or destinations[path]))
+                                % (spec, path, reserved.get(path) or destinations[path]))
         destinations[path] = "tmpfs"
     user = params.get("user")
     if user is not None and not USER_RE.match(str(user)):
         raise AppfleetError("user: %r is not user[:group] (a name or a numeric uid, e.g. 1000:1000 or app)"
-                              % (user,))
+                            % (user,))
     caps = {}
     for option in ("cap_drop", "cap_add"):
         caps[option] = set(normalize_capability(c, option) for c in params.get(option) or [])
     both_caps = sorted((caps["cap_add"] & caps["cap_drop"]) - set(["ALL"]))
     if both_caps:
         raise AppfleetError("cap_add: %s also in cap_drop; list each capability in one of them"
-                              % ", ".join(both_caps))
+                            % ", ".join(both_caps))
     pids = params.get("pids_limit")
     if pids is not None and pids != -1 and pids < 1:
         raise AppfleetError("pids_limit: %r must be at least 1, or -1 for no limit" % (pids,))
@@ -1019,8 +1019,8 @@ class Rollout(object):
         uid = passwd_uid(self.read_container_file(cid, "/etc/passwd"), name)
         if uid is None:
             raise AppfleetError("user: the container's user %r (from %s) is not in the image's /etc/passwd, so "
-                               "the owner of its secret files is unknown; set user to a numeric uid[:gid] or "
-                               "secret_uid" % (name, source))
+                                "the owner of its secret files is unknown; set user to a numeric uid[:gid] or "
+                                "secret_uid" % (name, source))
         return uid
 
     def wait_healthy(self, cid, host_port):

@@ -778,8 +778,8 @@ class AppContainer(object):
         except DockerException as exc:
             if is_not_found(exc):
                 raise AppfleetError("app %s: %s: image %s not found on this host; build it with "
-                             "appfleet.docker.image_build or load it first (the module never pulls)"
-                             % (self.app, option, ref))
+                                    "appfleet.docker.image_build or load it first (the module never pulls)"
+                                    % (self.app, option, ref))
             raise
         return info["Id"], (info.get("Config") or {}).get("Labels") or {}
 
@@ -810,7 +810,7 @@ class AppContainer(object):
             return self.secrets.write(self.p["secret_env"])
         except (IOError, OSError) as exc:
             raise AppfleetError("app %s: could not write the secret files under %s: %s; nothing was changed"
-                         % (self.app, self.secrets.app_dir, exc.strerror or exc))
+                                % (self.app, self.secrets.app_dir, exc.strerror or exc))
 
     def own_secrets(self, cid, release):
         """Give the new container's secret files to the uid it runs as (before it starts)."""
@@ -823,7 +823,7 @@ class AppContainer(object):
             raise AppfleetError("app %s: %s" % (self.app, exc))
         except (IOError, OSError) as exc:
             raise AppfleetError("app %s: could not set the owner of the secret files in %s: %s"
-                         % (self.app, release, exc.strerror or exc))
+                                % (self.app, release, exc.strerror or exc))
 
     def tidy_secrets(self):
         """Remove the secret files no container of the app mounts any more, and the legacy env file."""
@@ -837,9 +837,9 @@ class AppContainer(object):
         """Refuse, before any change, secret files the remapped container root could not read."""
         if self.uses_secret_files() and self.p.get("secret_uid") is None and self.rollout.userns_remapped():
             raise AppfleetError("app %s: secret_uid: the engine remaps user namespaces (userns-remap), so files owned "
-                         "by the container's uid on the host are not its files; set secret_uid to the host uid "
-                         "its user maps to (the start of the remap range in /etc/subuid plus its uid), or use "
-                         "secret_delivery env" % self.app)
+                                "by the container's uid on the host are not its files; set secret_uid to the host uid "
+                                "its user maps to (the start of the remap range in /etc/subuid plus its uid), or use "
+                                "secret_delivery env" % self.app)
 
     # ------------------------------------------------------------ release log
     def release_load(self):
@@ -897,16 +897,16 @@ class AppContainer(object):
             plan = _releases.plan_rollback(entries, serving["image"], self.p.get("rollback_to"))
         except _releases.ReleaseError as exc:
             raise AppfleetError("app %s: rollback_to: %s; available releases: %s"
-                         % (self.app, exc, self.release_choices()))
+                                % (self.app, exc, self.release_choices()))
         self.release_plan = plan
         target = plan["target"]
         if target is None:
             return None
         if not self.release_image_present(target["image_id"]):
             raise AppfleetError("app %s: the rollback target, release %s, is no longer on this host (its image %s "
-                         "was pruned?); roll back to one of the available releases with rollback_to: %s"
-                         % (self.app, _releases.describe(target), _releases.short_image(target["image_id"]),
-                            self.release_choices()))
+                                "was pruned?); roll back to one of the available releases with rollback_to: %s"
+                                % (self.app, _releases.describe(target), _releases.short_image(target["image_id"]),
+                                   self.release_choices()))
         self.result["release"] = _releases.public(target)
         if plan["noop"]:
             self.module.warn("app %s: release %s already serves after a rollback; nothing to roll back "
@@ -1087,12 +1087,12 @@ class AppContainer(object):
             target = self.release_target(serving) or serving["labels"].get(LABEL_PREVIOUS_IMAGE)
             if not target:
                 raise AppfleetError("app %s: nothing to roll back: container %s records no previous image"
-                             % (self.app, serving["name"]))
+                                    % (self.app, serving["name"]))
             try:
                 rollout.image_id, rollout.image_labels = self.inspect_image(target, "rollback")
             except AppfleetError:
                 raise AppfleetError("app %s: the rollback target image %s is no longer on this host (pruned?); "
-                             "deploy a known image instead" % (self.app, target))
+                                    "deploy a known image instead" % (self.app, target))
         self.release_hold(serving)
 
         secret_changes = rollout.secret_changes(serving)
@@ -1178,7 +1178,7 @@ class AppContainer(object):
             what = "the new container" if current is not None else "container %s" % name
             state = "; %s" % self.old_state(current) if current is not None else ""
             raise AppfleetError("app %s: nginx did not accept the switch to %s: %s%s"
-                         % (self.app, what, exc, state))
+                                % (self.app, what, exc, state))
 
     def host_port_for_new(self):
         if not self.p.get("port"):
@@ -1278,7 +1278,7 @@ class AppContainer(object):
                     self.proxy.switch(host_port, name)
                 except ProxyError as exc:
                     raise AppfleetError("app %s: nginx did not accept the switch to the new container: %s"
-                                 % (self.app, exc))
+                                        % (self.app, exc))
         except BaseException as exc:
             message = self.clean_up_failed(exc, current, release)
             if message is None:
