@@ -343,9 +343,15 @@ def test_changed_secret_swaps_and_old_files_go(afb_app, docker_client, strategy)
         probe.wait_ok(10)
         res = run_module("app_container", changed, diff=True)
     assert res.get("changed") is True and res["action"] == "replaced", res
+    bodies = probe.bodies
     if strategy == "start-first":
         assert probe.failures == [], probe.failures[:5]
-    assert probe.bodies <= {"token %s" % _sha(SECRET), "token %s" % _sha(SECRET2)}, probe.bodies
+    else:
+        # stop-first: a request cut by the stop of the old container can end as
+        # a 200 with no body (busybox httpd sent the CGI's headers); a missing
+        # file answers "no token file", a wrong one another token.
+        bodies = bodies - {""}
+    assert bodies <= {"token %s" % _sha(SECRET), "token %s" % _sha(SECRET2)}, probe.bodies
     (container,) = afb_app.containers()
     assert container.id == res["container"]["id"] != first["container"]["id"]
     (new_release,) = afb_app.releases()
