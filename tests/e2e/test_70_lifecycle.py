@@ -17,13 +17,12 @@ import yaml
 
 from conftest import REPO, run_playbook
 from lab_support import HTTP_PORTS, commit_and_push, http_get, lab, lab_host, lab_tool, read_work_file  # noqa: F401  # pylint: disable=unused-import
-from test_50_fleet import app_container_ids, fleet, recap, served_version  # noqa: F401  # pylint: disable=unused-import
+from test_50_fleet import BOTH, app_container_ids, fleet, recap, served_version  # noqa: F401  # pylint: disable=unused-import
 
 VMS = ("vm1", "vm2")
 NEW_APP = "shop"
-# Both VMs in one batch: these tests are about what a run does on each host,
-# not about the order of the hosts (test_50_fleet covers serial: 1).
-BOTH = ("-e", "appfleet_serial=2")
+# BOTH (from test_50_fleet): both VMs in one batch, as these tests are about what
+# a run does on each host, not about the order of the hosts.
 
 
 def lab_apps():

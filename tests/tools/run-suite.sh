@@ -46,8 +46,11 @@ phase() {
 make_phase() { phase "$1" "$2" make --no-print-directory "$2"; }
 
 # Both streams need the base images; make them once, before either starts.
+# If that fails, the streams still run (each makes what it lacks), and the
+# suite fails.
 phase setup base-images bash -c '.venv/bin/python tests/lab/labctl.py base-image --suite bookworm --save &&
-                                 .venv/bin/python tests/lab/labctl.py base-image --suite trixie' || true
+                                 .venv/bin/python tests/lab/labctl.py base-image --suite trixie'
+setup_rc=$?
 
 (make_phase lab e2e) &
 lab=$!
@@ -73,4 +76,4 @@ for stream in setup lab local; do
     printf '%-8s %-14s %-11s %8s\n' "$stream" "$name" "$result" "$took"
   done <"$logs/$stream.table"
 done
-[ "$lab_rc" -eq 0 ] && [ "$local_rc" -eq 0 ]
+[ "$setup_rc" -eq 0 ] && [ "$lab_rc" -eq 0 ] && [ "$local_rc" -eq 0 ]
