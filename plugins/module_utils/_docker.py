@@ -46,10 +46,13 @@ LABEL_CONFIG_HASH = LABEL_PREFIX + "config-hash"
 # The non-secret desired config as JSON, for diff output.
 LABEL_CONFIG = LABEL_PREFIX + "config"
 
-# The one app-name rule of the collection (modules and roles): letters, digits, '_', '.', '-',
-# starting with a letter or digit, at most 63 characters. \Z, not $: "$" also matches before
-# a trailing newline.
-APP_NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}\Z"
+# The one app-name rule of the collection, used by the modules and (through the Jinja test
+# appfleet.docker.app_name) by the roles: the name becomes a container name, an image
+# repository component, an nginx upstream name and a file name, so lowercase letters, digits,
+# '_' and '-', starting with a letter or digit, at most 63 characters. \Z, not $: "$" also
+# matches before a trailing newline.
+APP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}\Z"
+APP_NAME_RULE = "lowercase letters, digits, _ and -, starting with a letter or digit, at most 63 characters"
 APP_NAME_RE = re.compile(APP_NAME_PATTERN)
 
 # Options every module takes (documented in doc_fragments/docker.py).

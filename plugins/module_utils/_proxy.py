@@ -37,8 +37,13 @@ def upstream_name(app):
     return "appfleet_%s" % app
 
 
+def upstream_file(app, directory=DEFAULT_UPSTREAM_DIR):
+    """The app's upstream include: the one place that names it (roles use the upstream_path filter)."""
+    return os.path.join(directory, "%s.conf" % app)
+
+
 def default_upstream_file(app):
-    return os.path.join(DEFAULT_UPSTREAM_DIR, "%s.conf" % app)
+    return upstream_file(app)
 
 
 def render_upstream(app, port, container_name=None, host="127.0.0.1"):

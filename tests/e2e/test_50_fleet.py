@@ -8,6 +8,7 @@ import http.client
 import json
 import re
 import subprocess
+import threading
 import time
 
 import pytest
@@ -327,6 +328,49 @@ def test_never_healthy_release_is_rolled_back(fleet):
     # No stray container is left behind on vm1: one container per app.
     names = lab_host("vm1").check_output("sudo docker ps -a --format '{{.Label \"io.appfleet.app\"}}'")
     assert sorted(names.split()) == sorted(APPS)
+
+
+def test_engine_stopped_mid_deploy_names_host_app_and_step(fleet):
+    """dockerd on vm1 stops while the new web container waits for health (a release that never
+    gets healthy keeps it waiting): a message naming host, app and step, no traceback; with
+    dockerd back, the old version serves and no --next container is left."""
+    serving = served_version("vm1", "web")
+    head = read_work_file("web", "VERSION").strip()
+    server = read_work_file("web", "server.py")
+    broken = server.replace('os.environ.get("HEALTHY", "1")', 'os.environ.get("HEALTHY", "0")')
+    commit_and_push("web", {"server.py": broken, "VERSION": head + "-unhealthy\n"}, "web: never healthy")
+    host = lab_host("vm1")
+    result = {}
+
+    def deploy():
+        result["proc"] = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web",
+                                      "-l", "vm1", check=False, timeout=600)
+
+    thread = threading.Thread(target=deploy)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and thread.is_alive():
+            if "web--next" in host.run("sudo docker ps --format '{{.Names}}'").stdout.split():
+                break
+            time.sleep(0.5)
+        assert thread.is_alive(), "the deploy ended before its new container ran"
+        host.check_output("sudo systemctl stop docker.socket docker")
+        time.sleep(3)
+        host.check_output("sudo systemctl start docker")
+        thread.join(600)
+    finally:
+        thread.join(600)
+        commit_and_push("web", {"server.py": server, "VERSION": head + "-4\n"}, "web: healthy again")
+    proc = result["proc"]
+    out = re.sub(r"\s+", " ", proc.stdout + proc.stderr)
+    assert proc.returncode != 0, out[-4000:]
+    assert "Traceback" not in out, out[-6000:]
+    assert re.search(r"host vm1, app web: .*docker engine", out), out[-6000:]
+    wait_serving("vm1", "web")
+    assert served_version("vm1", "web") == serving
+    names = host.check_output("sudo docker ps -a --format '{{.Names}}'").split()
+    assert "web--next" not in names, names
 
 
 def _web_head():

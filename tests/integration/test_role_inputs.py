@@ -160,6 +160,8 @@ PROXY_CASES = {
                                ["proxy_client_max_body_size must be an nginx size"]),
     "relative sites dir": ({"proxy_sites_dir": "appfleet/sites"}, ["proxy_sites_dir must be an absolute path"]),
     "upstream dir with ..": ({"proxy_upstream_dir": "/etc/nginx/../../tmp"}, ["proxy_upstream_dir must be an absolute path"]),
+    "shared upstream dir with ..": ({"appfleet_upstream_dir": "/etc/nginx/../../tmp"},
+                                    ["proxy_upstream_dir must be an absolute path"]),
     "tls dir with a space": ({"proxy_tls_dir": "/etc/nginx/appfleet tls"}, ["proxy_tls_dir must be an absolute path"]),
     "sites and upstreams in one dir": ({"proxy_sites_dir": "/etc/nginx/appfleet/upstreams"},
                                        ["proxy_upstream_dir, proxy_sites_dir and proxy_tls_dir must be three different"]),

@@ -39,6 +39,7 @@ def app(**changes):
 APPS_CASES = {
     "name with metacharacters": ([app(name="web;reboot")], ["app web;reboot is invalid"]),
     "uppercase name": ([app(name="Web")], ["app Web is invalid"]),
+    "name with a dot": ([app(name="web.v2")], ["app web.v2 is invalid", "lowercase letters, digits, _ and -"]),
     "source and image": ([app(image="registry.example.com/web:1")], ["either source (with repo) or image"]),
     "neither source nor image": ([app(source=None)], ["either source (with repo) or image"]),
     "repo with a command": ([app(source={"repo": "git@h:x.git; rm -rf /"})], ["app web is invalid"]),
@@ -101,6 +102,9 @@ SELECTION_CASES = {
     "pin for an image app": ({"appfleet_versions": {"cache": "v2"}},
                              ["appfleet_versions: app(s) cache run an image, not a git source"]),
     "pins not a dict": ({"appfleet_versions": ["web=abc"]}, ["apps_versions"]),
+    "shared upstream dir with ..": ({"appfleet_upstream_dir": "/etc/nginx/../../tmp"},
+                                    ["apps_upstream_dir must be an absolute path"]),
+    "relative source dir": ({"apps_src_dir": "srv/appfleet/src"}, ["apps_src_dir must be an absolute path"]),
 }
 
 

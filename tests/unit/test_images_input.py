@@ -44,8 +44,9 @@ def test_tag(tag, ok):
     assert (tag_error("also_tag", tag) is None) is ok
 
 
-@pytest.mark.parametrize("app, ok", [("web", True), ("Web_1.api", True), ("-web", False), ("web app", False),
-                                     ("web/x", False), ("", False)])
+@pytest.mark.parametrize("app, ok", [("web", True), ("web_1-api", True), ("a" * 63, True), ("Web", False),
+                                     ("web.api", False), ("web\n", False), ("a" * 64, False), ("-web", False),
+                                     ("web app", False), ("web/x", False), ("", False)])
 def test_app(app, ok):
     assert (app_error("app", app) is None) is ok
 

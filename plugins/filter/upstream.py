@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that give the roles the nginx upstream contract of app_container.
+
+The module (module_utils/_proxy.py) owns the upstream file: its name under the
+upstream directory and its content. The proxy role renders the placeholder of an
+app not deployed yet, and the apps role finds the file to remove, through these
+filters, so neither role spells the format a second time.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import APP_NAME_RE, APP_NAME_RULE
+from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
+    DEFAULT_UPSTREAM_DIR,
+    render_placeholder,
+    upstream_file,
+)
+
+
+def _app(value, filter_name):
+    if not isinstance(value, str) or not APP_NAME_RE.match(value):
+        raise AnsibleFilterError("%s: %r is not an app name (%s)" % (filter_name, value, APP_NAME_RULE))
+    return value
+
+
+def upstream_placeholder(app):
+    """The upstream include of an app that has no container yet (nginx answers 502)."""
+    return render_placeholder(_app(app, "upstream_placeholder"))
+
+
+def upstream_path(app, directory=DEFAULT_UPSTREAM_DIR):
+    """The app's upstream include under ``directory`` (the proxy role's proxy_upstream_dir)."""
+    return upstream_file(_app(app, "upstream_path"), directory)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "upstream_placeholder": upstream_placeholder,
+            "upstream_path": upstream_path,
+        }

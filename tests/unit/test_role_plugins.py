@@ -1,0 +1,39 @@
+"""The filter and test plugins through which the roles use the modules' rules."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.appfleet.docker.plugins.filter.upstream import FilterModule
+from ansible_collections.appfleet.docker.plugins.module_utils import _proxy
+from ansible_collections.appfleet.docker.plugins.module_utils._images import app_error
+from ansible_collections.appfleet.docker.plugins.test.app_name import TestModule
+
+FILTERS = FilterModule().filters()
+APP_NAME = TestModule().tests()["app_name"]
+
+
+@pytest.mark.parametrize("name", ["web", "api-2", "a_b", "a" * 63, "Web", "web.x", "web\n", "-web", "", "a" * 64,
+                                  "w/b", None, 7])
+def test_roles_and_modules_share_the_app_name_rule(name):
+    module_ok = isinstance(name, str) and app_error("name", name) is None
+    assert APP_NAME(name) is module_ok
+
+
+def test_placeholder_is_what_the_module_treats_as_no_container():
+    text = FILTERS["upstream_placeholder"]("web")
+    assert text == _proxy.render_placeholder("web")
+    assert _proxy.parse_upstream_port(text) == _proxy.PLACEHOLDER_PORT
+
+
+def test_upstream_path_is_the_module_default():
+    assert FILTERS["upstream_path"]("web") == _proxy.default_upstream_file("web")
+    assert FILTERS["upstream_path"]("web", "/srv/ups") == "/srv/ups/web.conf"
+
+
+@pytest.mark.parametrize("name", ["../etc", "Web", "web app", ""])
+def test_upstream_filters_refuse_a_bad_name(name):
+    for flt in ("upstream_path", "upstream_placeholder"):
+        with pytest.raises(AnsibleFilterError, match="is not an app name"):
+            FILTERS[flt](name)
