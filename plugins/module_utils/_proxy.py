@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._files import read_file, remove_file, write_file_atomic
 
 DEFAULT_UPSTREAM_DIR = "/etc/nginx/appfleet/upstreams"
 DEFAULT_TEST_COMMAND = ["nginx", "-t"]
@@ -73,38 +73,6 @@ def parse_upstream_port(content):
     if not match:
         return None
     return int(match.group(2))
-
-
-def read_file(path):
-    try:
-        with open(path, "r") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def write_file_atomic(path, content, mode=0o644):
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, 0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def remove_file(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class Proxy(object):
