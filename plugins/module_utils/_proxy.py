@@ -117,7 +117,9 @@ class Proxy(object):
             content = render_upstream(self.app, port, container_name)
         try:
             self._apply(content)
-        except (ProxyError, IOError, OSError) as exc:
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit or a bug mid-switch too: nginx must not stay pointed
+            # at a container that the rollout's cleanup is about to remove.
             restore_note = "the previous upstream file was put back"
             try:
                 if previous is None:
@@ -129,5 +131,7 @@ class Proxy(object):
                 self._run(self.reload_command, "nginx reload")
             except (ProxyError, IOError, OSError) as exc2:
                 restore_note += ", but reloading it failed too: %s" % (exc2,)
+            if not isinstance(exc, (ProxyError, IOError, OSError)):
+                raise
             raise ProxyError("%s; %s" % (exc, restore_note))
         return content
