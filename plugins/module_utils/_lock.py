@@ -23,6 +23,7 @@ import socket
 import time
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._files import read_file
 
 
 class LockTimeout(AppfleetError):
@@ -65,10 +66,8 @@ def pid_alive(pid):
 
 def read_holder(path):
     """The holder record in a lock file, or {} when there is none."""
-    try:
-        with open(path, "r") as handle:
-            text = handle.read()
-    except (IOError, OSError):
+    text = read_file(path)
+    if text is None:
         return {}
     try:
         data = json.loads(text)

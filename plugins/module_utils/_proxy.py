@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._files import read_file, remove_file, write_file_atomic
 
 DEFAULT_UPSTREAM_DIR = "/etc/nginx/appfleet/upstreams"
 DEFAULT_TEST_COMMAND = ["nginx", "-t"]
@@ -80,38 +80,6 @@ def parse_upstream_port(content):
     return int(match.group(2))
 
 
-def read_file(path):
-    try:
-        with open(path, "r") as handle:
-            return handle.read()
-    except (IOError, OSError):
-        return None
-
-
-def write_file_atomic(path, content, mode=0o644):
-    directory = os.path.dirname(path) or "."
-    os.makedirs(directory, 0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def remove_file(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 class Proxy(object):
     """The nginx upstream of one app, switched with run_command of a module."""
 
@@ -154,7 +122,9 @@ class Proxy(object):
             content = render_upstream(self.app, port, container_name)
         try:
             self._apply(content)
-        except (ProxyError, IOError, OSError) as exc:
+        except BaseException as exc:
+            # KeyboardInterrupt, SystemExit or a bug mid-switch too: nginx must not stay pointed
+            # at a container that the rollout's cleanup is about to remove.
             restore_note = "the previous upstream file was put back"
             try:
                 if previous is None:
@@ -166,5 +136,7 @@ class Proxy(object):
                 self._run(self.reload_command, "nginx reload")
             except (ProxyError, IOError, OSError) as exc2:
                 restore_note += ", but reloading it failed too: %s" % (exc2,)
+            if not isinstance(exc, (ProxyError, IOError, OSError)):
+                raise
             raise ProxyError("%s; %s" % (exc, restore_note))
         return content

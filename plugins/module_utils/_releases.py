@@ -29,7 +29,7 @@ import re
 import time
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
-from ansible_collections.appfleet.docker.plugins.module_utils._proxy import write_file_atomic
+from ansible_collections.appfleet.docker.plugins.module_utils._files import write_file_atomic
 
 LOG_VERSION = 1
 MAX_ENTRIES = 20
@@ -289,9 +289,4 @@ class ReleaseLog(object):
 
     def save(self, entries):
         """Write atomically (the collection's one writer), then fsync the directory."""
-        write_file_atomic(self.path, dump(self.app, entries), mode=0o644)
-        dfd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_file_atomic(self.path, dump(self.app, entries), mode=0o644, sync_dir=True)

@@ -279,86 +279,8 @@ apps:
           note: null
 """
 
-from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
-    LABEL_SOURCE_ID,
-    AppfleetModule,
-)
-from ansible_collections.appfleet.docker.plugins.module_utils import _releases
-from ansible_collections.appfleet.docker.plugins.module_utils._images import (
-    app_containers,
-    app_error,
-    app_images,
-    image_label,
-)
-
-
-def app_report(client, name, containers, images):
-    image_by_id = dict((i["id"], i) for i in images)
-    for c in containers:
-        img = image_by_id.get(c["image_id"])
-        c["source_id"] = img["source_id"] if img else image_label(client, c["image_id"], LABEL_SOURCE_ID)
-    used = set(c["image_id"] for c in containers)
-    running_ids = set(c["image_id"] for c in containers if c["running"])
-    for img in images:
-        img["in_use"] = img["id"] in used
-        img.pop("app", None)
-        img.pop("created", None)
-    first = containers[0] if containers else None
-    running = [c for c in containers if c["running"]]
-    if running:
-        state = "running"
-    elif containers:
-        state = "stopped"
-    else:
-        state = "absent"
-    return dict(
-        name=name,
-        state=state,
-        health=running[0]["health"] if running else "none",
-        image_id=first["image_id"] if first else None,
-        image=first["image"] if first else None,
-        source_id=first["source_id"] if first else None,
-        started_at=running[0]["started_at"] if running else None,
-        rollback_image=first["previous_image"] if first else None,
-        containers=containers,
-        images=images,
-        previous_images=[i for i in images if i["id"] not in running_ids],
-    )
-
-
-def last_releases(am, app):
-    """The newest releases of the app's log, newest first; a bad log is a warning."""
-    count = am.params["releases"]
-    if count <= 0:
-        return []
-    try:
-        entries = _releases.ReleaseLog(am.params["release_dir"], app).read()
-    except _releases.ReleaseError as exc:
-        am.module.warn("app %s: %s; app_container moves it aside on the next deploy" % (app, exc))
-        return []
-    return [_releases.public(e) for e in reversed(entries[-count:])]
-
-
-def logic(am):
-    name = am.params["name"]
-    if name is not None:
-        err = app_error("name", name)
-        if err:
-            am.fail(err)
-    am.app, am.step = name, "reading the app's containers and images"
-    containers = app_containers(am.client, name)
-    images = app_images(am.client, name)
-    names = set(c["app"] for c in containers) | set(i["app"] for i in images)
-    names.discard(None)
-    apps = []
-    for app in sorted(names):
-        apps.append(app_report(am.client, app, [dict(c) for c in containers if c["app"] == app],
-                               [dict(i) for i in images if i["app"] == app]))
-    for report in apps:
-        for c in report["containers"]:
-            c.pop("app", None)
-        report["releases"] = last_releases(am, report["name"])
-    return dict(changed=False, apps=apps)
+from ansible_collections.appfleet.docker.plugins.module_utils._app_info import logic
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetModule
 
 
 def main():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.appfleet.docker.plugins.module_utils import _lock, _proxy, _rollout
+from ansible_collections.appfleet.docker.plugins.module_utils import _engine, _files, _lock, _proxy, _spec
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
 BASE = {"name": "web", "image": "web:1", "state": "present", "rollback": False, "strategy": "start-first",
@@ -99,7 +99,7 @@ def params(**over):
 ])
 def test_validate_names_the_option(over, option):
     with pytest.raises(AppfleetError) as err:
-        _rollout.validate(params(**over))
+        _spec.validate(params(**over))
     assert str(err.value).startswith(option)
 
 
@@ -122,7 +122,7 @@ def test_validate_names_the_option(over, option):
     {"strategy": "stop-first", "published_ports": ["[::]:9000:9000", "[::1]::9001/udp", "0.0.0.0:80:8080"]},
 ])
 def test_validate_accepts(over):
-    _rollout.validate(params(**over))
+    _spec.validate(params(**over))
 
 
 @pytest.mark.parametrize("spec,expected,canonical", [
@@ -139,36 +139,36 @@ def test_validate_accepts(over):
     ("[fd00:0::0:10]:80:8080", ("fd00::10", 80, 8080, "tcp"), "[fd00::10]:80:8080/tcp"),
 ])
 def test_parse_port_spec(spec, expected, canonical):
-    assert _rollout.parse_port_spec(spec) == expected
-    assert _rollout.canonical_port_spec(spec) == canonical
-    assert _rollout.parse_port_spec(canonical) == expected
+    assert _spec.parse_port_spec(spec) == expected
+    assert _spec.canonical_port_spec(spec) == canonical
+    assert _spec.parse_port_spec(canonical) == expected
 
 
 def test_port_spec_without_address_hashes_as_loopback():
     """A container made from "9000:9000" when that meant every address must not match now."""
-    a = _rollout.desired_config(params(published_ports=["9000:9000"]))
-    b = _rollout.desired_config(params(published_ports=["127.0.0.1:9000:9000/tcp"]))
-    c = _rollout.desired_config(params(published_ports=["0.0.0.0:9000:9000"]))
+    a = _spec.desired_config(params(published_ports=["9000:9000"]))
+    b = _spec.desired_config(params(published_ports=["127.0.0.1:9000:9000/tcp"]))
+    c = _spec.desired_config(params(published_ports=["0.0.0.0:9000:9000"]))
     assert a["published_ports"] == ["127.0.0.1:9000:9000/tcp"]
-    assert _rollout.config_hash(a) == _rollout.config_hash(b) != _rollout.config_hash(c)
+    assert _spec.config_hash(a) == _spec.config_hash(b) != _spec.config_hash(c)
 
 
 def test_config_hash_ignores_order_and_module_only_settings():
-    a = _rollout.desired_config(params(env={"A": "1", "B": "2"}, volumes=["b:/b", "a:/a"]))
-    b = _rollout.desired_config(params(env={"B": "2", "A": "1"}, volumes=["a:/a", "b:/b"],
-                                       strategy="stop-first", drain_seconds=30))
-    assert _rollout.config_hash(a) == _rollout.config_hash(b)
-    c = _rollout.desired_config(params(env={"A": "1", "B": "3"}))
-    assert _rollout.config_hash(a) != _rollout.config_hash(c)
+    a = _spec.desired_config(params(env={"A": "1", "B": "2"}, volumes=["b:/b", "a:/a"]))
+    b = _spec.desired_config(params(env={"B": "2", "A": "1"}, volumes=["a:/a", "b:/b"],
+                                    strategy="stop-first", drain_seconds=30))
+    assert _spec.config_hash(a) == _spec.config_hash(b)
+    c = _spec.desired_config(params(env={"A": "1", "B": "3"}))
+    assert _spec.config_hash(a) != _spec.config_hash(c)
 
 
 def test_config_never_holds_secret_values():
-    cfg = _rollout.desired_config(params(secret_env={"TOKEN": "s3cret-value"}))
+    cfg = _spec.desired_config(params(secret_env={"TOKEN": "s3cret-value"}))
     text = json.dumps(cfg)
     assert "s3cret-value" not in text and "TOKEN" in text
     assert cfg["secret_delivery"] == "file"
-    assert _rollout.config_hash(cfg) == _rollout.config_hash(
-        _rollout.desired_config(params(secret_env={"TOKEN": "another"})))
+    assert _spec.config_hash(cfg) == _spec.config_hash(
+        _spec.desired_config(params(secret_env={"TOKEN": "another"})))
 
 
 @pytest.mark.parametrize("over", [
@@ -184,39 +184,39 @@ def test_config_never_holds_secret_values():
     {"security_opts": ["no-new-privileges:true"]},
 ])
 def test_hardening_options_change_the_hash(over):
-    base = _rollout.config_hash(_rollout.desired_config(params(secret_env={"TOKEN": "v"})))
-    assert _rollout.config_hash(_rollout.desired_config(params(secret_env={"TOKEN": "v"}, **over))) != base
+    base = _spec.config_hash(_spec.desired_config(params(secret_env={"TOKEN": "v"})))
+    assert _spec.config_hash(_spec.desired_config(params(secret_env={"TOKEN": "v"}, **over))) != base
 
 
 def test_hardening_options_normalised():
-    a = _rollout.desired_config(params(cap_drop=["net_raw", "CAP_MKNOD", "NET_RAW"], cap_add=["cap_chown"],
-                                       security_opts=["b=x", "no-new-privileges:true"], tmpfs=["/b", "/a:size=1m"]))
+    a = _spec.desired_config(params(cap_drop=["net_raw", "CAP_MKNOD", "NET_RAW"], cap_add=["cap_chown"],
+                                    security_opts=["b=x", "no-new-privileges:true"], tmpfs=["/b", "/a:size=1m"]))
     assert a["cap_drop"] == ["MKNOD", "NET_RAW"] and a["cap_add"] == ["CHOWN"]
     assert a["security_opts"] == ["b=x", "no-new-privileges:true"]
     assert a["tmpfs"] == ["/a:size=1m", "/b"]
-    b = _rollout.desired_config(params(cap_drop=["MKNOD", "net_raw"], cap_add=["CHOWN"],
-                                       security_opts=["no-new-privileges:true", "b=x"], tmpfs=["/a:size=1m", "/b"]))
-    assert _rollout.config_hash(a) == _rollout.config_hash(b)
+    b = _spec.desired_config(params(cap_drop=["MKNOD", "net_raw"], cap_add=["CHOWN"],
+                                    security_opts=["no-new-privileges:true", "b=x"], tmpfs=["/a:size=1m", "/b"]))
+    assert _spec.config_hash(a) == _spec.config_hash(b)
 
 
 def test_changed_secret_keys_and_masked_diff():
-    changed = _rollout.changed_secret_keys({"A": "new", "B": "same"}, {"A": "old", "B": "same", "C": "x"},
-                                           ["A", "B", "C"])
+    changed = _spec.changed_secret_keys({"A": "new", "B": "same"}, {"A": "old", "B": "same", "C": "x"},
+                                        ["A", "B", "C"])
     assert changed == ["A", "C"]
     before_cfg = {"env": {"X": "1"}, "secret_env_keys": ["A", "B", "C"], "port": 8080}
     after_cfg = {"env": {"X": "2"}, "secret_env_keys": ["A", "B"], "port": 8080}
-    before, after = _rollout.config_diff(before_cfg, after_cfg, "sha256:1", "sha256:2", changed)
+    before, after = _spec.config_diff(before_cfg, after_cfg, "sha256:1", "sha256:2", changed)
     assert before == {"image": "sha256:1", "env": {"X": "1"},
-                      "secret_env": {"A": _rollout.SECRET_MASK, "C": _rollout.SECRET_MASK}}
-    assert after["secret_env"] == {"A": _rollout.SECRET_MASK + " (changed)"}
+                      "secret_env": {"A": _spec.SECRET_MASK, "C": _spec.SECRET_MASK}}
+    assert after["secret_env"] == {"A": _spec.SECRET_MASK + " (changed)"}
     assert "port" not in after and "old" not in json.dumps([before, after])
 
 
 def test_healthcheck_normalised():
-    assert _rollout.normalize_healthcheck({"disable": True}) == {"test": ["NONE"]}
-    assert _rollout.normalize_healthcheck({"test": ["wget", "-q", "x"], "interval": 2}) == {
+    assert _spec.normalize_healthcheck({"disable": True}) == {"test": ["NONE"]}
+    assert _spec.normalize_healthcheck({"test": ["wget", "-q", "x"], "interval": 2}) == {
         "test": ["CMD", "wget", "-q", "x"], "interval": 2}
-    assert _rollout.normalize_healthcheck({"test": ["CMD-SHELL", "true"]})["test"] == ["CMD-SHELL", "true"]
+    assert _spec.normalize_healthcheck({"test": ["CMD-SHELL", "true"]})["test"] == ["CMD-SHELL", "true"]
 
 
 def c(cid, name, running=True, created="2024-01-01", host_port=None):
@@ -239,7 +239,7 @@ def c(cid, name, running=True, created="2024-01-01", host_port=None):
     ([c("1", "other-name"), c("3", "web", running=False, created="2023")], None, "3", ["1"]),
 ])
 def test_choose_serving(containers, upstream, serving, strays):
-    got, got_strays = _rollout.choose_serving(containers, "web", upstream)
+    got, got_strays = _engine.choose_serving(containers, "web", upstream)
     assert (got["id"] if got else None) == serving
     assert sorted(s["id"] for s in got_strays) == strays
 
@@ -249,10 +249,10 @@ def _mounts(release):
 
 
 def test_secret_store_writes_root_only_files(tmp_path):
-    store = _rollout.SecretStore(str(tmp_path / "secrets"), "web")
+    store = _files.SecretStore(str(tmp_path / "secrets"), "web")
     release = store.write({"TOKEN": "s3cret\nline2", "B": 7})
     rel = tmp_path / "secrets" / "web" / os.path.basename(release)
-    assert release == str(rel) and _rollout.RELEASE_RE.match(rel.name)
+    assert release == str(rel) and _files.RELEASE_RE.match(rel.name)
     assert (rel / "TOKEN").read_bytes() == b"s3cret\nline2" and (rel / "B").read_bytes() == b"7"
     for path, mode in ((tmp_path / "secrets", 0o700), (tmp_path / "secrets" / "web", 0o700), (rel, 0o700),
                        (rel / "TOKEN", 0o400), (rel / "B", 0o400)):
@@ -266,7 +266,7 @@ def test_secret_store_writes_root_only_files(tmp_path):
 
 
 def test_secret_store_changed_keys_names_never_values(tmp_path):
-    store = _rollout.SecretStore(str(tmp_path), "web")
+    store = _files.SecretStore(str(tmp_path), "web")
     rel = Path(store.write({"A": "one", "B": "two"}))
     mounts = _mounts(rel)
     assert store.changed_keys({"A": "one", "B": "two"}, mounts) == []
@@ -285,12 +285,12 @@ def test_secret_store_changed_keys_names_never_values(tmp_path):
     outside.write_text("one")
     os.chmod(outside, 0o400)
     assert store.changed_keys({"A": "one"}, {"A": str(outside)}) == ["A"]           # not under the app's dir
-    other = _rollout.SecretStore(str(tmp_path), "api")
+    other = _files.SecretStore(str(tmp_path), "api")
     assert other.changed_keys({"A": "one"}, {"A": str(rel / "A")}) == ["A"]        # another app's file
 
 
 def test_secret_store_prune_keeps_what_is_mounted(tmp_path):
-    store = _rollout.SecretStore(str(tmp_path), "web")
+    store = _files.SecretStore(str(tmp_path), "web")
     old = store.write({"A": "1"})
     new = store.write({"A": "2"})
     leftover = tmp_path / "web" / (".tmp-" + os.path.basename(old))
@@ -316,7 +316,7 @@ def test_secret_store_prune_keeps_what_is_mounted(tmp_path):
     ("", None),
 ])
 def test_release_of(source, release):
-    assert _rollout.SecretStore("/s", "web").release_of(source) == release
+    assert _files.SecretStore("/s", "web").release_of(source) == release
 
 
 def test_secret_mounts_and_passwd():
@@ -325,10 +325,10 @@ def test_secret_mounts_and_passwd():
         {"Type": "volume", "Source": "/var/lib/docker/volumes/x", "Destination": "/data"},
         {"Type": "bind", "Source": "/x", "Destination": "/run/secrets/sub/dir"},
     ]}
-    assert _rollout.secret_mounts(info) == {"TOKEN": "/s/web/r/TOKEN"}
+    assert _engine.secret_mounts(info) == {"TOKEN": "/s/web/r/TOKEN"}
     passwd = "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\nbad line\n"
-    assert _rollout.passwd_uid(passwd, "nobody") == 65534
-    assert _rollout.passwd_uid(passwd, "app") is None and _rollout.passwd_uid(None, "app") is None
+    assert _files.passwd_uid(passwd, "nobody") == 65534
+    assert _files.passwd_uid(passwd, "app") is None and _files.passwd_uid(None, "app") is None
 
 
 def test_upstream_render_and_parse():

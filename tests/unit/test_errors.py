@@ -8,7 +8,7 @@ import pytest
 import requests.exceptions
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from ansible_collections.appfleet.docker.plugins.module_utils import _docker, _lock, _proxy, _rollout
+from ansible_collections.appfleet.docker.plugins.module_utils import _docker, _engine, _lock, _proxy
 from ansible_collections.appfleet.docker.plugins.module_utils._build import BuildFailed
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils._source import GitError
@@ -76,7 +76,7 @@ def test_api_version_tuple(text, expected):
     ("port is already allocated", None, False),
 ])
 def test_port_taken(text, port, expected):
-    assert _rollout.port_taken(APIError(text), port) is expected
+    assert _engine.port_taken(APIError(text), port) is expected
 
 
 def test_lock_dir_first_run_race(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.appfleet.docker.plugins.module_utils._build import buildkit_failed_step
-from ansible_collections.appfleet.docker.plugins.module_utils._images import (
+from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
     app_error,
     default_app,
     duration_error,

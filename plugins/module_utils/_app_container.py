@@ -1,0 +1,520 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What app_container does for one app: compare, decide, swap, record the release.
+
+Private to this collection (leading underscore): not a public API.
+
+AppContainer reads the app's containers (module_utils/_engine.py), compares
+them with the desired config (module_utils/_spec.py), keeps the release log
+(module_utils/_releases.py) and hands a swap to the strategies
+(module_utils/_strategies.py); state absent removes the app.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
+    LABEL_CONFIG_HASH,
+    LABEL_GIT_COMMIT,
+    LABEL_PREVIOUS_IMAGE,
+    LABEL_SOURCE_ID,
+    AppfleetError,
+    DockerException,
+    is_not_found,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils._engine import Engine, choose_serving
+from ansible_collections.appfleet.docker.plugins.module_utils._files import SecretStore, remove_file
+from ansible_collections.appfleet.docker.plugins.module_utils._lock import AppLock
+from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
+    PLACEHOLDER_PORT,
+    Proxy,
+    render_placeholder,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils import _releases
+from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
+    NAME_RE,
+    changed_secret_keys,
+    config_diff,
+    create_arguments,
+    desired_config,
+    hash_matches,
+    stored_config,
+    uses_secret_files,
+    validate,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils._strategies import Swap
+
+
+class AppContainer(object):
+    """One run of app_container (``wrapper``: the AppfleetModule); run() returns the result."""
+
+    def __init__(self, wrapper):
+        self.wrapper = wrapper
+        self.module = wrapper.module
+        self.p = wrapper.params
+        self.app = self.p["name"]
+        self.stable = self.p.get("container_name") or self.app
+        # Earlier versions wrote secret_env to this env file (read by nothing): removed when found.
+        self.legacy_env_file = self.p.get("secret_env_file") or "/etc/appfleet/env/%s.env" % self.app
+        self.secrets = SecretStore(self.p.get("secret_dir"), self.app)
+        proxy_opts = self.p.get("proxy") or {}
+        self.proxy = None
+        if proxy_opts.get("enabled", True) and self.p.get("port"):
+            self.proxy = Proxy(self.module, self.app, proxy_opts.get("upstream_file"),
+                               proxy_opts.get("test_command"), proxy_opts.get("reload_command"))
+        self.result = dict(changed=False, action="unchanged", removed=[])
+        # The engine driver and what is to run (set once the run reads the engine).
+        self.engine = None
+        self.swap = None
+        self.image_id = None
+        self.image_labels = {}
+        self.cfg = None
+        # Check mode only: the image does not exist yet.
+        self.image_missing = False
+        # Release log (release_* methods below); rollback_to implies rollback.
+        self.p["rollback"] = bool(self.p.get("rollback") or self.p.get("rollback_to"))
+        self.release_log = _releases.ReleaseLog(self.p.get("release_dir"), self.app)
+        self.release_entries = None
+        self.release_plan = None
+        self.release_new = None
+
+    # ------------------------------------------------------------ helpers
+    def inspect_image(self, ref, option):
+        api = self.wrapper.client.api
+        try:
+            info = api.inspect_image(ref)
+        except DockerException as exc:
+            if is_not_found(exc):
+                raise AppfleetError("app %s: %s: image %s not found on this host; build it with "
+                                    "appfleet.docker.image_build or load it first (the module never pulls)"
+                                    % (self.app, option, ref))
+            raise
+        return info["Id"], (info.get("Config") or {}).get("Labels") or {}
+
+    def container_result(self, cid):
+        info = self.engine.describe(cid)
+        if not info:
+            return None
+        out = dict(
+            id=info["id"], name=info["name"], image=info["image"],
+            source_id=info["labels"].get(LABEL_SOURCE_ID),
+            previous_image=info["labels"].get(LABEL_PREVIOUS_IMAGE),
+            ports=info["ports"], host_port=info["host_port"], health=info["health"],
+            status=info["status"], started_at=info["started_at"],
+        )
+        releases = sorted(self.secret_releases(info))
+        if releases:
+            out["secret_dir"] = "%s/%s" % (self.secrets.app_dir, releases[-1])
+        return out
+
+    def tidy_secrets(self):
+        """Remove the secret files no container of the app mounts any more, and the legacy env file."""
+        keep = set()
+        for container in self.engine.containers():
+            keep |= self.secret_releases(container)
+        self.secrets.prune(keep)
+        remove_file(self.legacy_env_file)
+
+    def check_userns(self):
+        """Refuse, before any change, secret files the remapped container root could not read."""
+        if uses_secret_files(self.p) and self.p.get("secret_uid") is None and self.engine.userns_remapped():
+            raise AppfleetError("app %s: secret_uid: the engine remaps user namespaces (userns-remap), so files owned "
+                                "by the container's uid on the host are not its files; set secret_uid to the host uid "
+                                "its user maps to (the start of the remap range in /etc/subuid plus its uid), or use "
+                                "secret_delivery env" % self.app)
+
+    # ------------------------------------------------------------ comparisons
+    def secret_changes(self, current):
+        """Names of the secrets whose value the container does not have (never the values).
+
+        A container made with file delivery is compared through the files it
+        mounts; one made with env delivery (or before files existed) through
+        its environment.
+        """
+        desired = dict((str(k), v) for k, v in (self.p.get("secret_env") or {}).items())
+        if current is None:
+            return sorted(desired)
+        stored = stored_config(current["labels"])
+        if stored.get("secret_delivery", "env") == "file":
+            return self.secrets.changed_keys(desired, current.get("secret_mounts") or {})
+        return changed_secret_keys(desired, current["env"], stored.get("secret_env_keys"))
+
+    def secret_releases(self, current):
+        """The releases of secret files a container mounts."""
+        if current is None:
+            return set()
+        found = (self.secrets.release_of(src) for src in (current.get("secret_mounts") or {}).values())
+        return set(r for r in found if r)
+
+    def matches(self, current, secret_changes=None):
+        if current is None:
+            return False
+        if current["image"] != self.image_id:
+            return False
+        if not hash_matches(current["labels"].get(LABEL_CONFIG_HASH), self.cfg):
+            return False
+        if secret_changes is None:
+            secret_changes = self.secret_changes(current)
+        return not secret_changes
+
+    def diff(self, current, secret_changes=None):
+        if secret_changes is None:
+            secret_changes = self.secret_changes(current)
+        if current is None:
+            before_cfg, before_image = {}, None
+        else:
+            before_cfg = stored_config(current["labels"])
+            before_image = current["image"]
+        return config_diff(before_cfg, self.cfg, before_image, self.image_id, secret_changes)
+
+    def previous_image_for(self, current):
+        """The rollback target to record on the new container."""
+        if current is None:
+            return None
+        if current["image"] != self.image_id:
+            return current["image"]
+        return current["labels"].get(LABEL_PREVIOUS_IMAGE)
+
+    def create_container(self, name, current, host_port, secret_release=None):
+        """Create (not start) the new container; ``secret_release`` holds its secret files."""
+        kwargs, host_kwargs = create_arguments(
+            self.p, self.cfg, self.app, self.image_id, name, host_port, secret_release,
+            previous_image=self.previous_image_for(current), source_id=self.image_labels.get(LABEL_SOURCE_ID))
+        return self.engine.create(kwargs, host_kwargs, self.cfg["networks"])
+
+    # ------------------------------------------------------------ release log
+    def release_load(self):
+        if self.release_entries is None and self.wrapper.check_mode:
+            try:
+                self.release_entries = self.release_log.read()
+            except _releases.ReleaseError as exc:
+                self.release_entries = []
+                self.module.warn("app %s: %s; a real run moves it aside and begins a new one" % (self.app, exc))
+        if self.release_entries is None:
+            try:
+                self.release_entries = self.release_log.load()
+            except _releases.ReleaseError as exc:
+                raise AppfleetError(str(exc))
+            for warning in self.release_log.warnings:
+                self.module.warn(warning)
+        return self.release_entries
+
+    def release_image_present(self, image_id):
+        try:
+            self.wrapper.client.api.inspect_image(image_id)
+        except DockerException as exc:
+            if is_not_found(exc):
+                return False
+            raise
+        return True
+
+    def release_choices(self):
+        found = _releases.available(self.release_entries or [], self.release_image_present)
+        return ", ".join(_releases.describe(e) for e in found) or "none"
+
+    def release_facts(self, image_id, ref=None):
+        """(reference, source id, git commit) of an image, for a log entry."""
+        labels, tags = {}, []
+        try:
+            info = self.wrapper.client.api.inspect_image(image_id)
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            tags = info.get("RepoTags") or []
+        except DockerException:
+            pass
+        if not ref or ref.startswith("sha256:"):
+            ref = tags[0] if tags else ref
+        return ref, labels.get(LABEL_SOURCE_ID), labels.get(LABEL_GIT_COMMIT)
+
+    def release_entry(self, kind, result, image_id, ref=None, note=None):
+        ref, source_id, commit = self.release_facts(image_id, ref)
+        return _releases.new_entry(self.release_entries or [], kind, result, image_id, image=ref,
+                                   source_id=source_id, git_commit=commit, by=self.p.get("release_by"),
+                                   note=note)
+
+    def release_target(self, serving):
+        """The image a rollback starts, from the release log; None: use the previous-image label."""
+        entries = self.release_load()
+        try:
+            plan = _releases.plan_rollback(entries, serving["image"], self.p.get("rollback_to"))
+        except _releases.ReleaseError as exc:
+            raise AppfleetError("app %s: rollback_to: %s; available releases: %s"
+                                % (self.app, exc, self.release_choices()))
+        self.release_plan = plan
+        target = plan["target"]
+        if target is None:
+            return None
+        if not self.release_image_present(target["image_id"]):
+            raise AppfleetError("app %s: the rollback target, release %s, is no longer on this host (its image %s "
+                                "was pruned?); roll back to one of the available releases with rollback_to: %s"
+                                % (self.app, _releases.describe(target), _releases.short_image(target["image_id"]),
+                                   self.release_choices()))
+        self.result["release"] = _releases.public(target)
+        if plan["noop"]:
+            self.module.warn("app %s: release %s already serves after a rollback; nothing to roll back "
+                             "(roll back further with rollback_to)" % (self.app, target["id"]))
+        return target["image_id"]
+
+    def release_hold(self, serving):
+        """A plain deploy after a rollback: keep the release rolled back to unless resume or a new image."""
+        if self.p["rollback"] or serving is None:
+            return
+        entries = self.release_load()
+        current = _releases.current_index(entries, serving["image"])
+        if current is not None:
+            self.result["release"] = _releases.public(entries[current])
+        held = _releases.is_held(entries, serving["image"], self.image_id)
+        if held is None or self.p["resume"]:
+            return
+        how = ("run again with resume: true (playbooks/deploy.yml: -e appfleet_resume=%s), or deploy a new "
+               "commit" % self.app)
+        self.result["held"] = dict(release=held["id"], image_id=self.image_id, resume=how)
+        self.module.warn("app %s: held on release %s after a rollback; image %s (rolled back from) is not "
+                         "deployed again; to resume %s" % (self.app, _releases.describe(held),
+                                                           _releases.short_image(self.image_id), how))
+        self.image_id, self.image_labels = self.inspect_image(serving["image"], "image")
+
+    def release_begin(self, serving, matches):
+        """A new container is about to be started: the entry it gets (recorded by the hooks below)."""
+        if matches:
+            return
+        entries = self.release_load()
+        if serving is not None and serving["image"] == self.image_id \
+                and _releases.current_index(entries, serving["image"]) is not None:
+            return  # same release, new config: not a new release
+        kind = "rollback" if self.p["rollback"] else "deploy"
+        ref = None if self.p["rollback"] else self.p.get("image")
+        if self.release_plan and self.release_plan.get("target"):
+            ref = self.release_plan["target"].get("image")
+        self.release_new = self.release_entry(kind, "serving", self.image_id, ref)
+
+    def release_record(self, serving):
+        """The swap succeeded: record the new release (a log that cannot be written is a warning)."""
+        if self.release_new is None:
+            return
+        entries = self.release_load()
+        before = None
+        if serving is not None and _releases.current_index(entries, serving["image"]) is None:
+            before = self.release_entry("deploy", "serving", serving["image"],
+                                        note="serving before the release log began")
+            before["by"] = None
+        leaving = (self.release_plan or {}).get("leaving")
+        kind = self.release_new["kind"]
+        updated = _releases.record_success(entries, kind, self.release_new, before, leaving)
+        self.release_save(updated)
+        self.result["release"] = _releases.public(updated[-1])
+        self.release_new = None
+
+    def release_failed(self):
+        """The swap failed: record a failed entry; what served still serves."""
+        if self.release_new is None:
+            return
+        entry, self.release_new = self.release_new, None
+        self.release_save(_releases.record_failure(self.release_entries or [], entry))
+
+    def release_save(self, entries):
+        try:
+            self.release_log.save(entries)
+            self.release_entries = entries
+        except (IOError, OSError) as exc:
+            self.module.warn("app %s: the release log %s was not updated: %s; rollback and the hold after a "
+                             "rollback do not know this release" % (self.app, self.release_log.path,
+                                                                    exc.strerror or exc))
+
+    # ------------------------------------------------------------ entry
+    def run(self):
+        p = self.p
+        try:
+            validate(p)
+        except AppfleetError as exc:
+            name = p.get("name")
+            where = "app %s: " % name if isinstance(name, str) and NAME_RE.match(name) else ""
+            self.wrapper.fail("%s%s" % (where, exc))
+        self.wrapper.app = self.app
+        try:
+            if p["state"] == "absent":
+                return self.absent()
+            return self.present()
+        finally:
+            # A failure anywhere (turned into fail_json by the wrapper) reports these too.
+            self.wrapper.fail_fields = dict(changed=self.result["changed"], removed=self.result["removed"])
+
+    def absent(self):
+        self.step("reading the app's containers")
+        client = self.wrapper.client
+        self.engine = Engine(client, self.p)
+        containers = self.engine.containers()
+        legacy = os.path.lexists(self.legacy_env_file)
+        # The upstream must not keep pointing at a loopback port another app may get later.
+        proxy_opts = self.p.get("proxy") or {}
+        proxy = None
+        if proxy_opts.get("enabled", True):
+            proxy = self.proxy or Proxy(self.module, self.app, proxy_opts.get("upstream_file"),
+                                        proxy_opts.get("test_command"), proxy_opts.get("reload_command"))
+        upstream_port = proxy.current_port() if proxy and proxy.needs_placeholder() else None
+        changed = bool(containers) or legacy or self.secrets.exists() or upstream_port is not None
+        self.result.update(changed=changed, action="removed" if changed else "unchanged")
+        if self.wrapper.diff_mode:
+            before = {"containers": sorted(c["name"] for c in containers)}
+            if self.secrets.exists():
+                before["secret_dir"] = self.secrets.app_dir
+            if legacy:
+                before["legacy_secret_env_file"] = self.legacy_env_file
+            after = {"containers": []}
+            if upstream_port is not None:
+                before["upstream_port"], after["upstream_port"] = upstream_port, PLACEHOLDER_PORT
+            self.result["diff"] = dict(before=before, after=after)
+        if self.wrapper.check_mode or not changed:
+            return self.result
+        self.step("taking the lock in %s" % self.p["lock_dir"])
+        with AppLock(self.p["lock_dir"], self.app, self.p["lock_timeout"]) as lock:
+            if upstream_port is not None:
+                # First: nginx stops sending traffic to the containers about to go.
+                self.step("pointing the nginx upstream at the placeholder")
+                proxy.switch(None, content=render_placeholder(self.app))
+                self.result["upstream_file"] = proxy.upstream_file
+            self.step("removing the app's containers")
+            for c in self.engine.containers():
+                self.engine.remove(c["id"])
+            self.secrets.remove_all()
+            remove_file(self.legacy_env_file)
+            remove_file(self.release_log.path)  # the app's release log goes with it
+            self.result["lock"] = lock.info()
+        self.result["removed"] = self.engine.removed
+        return self.result
+
+    def present(self):
+        p = self.p
+        client = self.wrapper.client
+        image_id, image_labels = (None, {})
+        if not p["rollback"]:
+            self.step("reading image %s" % p["image"])
+            try:
+                image_id, image_labels = self.inspect_image(p["image"], "image")
+            except AppfleetError:
+                if not self.wrapper.check_mode:
+                    raise
+                # Check mode before the build ran (image_build in check mode builds nothing): the
+                # image will differ from the serving one, so the run would change the app.
+                self.result["msg"] = ("app %s: image %s is not on this host yet (check mode: it is built "
+                                      "by an earlier task); the app would be deployed from it"
+                                      % (self.app, p["image"]))
+                self.image_missing = True
+        if self.wrapper.check_mode:
+            return self.decide(client, image_id, image_labels, None)
+        self.step("taking the lock in %s" % p["lock_dir"])
+        with AppLock(p["lock_dir"], self.app, p["lock_timeout"]) as lock:
+            self.result["lock"] = lock.info()
+            try:
+                return self.decide(client, image_id, image_labels, lock)
+            except BaseException:
+                self.release_failed()
+                raise
+            finally:
+                if self.engine is not None:
+                    self.result["removed"] = self.engine.removed
+
+    def decide(self, client, image_id, image_labels, lock):
+        p = self.p
+        self.engine = engine = Engine(client, p)
+        self.swap = Swap(self.wrapper, engine, self.secrets, self.proxy, self.create_container)
+        self.image_id, self.image_labels = image_id, image_labels or {}
+        self.cfg = desired_config(p)
+        self.step("reading the app's containers")
+        containers = engine.containers()
+        upstream_port = self.proxy.current_port() if self.proxy else None
+        serving, strays = choose_serving(containers, self.stable, upstream_port)
+
+        if p["rollback"]:
+            if serving is None:
+                raise AppfleetError("app %s: nothing to roll back: the app has no container" % self.app)
+            target = self.release_target(serving) or serving["labels"].get(LABEL_PREVIOUS_IMAGE)
+            if not target:
+                raise AppfleetError("app %s: nothing to roll back: container %s records no previous image"
+                                    % (self.app, serving["name"]))
+            try:
+                self.image_id, self.image_labels = self.inspect_image(target, "rollback")
+            except AppfleetError:
+                raise AppfleetError("app %s: the rollback target image %s is no longer on this host (pruned?); "
+                                    "deploy a known image instead" % (self.app, target))
+        self.release_hold(serving)
+
+        secret_changes = self.secret_changes(serving)
+        matches = self.matches(serving, secret_changes)
+        running = bool(serving and serving["running"])
+        needs_proxy_fix = bool(self.proxy and matches and running and serving["host_port"]
+                               and upstream_port != serving["host_port"])
+        needs_rename = bool(serving and serving["name"] != self.stable)
+        # Secret files no container will mount once the strays are gone, and the old env file.
+        unused_secrets = self.secrets.unused(self.secret_releases(serving)) if matches else []
+        legacy_env = os.path.lexists(self.legacy_env_file)
+        if matches and running:
+            tidy = strays or needs_proxy_fix or needs_rename or unused_secrets or legacy_env
+            action = "reconciled" if tidy else "unchanged"
+        elif matches:
+            action = "started"
+        elif p["rollback"]:
+            action = "rolled_back"
+        else:
+            action = "replaced" if serving else "created"
+        if not matches:
+            self.check_userns()
+        changed = action != "unchanged"
+        self.result.update(changed=changed, action=action)
+        if self.proxy:
+            self.result["upstream_file"] = self.proxy.upstream_file
+        if self.wrapper.diff_mode:
+            before, after = self.diff(serving, secret_changes)
+            if strays:
+                before["stray_containers"] = sorted(c["name"] for c in strays)
+                after["stray_containers"] = []
+            if needs_proxy_fix:
+                before["upstream_port"], after["upstream_port"] = upstream_port, serving["host_port"]
+            if unused_secrets:
+                before["unused_secret_dirs"] = unused_secrets
+                after["unused_secret_dirs"] = []
+            if legacy_env:
+                before["legacy_secret_env_file"] = self.legacy_env_file
+                after["legacy_secret_env_file"] = None
+            if self.image_missing:
+                after["image"] = "%s (not built yet)" % p["image"]
+            self.result["diff"] = dict(before=before, after=after)
+
+        if self.wrapper.check_mode:
+            if serving:
+                self.result["container"] = self.container_result(serving["id"])
+            return self.result
+
+        # Reconcile: remove what a killed run left behind. A stray never
+        # receives traffic (choose_serving keeps the one nginx points at).
+        if strays:
+            self.step("removing containers left over by an earlier run")
+        for stray in strays:
+            engine.remove(stray["id"], stop_timeout=2)
+        if serving and needs_rename:
+            client.api.rename(serving["id"], self.stable)
+            serving["name"] = self.stable
+
+        self.release_begin(serving, matches)
+        if matches and running:
+            if needs_proxy_fix:
+                self.swap.switch_proxy(serving["host_port"], serving["name"], None)
+            final = serving["id"]
+        elif matches:
+            final = self.swap.start_existing(serving)
+        elif p["strategy"] == "stop-first":
+            final = self.swap.stop_first(serving)
+        else:
+            final = self.swap.start_first(serving)
+        self.release_record(serving)
+        # Only now, with the old container gone, are its secret files unused.
+        self.step("removing unused secret files")
+        self.tidy_secrets()
+        self.result["container"] = self.container_result(final)
+        self.result["removed"] = engine.removed
+        return self.result
+
+    def step(self, text):
+        """Name the step under way: a failure message says which one failed."""
+        self.wrapper.step = text

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What image_build does: build an app image only when its source id is new, and tag it.
+
+Private to this collection (leading underscore): not a public API.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.appfleet.docker.plugins.module_utils._build import (
+    BuildFailed,
+    Timer,
+    build_with_api,
+    build_with_cli,
+    find_buildkit_cli,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
+    LABEL_APP,
+    LABEL_BUILT_AT,
+    LABEL_GIT_COMMIT,
+    LABEL_SOURCE_ID,
+    AppfleetError,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils._engine import image_id, newest_app_image
+from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
+    app_error,
+    default_app,
+    name_error,
+    now_label,
+    tag_error,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils._source import (
+    ContextOutsideWorkTree,
+    compute_source_id,
+    find_work_tree,
+    uses_buildkit_syntax,
+)
+
+DEFAULT_CLIS = ["/usr/bin/docker", "docker"]
+
+
+def check_input(am):
+    """Refuse bad input before anything touches the engine; return (app, dockerfile path)."""
+    p = am.params
+    err = name_error("name", p["name"])
+    if err:
+        am.fail(err)
+    app = p["app"] or default_app(p["name"])
+    err = app_error("app", app)
+    if err:
+        am.fail(err)
+    for tag in p["also_tag"]:
+        err = tag_error("also_tag", tag)
+        if err:
+            am.fail(err)
+    if not os.path.isdir(p["context"]):
+        am.fail("app %s: context %s is not a directory; set context to the checked-out source "
+                "of the app" % (app, p["context"]))
+    try:
+        find_work_tree(p["context"])
+    except ContextOutsideWorkTree as exc:
+        am.fail("app %s: %s; set context to a directory of the checkout itself" % (app, exc))
+    dockerfile = p["dockerfile"]
+    if os.path.isabs(dockerfile) or os.pardir in dockerfile.split("/"):
+        am.fail("app %s: dockerfile %r must be a path relative to context, without '..'; for "
+                "example Dockerfile or docker/Dockerfile.prod" % (app, dockerfile))
+    path = os.path.join(p["context"], dockerfile)
+    if not os.path.isfile(path):
+        am.fail("app %s: dockerfile %s not found; set dockerfile to a path relative to context "
+                "(%s)" % (app, path, p["context"]))
+    real_context = os.path.realpath(p["context"])
+    real = os.path.realpath(path)
+    if not real.startswith(real_context.rstrip("/") + "/"):
+        am.fail("app %s: dockerfile %s resolves to %s, outside context %s (a symlink?); set "
+                "dockerfile to a file inside the context" % (app, dockerfile, real, p["context"]))
+    for key in p["build_args"]:
+        if not key or "=" in key:
+            am.fail("app %s: build_args key %r is not a variable name" % (app, key))
+    if p["build_timeout"] <= 0:
+        am.fail("build_timeout must be a positive number of seconds")
+    return app, path
+
+
+def choose_builder(am, app, dockerfile_text):
+    """Return ("buildkit", cli) or ("api", None), or fail saying why."""
+    wanted = am.params["builder"]
+    if wanted == "api":
+        return "api", None
+    candidates = [am.params["docker_cli"]] if am.params["docker_cli"] else DEFAULT_CLIS
+    api_version = am.client.api.version().get("ApiVersion", "0")
+    cli, reason = find_buildkit_cli(candidates, am.params["docker_host"], api_version)
+    if cli:
+        return "buildkit", cli
+    if wanted == "buildkit":
+        am.fail("app %s: builder=buildkit but no BuildKit-capable docker client was found (%s); "
+                "install the engine's docker CLI (or the buildx plugin), set docker_cli, or use "
+                "builder=api" % (app, reason))
+    if uses_buildkit_syntax(dockerfile_text):
+        am.fail("app %s: the Dockerfile uses BuildKit-only syntax (e.g. RUN --mount) but no "
+                "BuildKit-capable docker client was found (%s); install the engine's docker CLI "
+                "(or the buildx plugin) or set docker_cli" % (app, reason))
+    return "api", None
+
+
+def ensure_also_tags(am, name, iid):
+    """Point the also_tag references at ``iid``; return (refs, changed)."""
+    refs = []
+    changed = False
+    for tag in am.params["also_tag"]:
+        ref = "%s:%s" % (name, tag)
+        refs.append(ref)
+        if image_id(am.client, ref) != iid:
+            changed = True
+            if not am.check_mode:
+                am.client.api.tag(iid, name, tag, force=True)
+    return refs, changed
+
+
+def logic(am):
+    p = am.params
+    am.app = p["app"] or default_app(p["name"])
+    am.step = "checking the input"
+    app, _path = check_input(am)
+    name = p["name"]
+    client = am.client
+
+    am.step = "computing the source id of context %s" % p["context"]
+    src = compute_source_id(p["context"], dockerfile=p["dockerfile"], build_args=p["build_args"],
+                            target=p["target"], labels=p["labels"],
+                            resolve_image=lambda ref: image_id(client, ref))
+    tag = src["short_id"]
+    ref = "%s:%s" % (name, tag)
+    existing = image_id(client, ref)
+    image = dict(id=existing, tag=ref, source_id=src["source_id"], git_commit=src["git_commit"],
+                 dirty=src["dirty"], built=False, builder=None, duration=0.0, also_tagged=[])
+    result = dict(changed=False, image=image)
+
+    if am.diff_mode:
+        old = newest_app_image(client, app)
+        result["diff"] = dict(
+            before=dict(source_id=old["source_id"] if old else None,
+                        image=(old["tags"][0] if old and old["tags"] else (old["id"] if old else None))),
+            after=dict(source_id=src["source_id"], image=ref),
+        )
+
+    if existing and not p["force"]:
+        image["also_tagged"], result["changed"] = ensure_also_tags(am, name, existing)
+        return result
+
+    result["changed"] = True
+    if am.check_mode:
+        image["also_tagged"] = ["%s:%s" % (name, t) for t in p["also_tag"]]
+        return result
+
+    labels = dict((str(k), str(v)) for k, v in p["labels"].items())
+    labels[LABEL_APP] = app
+    labels[LABEL_SOURCE_ID] = src["source_id"]
+    labels[LABEL_BUILT_AT] = now_label()
+    if src["git_commit"]:
+        labels[LABEL_GIT_COMMIT] = src["git_commit"]
+    build_args = dict((str(k), "" if v is None else str(v)) for k, v in p["build_args"].items())
+
+    am.step = "building the image"
+    builder, cli = choose_builder(am, app, src["dockerfile_text"])
+    timer = Timer()
+    try:
+        if builder == "buildkit":
+            dockerfile = os.path.join(os.path.abspath(p["context"]), p["dockerfile"])
+            iid, log = build_with_cli(cli, p["docker_host"], os.path.abspath(p["context"]), dockerfile,
+                                      build_args, p["target"], labels, p["build_timeout"])
+        else:
+            iid, log = build_with_api(client, os.path.abspath(p["context"]), p["dockerfile"],
+                                      build_args, p["target"], labels, p["build_timeout"])
+    except BuildFailed as exc:
+        step = (" at step `%s`" % exc.step) if exc.step else ""
+        if exc.timed_out:
+            msg = ("image_build: the build of app %s took longer than build_timeout (%s s)%s; it was "
+                   "stopped, nothing was tagged, %s still points where it did; raise build_timeout or "
+                   "make the build faster. Last build log lines:\n%s"
+                   % (app, p["build_timeout"], step, name, "\n".join(exc.log_tail)))
+        else:
+            msg = ("app %s: image build failed%s: %s; nothing was tagged, %s still points where it "
+                   "did. Last build log lines:\n%s"
+                   % (app, step, exc.message, name, "\n".join(exc.log_tail)))
+        raise AppfleetError(msg, build_log=exc.log_tail, failed_step=exc.step, source_id=src["source_id"],
+                            builder=builder)
+    am.step = "tagging the built image"
+    client.api.tag(iid, name, tag, force=True)
+    image.update(id=iid, built=True, builder=builder, duration=timer.elapsed())
+    image["also_tagged"], _moved = ensure_also_tags(am, name, iid)
+    result["build_log"] = log
+    return result
