@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     APP_NAME_RE,
+    APP_NAME_RULE,
     LABEL_APP,
     LABEL_CONFIG,
     LABEL_CONFIG_HASH,
@@ -31,8 +32,10 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     AppfleetError,
 )
 
-# The collection's app-name rule (module_utils/_docker.py); container names follow it too.
+# The collection's app-name rule (module_utils/_docker.py).
 NAME_RE = APP_NAME_RE
+# An explicit container_name: Docker's own rule (upper case and '.' allowed), at most 63 characters.
+CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}\Z")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 MEMORY_RE = re.compile(r"^[0-9]+[bkmgBKMG]?\Z")
 TEMP_SUFFIX = "--next"
@@ -185,14 +188,13 @@ def validate(params):
     """Check the module input; raise AppfleetError naming the option."""
     name = params.get("name")
     if not name or not NAME_RE.match(name):
-        raise AppfleetError(
-            "name: %r is not a valid app name (letters, digits, '_', '.', '-', starting "
-            "with a letter or digit, at most 63 characters)" % (name,))
+        raise AppfleetError("name: %r is not a valid app name (%s)" % (name, APP_NAME_RULE))
     if name.endswith(TEMP_SUFFIX):
         raise AppfleetError("name: %r must not end with %r (reserved for rollouts)" % (name, TEMP_SUFFIX))
     cname = params.get("container_name")
-    if cname is not None and not NAME_RE.match(cname):
-        raise AppfleetError("container_name: %r is not a valid container name" % (cname,))
+    if cname is not None and not CONTAINER_NAME_RE.match(cname):
+        raise AppfleetError("container_name: %r is not a valid container name (letters, digits, _ . -, "
+                            "starting with a letter or digit, at most 63 characters)" % (cname,))
     if params.get("state", "present") == "present" and not params.get("rollback") and not params.get("image"):
         raise AppfleetError("image: required unless rollback is true or state is absent")
     if params.get("port") is not None:
@@ -577,8 +579,7 @@ def tag_error(option, value):
 
 def app_error(option, value):
     if not APP_NAME_RE.match(value or ""):
-        return ("%s %r is not a valid app name: use letters, digits, _ . - (up to 63), "
-                "starting with a letter or digit" % (option, value))
+        return "%s %r is not a valid app name: use %s" % (option, value, APP_NAME_RULE)
     return None
 
 

@@ -80,6 +80,7 @@ options:
     description:
       - The app's name. Labels the containers (C(io.appfleet.app)), names the upstream
         C(appfleet_<name>), the lock file and the directory of the secret files.
+      - Lowercase letters, digits, C(_) and C(-), starting with a letter or digit, at most 63 characters (the roles apply the same rule).
     type: str
     required: true
   state:

@@ -36,6 +36,7 @@ options:
   name:
     description:
       - The app to report. When omitted, every app found on the host is reported.
+      - Lowercase letters, digits, C(_) and C(-), starting with a letter or digit, at most 63 characters (the roles apply the same rule).
     type: str
   releases:
     description:

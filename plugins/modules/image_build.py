@@ -59,6 +59,7 @@ options:
     description:
       - App name written to the C(io.appfleet.app) label.
       - Defaults to the last path component of O(name).
+      - Lowercase letters, digits, C(_) and C(-), starting with a letter or digit, at most 63 characters (the roles apply the same rule).
     type: str
   context:
     description:

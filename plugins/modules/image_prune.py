@@ -37,6 +37,7 @@ options:
   name:
     description:
       - The app whose images to prune. When omitted, every app found on the host.
+      - Lowercase letters, digits, C(_) and C(-), starting with a letter or digit, at most 63 characters (the roles apply the same rule).
     type: str
   keep:
     description:

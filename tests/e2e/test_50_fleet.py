@@ -405,7 +405,8 @@ def _changed(proc):
 
 def test_rollback_returns_to_previous_version_without_a_build(fleet):
     """Rollback twice ends on the prior release (RELIABILITY 19, 33); a plain deploy
-    does not roll forward; resume does; an unknown named release fails listing the releases."""
+    does not roll forward; resume does; an unknown named release fails listing the releases; a
+    named one goes to that release and, named again, forward."""
     # The head deployed, then one new commit: the release to roll back from.
     run_playbook("playbooks/deploy.yml", *BOTH, "-i", "inventories/lab", "-e", "apps=web")
     prior = served_version("vm1", "web")
@@ -450,9 +451,7 @@ def test_rollback_returns_to_previous_version_without_a_build(fleet):
     for vm in VMS:
         assert served_version(vm, "web") == newer
 
-    # A named rollback reaches the module through rollback.yml: an unknown
-    # release fails on the first host, listing the releases there (a named
-    # rollback that succeeds is a module test: test_app_container_releases).
+    # A named rollback: an unknown release fails on the first host, listing the releases there.
     unknown = run_playbook("playbooks/rollback.yml", "-i", "inventories/lab", "-e", "app=web",
                            "-e", "release=0123456789abc", check=False)
     assert unknown.returncode != 0
@@ -460,6 +459,12 @@ def test_rollback_returns_to_previous_version_without_a_build(fleet):
     assert "host vm1, app web" in out and "available releases" in out and prior_commit[:12] in out, out[-4000:]
     for vm in VMS:
         assert served_version(vm, "web") == newer
+    # A known one by its commit, under the probe; then forward again by name.
+    for commit, version in ((prior_commit, prior), (newer_commit, newer)):
+        named = _rollback_under_probe("-e", "release=%s" % commit[:12])
+        assert all(n > 0 for n in _changed(named).values()), named.stdout[-4000:]
+        for vm in VMS:
+            assert served_version(vm, "web") == version
 
 
 def test_status_shows_the_table(fleet):

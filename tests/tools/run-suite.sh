@@ -14,7 +14,7 @@
 # script) is stopped and counted as failed, so that an overlong run still
 # ends with its table.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 logs=.cache/suite
 rm -rf "$logs"
 mkdir -p "$logs"

@@ -92,7 +92,7 @@ def afb_images(docker_client):
         docker_client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
         if not os.path.exists(BUSYBOX):
-            pytest.skip("busybox-static is not installed (apt-get install busybox-static)")
+            pytest.fail("busybox-static is not installed: make setup installs it (tests/tools/host-packages.txt)")
         data = Path(BUSYBOX).read_bytes()
         _build(docker_client, BASE_IMAGE, {
             "Dockerfile": (b"FROM scratch\nCOPY busybox /bin/busybox\n", 0o644),
@@ -182,7 +182,7 @@ class Nginx:
 @pytest.fixture(scope="session")
 def afb_nginx():
     if not os.path.exists(NGINX):
-        pytest.skip("nginx is not installed (apt-get install nginx-light): the app_container "
+        pytest.fail("nginx is not installed (make setup installs nginx-light): the app_container "
                     "tests need a real nginx to switch upstreams")
     root = tempfile.mkdtemp(prefix="afb-nginx-")
     server = Nginx(root)
