@@ -149,6 +149,24 @@ def _label(run, kind):
     return {"old": run["served_before"], "new": "web %s" % run["version_new"]}.get(kind, "another version")
 
 
+def switch_at(run):
+    """Seconds into the deploy of the first successful answer of the new version (None: never)."""
+    req = run["requests"]
+    new = {i for i, v in enumerate(req["versions"]) if _version_kind(v, run) == "new"}
+    ends = [start + latency for start, latency, status, version, _fresh, error in req["rows"]
+            if version in new and error is None and status is not None and status < 500]
+    return round(min(ends) - run["deploy_window_s"][0], 3) if ends else None
+
+
+def _switch_cell(runs):
+    values = sorted(v for v in (switch_at(r) for r in runs) if v is not None)
+    if not values:
+        return "never"
+    cell = "%.1f (%.1f–%.1f)" % (values[len(values) // 2] if len(values) % 2 else
+                                 (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2, values[0], values[-1])
+    return cell if len(values) == len(runs) else "%s in %d of %d runs" % (cell, len(values), len(runs))
+
+
 def _errors(runs):
     kinds = {}
     for run in runs:
@@ -171,12 +189,21 @@ def findings(result):
             keepalive, failed - keepalive)
         if failed:
             text += "; kinds: %s" % _errors(runs)
+        if method.startswith("appfleet") and keepalive and failed == keepalive:
+            text += " (all on reused keep-alive connections, at the switch's nginx reload: old workers close" \
+                " idle keep-alive connections a client may be sending on, the race issue #13 is to remove;" \
+                " these figures are its baseline)"
         text += "; longest gap %s s; after the deploy it served the new version in %d of %d runs" % (
             fmt(fig["longest_gap_s"]), after["new"], len(runs))
         if after["old"]:
             text += ", the old one in %d" % after["old"]
         if fig["deploy_failed"]:
             text += "; the deploy itself failed in %d run%s" % (fig["deploy_failed"], "" if fig["deploy_failed"] == 1 else "s")
+        after_switch = sorted(r["deploy_window_s"][1] - r["deploy_window_s"][0] - switch_at(r)
+                              for r in runs if switch_at(r) is not None)
+        if after_switch:
+            text += "; the deploy ran on %.1f s (median) after the new version first answered" % (
+                after_switch[len(after_switch) // 2])
         reloads = fig["nginx_reloads"]
         if reloads["max"]:
             text += "; nginx reloads seen during the deploy: %s" % fmt(reloads, 0)
@@ -237,24 +264,31 @@ def deploy_section(result):
         "| | |",
         "|---|---|",
         "| date | %s |" % result["date"],
-        "| commit | `%s` |" % result["commit"],
+        "| commit | `%s`%s |" % (result["commit"], " with uncommitted changes" if result.get("commit_dirty") else ""),
         "| machine | %s cores (%s), Python %s, kernel %s; the lab VMs are systemd containers on it |" % (
             machine["cpus"], machine.get("cpu") or "?", machine["python"], machine["kernel"]),
         "| repetitions | %s |" % reps,
+    ] + ["| note | %s |" % note for note in result.get("notes", [])] + [
         "",
         "Each cell: median (min–max) over the repetitions.",
         "",
-        "| method | deploy s | failed keep-alive | failed fresh | longest gap s | both versions answered s"
+        "| method | deploy s | new version first answered, s into the deploy | failed keep-alive | failed fresh | longest gap s | both versions answered s"
         " | served after (new/old) | requests | achieved req/s | nginx reloads |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, fig in result["summary"].items():
         after = fig["served_after"]
-        lines.append("| %s | %s | %s | %s | %s | %s | %d/%d | %s | %s | %s |" % (
-            method, fmt(fig["deploy_s"], 1), fmt(fig["failed_keepalive"], 0), fmt(fig["failed_fresh"], 0),
+        runs = [r for r in result["runs"] if r["method"] == method]
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %d/%d | %s | %s | %s |" % (
+            method, fmt(fig["deploy_s"], 1), _switch_cell(runs), fmt(fig["failed_keepalive"], 0), fmt(fig["failed_fresh"], 0),
             fmt(fig["longest_gap_s"], 3), fmt(fig["mixed_window_s"], 3), after["new"], after["old"],
             fmt(fig["requests"], 0), fmt(fig["rate"], 0), fmt(fig["nginx_reloads"], 0)))
-    lines += ["", "What the numbers show:", ""] + findings(result) + [""]
+    rates = sorted(r["load"]["rate"] for r in result["runs"])
+    lines += ["", "What the numbers show:", ""] + findings(result) + [
+        "- **Load achieved**: %.0f requests/s (median over all runs, %.0f–%.0f) of the %g asked: the load"
+        " generator, the VM's nginx and app and the deploy share this machine's %s cores." % (
+            rates[len(rates) // 2], rates[0], rates[-1], result["load"]["rate"], result["machine"]["cpus"]),
+        ""]
     repetitions = sorted({r["repetition"] for r in result["runs"]})
     for repetition in repetitions:
         lines += ["![deploy under load, repetition %d](%s)" % (repetition, timeline_plot(result, repetition)), ""]
