@@ -13,7 +13,7 @@ PYTEST := $(BIN)/pytest -p no:cacheprovider
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup engine venv lab-up lab-down lab-status demo test lint ansible-lint sanity \
-        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop
+        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -95,3 +95,10 @@ bench-venv: .venv-bench/.installed
 
 bench-noop: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 	.venv-bench/bin/python bench/noop.py
+
+# A new commit of web deployed on vm1 under load, four ways (the seed's manual
+# flow, community.docker, appfleet start-first and stop-first), then
+# docs/benchmarks.md. Cleans up after itself and runs deploy.yml on the fleet.
+bench-load: bench-venv lab-up .collections/ansible_collections/appfleet/docker
+	.venv-bench/bin/python bench/deploy_under_load.py
+	.venv-bench/bin/python bench/report.py

@@ -23,16 +23,21 @@ def newest(prefix):
     return json.loads(files[-1].read_text()) if files else None
 
 
-def fmt(fig):
-    return "%.2f (%.2f–%.2f)" % (fig["median"], fig["min"], fig["max"])
+def fmt(fig, digits=2):
+    return "%.*f (%.*f–%.*f)" % (digits, fig["median"], digits, fig["min"], digits, fig["max"])
 
 
-def noop_plot(result):
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def noop_plot(result):
+    plt = pyplot()
     names = list(result["seconds"])
     medians = [result["seconds"][n]["median"] for n in names]
     lows = [m - result["seconds"][n]["min"] for n, m in zip(names, medians)]
@@ -84,8 +89,217 @@ def noop_section(result):
     return lines
 
 
+# -- deploy under load ---------------------------------------------------------
+
+VERSION_COLOURS = {"old": "#3b7dd8", "new": "#e8833a", "other": "#999999"}
+
+
+def timeline_plot(result, repetition):
+    """One PNG per repetition: a request timeline per method, the methods stacked."""
+    plt = pyplot()
+    runs = [r for r in result["runs"] if r["repetition"] == repetition]
+    runs.sort(key=lambda r: result["methods"].index(r["method"]) if r["method"] in result["methods"] else 99)
+    fig, axes = plt.subplots(len(runs), 1, figsize=(11, 2.3 * len(runs)), sharex=True, squeeze=False)
+    for ax, run in zip(axes[:, 0], runs):
+        req = run["requests"]
+        begin, end = run["deploy_window_s"]
+        kinds = [_version_kind(v, run) for v in req["versions"]]
+        points = {}
+        for start, latency, status, version, fresh, error in req["rows"]:
+            failed = error is not None or status is None or status >= 500
+            key = ("failed", fresh) if failed else ("ok", kinds[version] if version is not None else "other")
+            xs, ys = points.setdefault(key, ([], []))
+            xs.append(start - begin)
+            ys.append(max(latency, 1e-4))
+        ax.axvspan(0, end - begin, color="#eeeeee", zorder=0, label="deploy")
+        for kind in ("old", "new", "other"):
+            if ("ok", kind) in points:
+                xs, ys = points[("ok", kind)]
+                label = "%s: %s" % (kind, _label(run, kind))
+                ax.scatter(xs, ys, s=3, color=VERSION_COLOURS[kind], label=label, zorder=2, linewidths=0)
+        for fresh, marker, colour, name in ((0, "x", "#d62728", "failed, keep-alive"), (1, "^", "#8b0000", "failed, fresh")):
+            if ("failed", fresh) in points:
+                xs, ys = points[("failed", fresh)]
+                ax.scatter(xs, ys, s=22, marker=marker, color=colour, label="%s (%d)" % (name, len(xs)), zorder=3)
+        ax.set_yscale("log")
+        ax.set_ylabel("latency (s)")
+        ax.set_title("%s: deploy %.1f s, failed %d keep-alive + %d fresh, served after: %s"
+                     % (run["method"], run["deploy"]["seconds"], run["load"]["failed_keepalive"],
+                        run["load"]["failed_fresh"], run["served_after_is"]), fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), markerscale=2, frameon=False)
+    axes[-1, 0].set_xlabel("seconds since the deploy started")
+    fig.suptitle("deploy under load, repetition %d (%s)" % (repetition, result["date"]), fontsize=10)
+    fig.tight_layout()
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    path = PLOTS / ("deploy-under-load-%d.png" % repetition)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path.relative_to(DOC.parent)
+
+
+def _version_kind(version, run):
+    if version and run["version_new"] in version.split():
+        return "new"
+    if version and version == run["served_before"]:
+        return "old"
+    return "other"
+
+
+def _label(run, kind):
+    return {"old": run["served_before"], "new": "web %s" % run["version_new"]}.get(kind, "another version")
+
+
+def switch_at(run):
+    """Seconds into the deploy of the first successful answer of the new version (None: never)."""
+    req = run["requests"]
+    new = {i for i, v in enumerate(req["versions"]) if _version_kind(v, run) == "new"}
+    ends = [start + latency for start, latency, status, version, _fresh, error in req["rows"]
+            if version in new and error is None and status is not None and status < 500]
+    return round(min(ends) - run["deploy_window_s"][0], 3) if ends else None
+
+
+def _switch_cell(runs):
+    values = sorted(v for v in (switch_at(r) for r in runs) if v is not None)
+    if not values:
+        return "never"
+    cell = "%.1f (%.1f–%.1f)" % (values[len(values) // 2] if len(values) % 2 else
+                                 (values[len(values) // 2 - 1] + values[len(values) // 2]) / 2, values[0], values[-1])
+    return cell if len(values) == len(runs) else "%s in %d of %d runs" % (cell, len(values), len(runs))
+
+
+def _errors(runs):
+    kinds = {}
+    for run in runs:
+        for error in run["load"]["errors"]:
+            name = error.split(":", 1)[0]
+            kinds[name] = kinds.get(name, 0) + 1
+    return ", ".join("%s (%d run%s)" % (k, n, "" if n == 1 else "s") for k, n in sorted(kinds.items())) or "none"
+
+
+def findings(result):
+    """Sentences read off the numbers, per method, so the text cannot drift from the table."""
+    lines = []
+    for method, fig in result["summary"].items():
+        runs = [r for r in result["runs"] if r["method"] == method]
+        failed = sum(r["load"]["failed"] for r in runs)
+        keepalive = sum(r["load"]["failed_keepalive"] for r in runs)
+        after = fig["served_after"]
+        text = "- **%s**: %d failed request%s over %d run%s (%d on keep-alive connections, %d on fresh ones)" % (
+            method, failed, "" if failed == 1 else "s", len(runs), "" if len(runs) == 1 else "s",
+            keepalive, failed - keepalive)
+        if failed:
+            text += "; kinds: %s" % _errors(runs)
+        if method.startswith("appfleet") and keepalive and failed == keepalive:
+            text += " (all on reused keep-alive connections, at the switch's nginx reload: old workers close" \
+                " idle keep-alive connections a client may be sending on, the race issue #13 is to remove;" \
+                " these figures are its baseline)"
+        text += "; longest gap %s s; after the deploy it served the new version in %d of %d runs" % (
+            fmt(fig["longest_gap_s"]), after["new"], len(runs))
+        if after["old"]:
+            text += ", the old one in %d" % after["old"]
+        if fig["deploy_failed"]:
+            text += "; the deploy itself failed in %d run%s" % (fig["deploy_failed"], "" if fig["deploy_failed"] == 1 else "s")
+        after_switch = sorted(r["deploy_window_s"][1] - r["deploy_window_s"][0] - switch_at(r)
+                              for r in runs if switch_at(r) is not None)
+        if after_switch:
+            text += "; the deploy ran on %.1f s (median) after the new version first answered" % (
+                after_switch[len(after_switch) // 2])
+        reloads = fig["nginx_reloads"]
+        if reloads["max"]:
+            text += "; nginx reloads seen during the deploy: %s" % fmt(reloads, 0)
+        lines.append(text + ".")
+    return lines
+
+
+DEPLOY_NOTES = [
+    "How each method is measured (`bench/deploy_under_load.py`): every run pushes a new commit of",
+    "`web` (a new `VERSION`) to the lab's git host, starts the load, waits %(lead)g s, deploys, and",
+    "keeps the load %(tail)g s after the deploy ended. Everything runs on `%(vm)s`.",
+    "",
+    "- **seed**: the users' manual flow over SSH in a checkout of its own (`/srv/bench-seed/web`,",
+    "  container `seed-web` on the VM's `127.0.0.1:9200`): `git pull; docker stop seed-web;",
+    "  docker build -t seed-web .; docker start seed-web`.",
+    "- **community.docker**: `bench/baselines/community-docker.yml -l %(vm)s` with `appfleet_apps`",
+    "  limited to web (`ansible.builtin.git`, `docker_image` build, `docker_container`; container",
+    "  `bench-cd-web` on the VM's `127.0.0.1:9100`).",
+    "- **appfleet start-first / stop-first**: `playbooks/deploy.yml -l %(vm)s -e apps=web`",
+    "  (stop-first: an extra-vars copy of `appfleet_apps` with `strategy: stop-first` for web),",
+    "  load through the VM's nginx (`127.0.0.1:%(port)s`, `Host: web.lab.test`).",
+    "",
+    "Load (`bench/load.py`): %(workers)d workers asked for %(rate)g requests/s together, half reusing one",
+    "keep-alive connection, half opening a new connection per request; a request fails when it gets no",
+    "response or a 5xx, and nothing is retried. The VM publishes only nginx and SSH, so the seed's and",
+    "the baseline's containers are reached through an SSH tunnel (`ssh -L` to their loopback port):",
+    "a refused connection there shows as a connection the tunnel closes without a response. The sample",
+    "app answers HTTP/1.0 and closes every connection, so without nginx in front (seed,",
+    "community.docker) the keep-alive workers open a new connection per request too: their split",
+    "matters only for the appfleet rows, where nginx keeps client connections alive.",
+    "nginx reloads are counted on the VM during each deploy as new generations of nginx worker",
+    "processes (the master's children polled every 0.1 s; two reloads within one poll count once).",
+    "",
+    "Not measured: **long requests** in flight across the switch: the web sample app",
+    "(`examples/apps/web`) has no slow endpoint, so none can be started before the switch; WebSockets",
+    "neither. The raw-Docker floor is the `build` benchmark's, not this one's.",
+]
+
+
+def deploy_section(result):
+    fmtargs = {"lead": result["load"]["lead_s"], "tail": result["load"]["tail_s"], "vm": result["vm"],
+               "port": result.get("vm_http_port", "?"), "workers": result["load"]["workers"],
+               "rate": result["load"]["rate"]}
+    done = result.get("repetitions_completed", 0)
+    reps = "%d of %d asked" % (done, result["repeat_asked"])
+    if done < 3:
+        reps += " (**fewer than the 3 the rules ask for**: %s)" % (result.get("stopped") or "see the results file")
+    machine = result["machine"]
+    lines = [
+        "## Deploy under load",
+        "",
+        "A new commit of the `web` sample app deployed on one lab VM while a load runs against what the",
+        "method serves: the seed's manual flow, the community.docker baseline, and appfleet's",
+        "`deploy.yml` with the start-first and stop-first strategies, interleaved in each repetition.",
+        "",
+    ] + [line % fmtargs for line in DEPLOY_NOTES] + [
+        "",
+        "| | |",
+        "|---|---|",
+        "| date | %s |" % result["date"],
+        "| commit | `%s`%s |" % (result["commit"], " with uncommitted changes" if result.get("commit_dirty") else ""),
+        "| machine | %s cores (%s), Python %s, kernel %s; the lab VMs are systemd containers on it |" % (
+            machine["cpus"], machine.get("cpu") or "?", machine["python"], machine["kernel"]),
+        "| repetitions | %s |" % reps,
+    ] + ["| note | %s |" % note for note in result.get("notes", [])] + [
+        "",
+        "Each cell: median (min–max) over the repetitions.",
+        "",
+        "| method | deploy s | new version first answered, s into the deploy | failed keep-alive | failed fresh | longest gap s | both versions answered s"
+        " | served after (new/old) | requests | achieved req/s | nginx reloads |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for method, fig in result["summary"].items():
+        after = fig["served_after"]
+        runs = [r for r in result["runs"] if r["method"] == method]
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %d/%d | %s | %s | %s |" % (
+            method, fmt(fig["deploy_s"], 1), _switch_cell(runs), fmt(fig["failed_keepalive"], 0), fmt(fig["failed_fresh"], 0),
+            fmt(fig["longest_gap_s"], 3), fmt(fig["mixed_window_s"], 3), after["new"], after["old"],
+            fmt(fig["requests"], 0), fmt(fig["rate"], 0), fmt(fig["nginx_reloads"], 0)))
+    rates = sorted(r["load"]["rate"] for r in result["runs"])
+    lines += ["", "What the numbers show:", ""] + findings(result) + [
+        "- **Load achieved**: %.0f requests/s (median over all runs, %.0f–%.0f) of the %g asked: the load"
+        " generator, the VM's nginx and app and the deploy share this machine's %s cores." % (
+            rates[len(rates) // 2], rates[0], rates[-1], result["load"]["rate"], result["machine"]["cpus"]),
+        ""]
+    repetitions = sorted({r["repetition"] for r in result["runs"]})
+    for repetition in repetitions:
+        lines += ["![deploy under load, repetition %d](%s)" % (repetition, timeline_plot(result, repetition)), ""]
+    return lines
+
+
 def main():
     sections = []
+    under_load = newest("deploy-under-load")
+    if under_load:
+        sections += deploy_section(under_load)
     noop = newest("noop")
     if noop:
         sections += noop_section(noop)
