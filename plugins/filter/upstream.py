@@ -6,7 +6,8 @@
 The module (module_utils/_proxy.py) owns the upstream file: its name under the
 upstream directory and its content. The proxy role renders the placeholder of an
 app not deployed yet, and the apps role finds the file to remove, through these
-filters, so neither role spells the format a second time.
+filters, so neither role spells the format a second time. The server block
+picks the app's active slot through the flag file upstream_slot_flag names.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -18,6 +19,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import APP
 from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
     DEFAULT_UPSTREAM_DIR,
     render_placeholder,
+    slot_flag_file,
     upstream_file,
 )
 
@@ -38,9 +40,15 @@ def upstream_path(app, directory=DEFAULT_UPSTREAM_DIR):
     return upstream_file(_app(app, "upstream_path"), directory)
 
 
+def upstream_slot_flag(app, directory=DEFAULT_UPSTREAM_DIR):
+    """The file whose presence sends the app's requests to slot b (appfleet_<app>.b)."""
+    return slot_flag_file(_app(app, "upstream_slot_flag"), directory)
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "upstream_placeholder": upstream_placeholder,
             "upstream_path": upstream_path,
+            "upstream_slot_flag": upstream_slot_flag,
         }

@@ -374,6 +374,7 @@ class AppContainer(object):
                 self.step("pointing the nginx upstream at the placeholder")
                 proxy.switch(None, content=render_placeholder(self.app))
                 self.result["upstream_file"] = proxy.upstream_file
+                self.result["proxy_reloads"] = proxy.reloads
             self.step("removing the app's containers")
             for c in self.engine.containers():
                 self.engine.remove(c["id"])
@@ -508,6 +509,7 @@ class AppContainer(object):
         else:
             final = self.swap.start_first(serving)
         self.release_record(serving)
+        self.result["proxy_reloads"] = self.proxy.reloads if self.proxy else 0
         # Only now, with the old container gone, are its secret files unused.
         self.step("removing unused secret files")
         self.tidy_secrets()

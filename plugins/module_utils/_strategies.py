@@ -77,6 +77,10 @@ class Swap(object):
         # What a rollout has done so far, for its cleanup.
         self.new_cid = None
         self.stopped_old = False
+        # Loopback ports that were taken when a new container tried to start on them.
+        self.tried_ports = set()
+        # How the proxy was switched: "flag" (no reload) or "reload"; None before.
+        self.proxy_switch = None
 
     def step(self, text):
         """Name the step under way: a failure message says which one failed."""
@@ -109,7 +113,7 @@ class Swap(object):
     # ------------------------------------------------------------ steps
     def switch_proxy(self, host_port, name, current):
         try:
-            self.proxy.switch(host_port, name)
+            self.proxy_switch = self.proxy.switch(host_port, name, spare=lambda: self.spare_port(host_port))
         except ProxyError as exc:
             what = "the new container" if current is not None else "container %s" % name
             state = "; %s" % old_state(current) if current is not None else ""
@@ -128,10 +132,30 @@ class Swap(object):
             self.switch_proxy(current["host_port"], current["name"], None)
         return current["id"]
 
+    def choose_port(self):
+        """The loopback port of the new container: the proxy's free slot when it has one.
+
+        Taking the free slot lets the switch move only the flag (no nginx
+        reload). Ports named by any app's upstream file are never handed out
+        as fresh ones: they are that app's slots.
+        """
+        used = self.engine.used_host_ports()
+        if self.proxy:
+            standby = self.proxy.standby_port()
+            if standby and standby not in used and standby not in self.tried_ports:
+                return standby
+            used |= self.proxy.reserved_ports()
+        return free_loopback_port(used | self.tried_ports)
+
+    def spare_port(self, host_port):
+        """A free loopback port for the other slot when the app has none (first deploy)."""
+        used = self.engine.used_host_ports() | self.proxy.reserved_ports() | {host_port}
+        return free_loopback_port(used)
+
     def create_new(self, name, current, secret_release):
         """Create (not start) the new container on a free loopback port; return (id, host port)."""
         self.step("creating the new container %s" % name)
-        host_port = free_loopback_port(self.engine.used_host_ports()) if self.p.get("port") else None
+        host_port = self.choose_port() if self.p.get("port") else None
         try:
             return self.create(name, current, host_port, secret_release), host_port
         except DockerException as exc:
@@ -163,6 +187,7 @@ class Swap(object):
                 if attempt == PORT_ATTEMPTS or not port_taken(exc, host_port):
                     raise AppfleetError("app %s: the new container did not start: %s" % (self.app, exc))
             # Our loopback port went to someone else between choosing and starting: again.
+            self.tried_ports.add(host_port)
             self.step("removing the new container to retry on another port")
             self.engine.remove(self.new_cid, stop_timeout=0, record=False)
             self.new_cid = None
@@ -199,7 +224,7 @@ class Swap(object):
             if self.proxy:
                 self.step("switching nginx to the new container")
                 try:
-                    self.proxy.switch(host_port, name)
+                    self.proxy_switch = self.proxy.switch(host_port, name, spare=lambda: self.spare_port(host_port))
                 except ProxyError as exc:
                     raise AppfleetError("app %s: nginx did not accept the switch to the new container: %s"
                                         % (self.app, exc))

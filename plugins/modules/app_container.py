@@ -19,9 +19,11 @@ description:
     not change. A container labelled by an earlier release (a bare sha256) is compared with that
     release's hash and is not swapped either."
   - When they differ it rolls out with O(strategy). C(start-first) starts the new container beside
-    the old one with the app port published on a free 127.0.0.1 port, waits until it is healthy,
-    points the app's nginx upstream at it, reloads nginx gracefully, drains the old container for
-    O(drain_seconds) and removes it. C(stop-first) stops the old container, starts the new one and
+    the old one with the app port published on the app's free 127.0.0.1 slot port (see
+    O(proxy.upstream_file)), waits until it is healthy, moves nginx to it without a reload (new
+    requests go to the new container; keep-alive client connections stay open), drains the old
+    container for O(drain_seconds) and then stops it (C(SIGTERM), then C(SIGKILL) after
+    O(stop_timeout)) and removes it. C(stop-first) stops the old container, starts the new one and
     waits for its health; on failure the old container is started again.
   - Any failure (create error, name or port conflict, never healthy, exits at once, nginx refusing
     the new upstream) removes the new container, leaves the previous one serving and fails with the
@@ -361,7 +363,13 @@ options:
   drain_seconds:
     description:
       - Seconds the old container keeps running after traffic was switched away from it, so
-        requests in flight finish.
+        requests in flight finish. After the switch no new request reaches the old container
+        (unless the new one refuses connections, as the old slot is nginx's backup).
+      - Then the old container is stopped with O(stop_timeout). A request in flight at the switch
+        completes when it ends within O(drain_seconds), or within O(drain_seconds) plus
+        O(stop_timeout) if the app finishes its requests on C(SIGTERM) before it exits (the sample apps
+        do). Longer requests, and WebSocket connections, which nginx keeps to the container they were
+        opened on, are cut when the old container stops; their clients must reconnect.
     type: int
     default: 5
   proxy:
@@ -375,8 +383,15 @@ options:
         default: true
       upstream_file:
         description:
-          - The upstream include for this app, written as
-            C(upstream appfleet_<name> { server 127.0.0.1:<port>; }).
+          - The upstream include for this app. It defines two upstream groups over the app's two
+            loopback I(slots), C(appfleet_<name>) (slot a first, slot b as backup) and C(appfleet_<name>.b)
+            (the reverse); the server block of the M(appfleet.docker.proxy) role picks C(appfleet_<name>.b)
+            while the flag file C(<name>.slot-b) exists in the same directory.
+          - A rollout starts the new container on the free slot's port and, once it is healthy, creates or
+            removes the flag file. nginx reads the flag for every request, so the switch needs no reload and
+            closes no client connection. Only a change of the slot ports (the first deploy, the first one
+            after an upgrade, a slot port taken by another program) rewrites this file, tests it and reloads
+            nginx; RV(proxy_reloads) counts those reloads.
           - Defaults to C(/etc/nginx/appfleet/upstreams/<name>.conf).
         type: path
       test_command:
@@ -562,6 +577,14 @@ upstream_file:
   returned: when the proxy is used
   type: str
   sample: /etc/nginx/appfleet/upstreams/web.conf
+proxy_reloads:
+  description:
+    - How many times this run reloaded nginx. A rollout whose new container took the app's free slot
+      switches with the flag file and reports V(0); the first deploy of an app, or one that had to
+      give the app new slot ports, reports V(1).
+  returned: when state is present and a rollout or proxy fix ran, or state is absent and the upstream changed
+  type: int
+  sample: 0
 release:
   description:
     - The release log entry of what serves after the run. In check mode the entry of what serves

@@ -17,7 +17,7 @@ import yaml
 from conftest import REPO, run_playbook
 import lab_support
 from lab_support import HTTP_PORTS, commit_and_push, http_get, lab, lab_host, read_work_file  # noqa: F401  # pylint: disable=unused-import
-from probe import Probe
+from probe import Probe, SlowProbe
 
 VMS = ("vm1", "vm2")
 APPS = ("web", "api")
@@ -214,6 +214,12 @@ def test_changed_host_key_stops_the_run_for_that_host(fleet, tmp_path):
         assert served_version(vm, "web") == old + "-hk"
 
 
+def nginx_workers(vm):
+    """The pids of nginx's worker processes on the VM: a reload replaces them."""
+    out = lab_host(vm).check_output("sudo pgrep -P \"$(cat /run/nginx.pid)\"")
+    return sorted(int(pid) for pid in out.split())
+
+
 def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
     old = read_work_file("web", "VERSION").strip()
     new = old + "-2"
@@ -223,20 +229,37 @@ def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
     for vm, (changed, failed, _unreachable) in recap(dry.stdout).items():
         assert changed > 0 and failed == 0, (vm, dry.stdout[-4000:])
         assert served_version(vm, "web") == old
-    probes = [Probe(vm, "web", rate=20) for vm in VMS]
-    for probe in probes:
+    # Per VM 8 clients, half on kept-alive connections, none retrying (about 200 requests/s
+    # asked per VM: an nginx reload at the switch made such clients fail), and on vm1 long
+    # requests one after another, so that some are in flight when traffic moves.
+    workers = {vm: nginx_workers(vm) for vm in VMS}
+    probes = {vm: [Probe(vm, "web", rate=25, keepalive=ka) for ka in (True, False) * 4] for vm in VMS}
+    # Three long-request clients a second apart: whenever traffic moves, two or three are in flight.
+    slow = [SlowProbe("vm1", seconds=3, delay=i) for i in range(3)]
+    everyone = [p for ps in probes.values() for p in ps] + slow
+    for probe in everyone:
         probe.start()
     try:
         proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", check=False)
     finally:
-        for probe in probes:
+        for probe in everyone:
             probe.stop()
     assert proc.returncode == 0, proc.stdout[-8000:]
-    for vm, probe in zip(VMS, probes):
-        assert probe.failures == [], (vm, probe.failures[:5])
-        assert probe.ok > 20
-        assert any(new in body for body in probe.bodies), probe.bodies
+    for vm in VMS:
+        # The swap moved only the slot flag: nginx was not reloaded (same worker processes).
+        assert nginx_workers(vm) == workers[vm], vm
+        failures = [f for p in probes[vm] for f in p.failures]
+        assert failures == [], (vm, failures[:5])
+        assert sum(p.ok for p in probes[vm] if p.keepalive) > 100, vm
+        assert sum(p.ok for p in probes[vm] if not p.keepalive) > 100, vm
+        assert any(new in body for p in probes[vm] for body in p.bodies), vm
         assert served_version(vm, "web") == new
+    # Each long request completed with 200; one served by the old version ended after the new
+    # version had answered: it was in flight at the switch and drained.
+    done = [d for probe in slow for d in probe.done]
+    assert done and all(status == 200 for _s, _e, status, _b in done), done
+    switched = min(t for p in probes["vm1"] for body, t in p.first_seen.items() if new in body)
+    assert any(body.split()[1:2] == [old] and end > switched + 0.5 for _s, end, _st, body in done), (switched, done)
     # The other app was not touched: same version.
     for vm in VMS:
         assert served_version(vm, "api") == read_work_file("api", "VERSION").strip()

@@ -76,10 +76,11 @@ def test_new_app_goes_live_with_deploy_yml_alone(fleet, apps_with_shop):
         assert served_version(vm, NEW_APP) == version, vm
         host = lab_host(vm)
         site = host.file("/etc/nginx/appfleet/sites/%s.conf" % NEW_APP)
-        assert site.exists and "proxy_pass http://appfleet_%s;" % NEW_APP in site.content_string
+        assert site.exists and "set $appfleet_upstream appfleet_%s;" % NEW_APP in site.content_string
         # The upstream is the module's (a real port), never the proxy role's placeholder.
         upstream = host.file("/etc/nginx/appfleet/upstreams/%s.conf" % NEW_APP).content_string
-        assert "Placeholder" not in upstream and "127.0.0.1:9;" not in upstream, upstream
+        # Both slots have ports: the next deploy of the app moves only the flag.
+        assert "Placeholder" not in upstream and not re.search(r"127\.0\.0\.1:9[; ]", upstream), upstream
     again = run_playbook("playbooks/deploy.yml", *BOTH, "-i", "inventories/lab", "-e", apps_with_shop, "-e", "apps=" + NEW_APP)
     rows = recap(again.stdout)
     assert set(rows) == set(VMS)
@@ -214,7 +215,8 @@ def test_removed_app_leaves_nothing_behind(fleet, apps_with_shop, tmp_path):
     extra.write_text(json.dumps({"appfleet_apps": gone}))
     paths = ["/etc/appfleet/secrets/%s" % NEW_APP, "/etc/appfleet/keys/%s" % NEW_APP,
              "/etc/appfleet/keys/%s.known_hosts" % NEW_APP, "/srv/appfleet/src/%s" % NEW_APP,
-             "/etc/nginx/appfleet/upstreams/%s.conf" % NEW_APP, "/etc/nginx/appfleet/sites/%s.conf" % NEW_APP]
+             "/etc/nginx/appfleet/upstreams/%s.conf" % NEW_APP, "/etc/nginx/appfleet/upstreams/%s.slot-b" % NEW_APP,
+             "/etc/nginx/appfleet/sites/%s.conf" % NEW_APP]
     # -e apps: only the app removed is worked on; the server blocks of every app are written all the same.
     only = "apps=" + NEW_APP
     for vm in VMS:

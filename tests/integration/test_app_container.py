@@ -67,9 +67,68 @@ def test_env_change_start_first_zero_failed_requests(afb_app, docker_client):
     assert container.name == afb_app.name
     assert "RELEASE=2" in container.attrs["Config"]["Env"]
     assert first["container"]["id"][:12] in res["removed"]
-    # The upstream points at the new container's loopback port.
-    upstream = Path(res["upstream_file"]).read_text()
-    assert "server 127.0.0.1:%d;" % res["container"]["host_port"] in upstream
+    # The upstream's active slot is the new container's loopback port.
+    assert active_port(Path(res["upstream_file"]), afb_app.name) == res["container"]["host_port"]
+
+
+def nginx_processes(nginx):
+    """The pids of the private nginx's master and workers: a reload replaces the workers."""
+    master = int((nginx.root / "nginx.pid").read_text())
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True,
+                         check=False).stdout
+    return master, sorted(int(pid) for pid in out.split())
+
+
+def active_port(upstream, app):
+    """The port nginx sends the app's requests to: the flag file picks slot b."""
+    text = upstream.read_text()
+    group = "appfleet_%s.b" % app if (upstream.parent / ("%s.slot-b" % app)).exists() else "appfleet_%s" % app
+    start = text.index("upstream %s {" % group)
+    return int(text[start:].split("server 127.0.0.1:", 1)[1].split()[0])
+
+
+def test_swaps_move_between_slots_without_reloading_nginx(afb_app, afb_nginx, afb_images, docker_client):
+    """Each later swap uses the free slot and moves only the flag: no reload, no dropped request."""
+    first = run_module("app_container", afb_app.args(image="afb-app:v1"))
+    assert first["action"] == "created" and first["proxy_reloads"] == 1, first
+    upstream = Path(first["upstream_file"])
+    flag = upstream.parent / ("%s.slot-b" % afb_app.name)
+    assert active_port(upstream, afb_app.name) == first["container"]["host_port"]
+    assert not flag.exists()
+    processes = nginx_processes(afb_nginx)
+    # Keep-alive and fresh-connection clients, about 8 x 100 requests a second, none retrying.
+    probes = [Probe(afb_app.proxy_port, interval=0.01, keepalive=ka) for ka in (True, False) * 4]
+    for probe in probes:
+        probe.start()
+    try:
+        for probe in probes:
+            probe.wait_ok(20)
+        ports = [first["container"]["host_port"]]
+        for image, version in (("afb-app:v2", "version v2"), ("afb-app:v1", "version v1"),
+                               ("afb-app:v2", "version v2")):
+            res = run_module("app_container", afb_app.args(image=image))
+            assert res["action"] == "replaced" and res["proxy_reloads"] == 0, res
+            ports.append(res["container"]["host_port"])
+            assert active_port(upstream, afb_app.name) == ports[-1]
+            assert afb_app.get() == (200, version + "\n")
+        done = [probe.ok for probe in probes]
+        for probe, count in zip(probes, done):
+            probe.wait_ok(count + 20)
+    finally:
+        for probe in probes:
+            probe.stop_event.set()
+        for probe in probes:
+            probe.join(30)
+    failures = [f for probe in probes for f in probe.failures]
+    assert failures == [], failures[:5]
+    assert sum(p.ok for p in probes if p.keepalive) >= 200 and sum(p.ok for p in probes if not p.keepalive) >= 200
+    # The two slots alternate: a, b, a, b; the flag follows; nginx never reloaded.
+    assert ports[0] == ports[2] and ports[1] == ports[3] and ports[0] != ports[1], ports
+    assert flag.exists()
+    assert nginx_processes(afb_nginx) == processes
+    # Same config again: nothing moves.
+    again = run_module("app_container", afb_app.args(image="afb-app:v2"))
+    assert again.get("changed") is False and flag.exists(), again
 
 
 def test_image_change_records_previous_and_rollback(afb_app, afb_images, docker_client):
@@ -487,7 +546,7 @@ def test_state_absent(afb_app, docker_client):
 def test_state_absent_points_the_upstream_at_the_placeholder(afb_app, afb_nginx, docker_client):
     first = run_module("app_container", afb_app.args(image="afb-app:v1"))
     upstream = Path(first["upstream_file"])
-    assert "server 127.0.0.1:%d;" % first["container"]["host_port"] in upstream.read_text()
+    assert active_port(upstream, afb_app.name) == first["container"]["host_port"]
     absent = dict(afb_app.args(), state="absent")
     check = run_module("app_container", absent, check=True, diff=True)
     assert check.get("changed") is True, check
@@ -499,7 +558,9 @@ def test_state_absent_points_the_upstream_at_the_placeholder(afb_app, afb_nginx,
     assert upstream.read_text() == (
         "# Placeholder written by appfleet.docker.proxy: app %s is not deployed yet.\n"
         "# appfleet.docker.app_container replaces it with the serving container's port.\n"
-        "upstream appfleet_%s { server 127.0.0.1:9; }\n" % (afb_app.name, afb_app.name))
+        "upstream appfleet_%s { server 127.0.0.1:9; }\n"
+        "upstream appfleet_%s.b { server 127.0.0.1:9; }\n" % (afb_app.name, afb_app.name, afb_app.name))
+    assert not (upstream.parent / ("%s.slot-b" % afb_app.name)).exists()
     afb_nginx.run("-t", "-q")
     assert afb_app.containers() == []
     assert afb_app.get()[0] == 502
@@ -722,9 +783,13 @@ def test_full_config_reaches_the_container(afb_app, docker_client):
             volume.remove(force=True)
 
 
-def test_nginx_refusing_the_switch_keeps_old(afb_app, docker_client):
+def test_nginx_refusing_the_switch_keeps_old(afb_app, afb_nginx, docker_client):
+    """A switch that rewrites the upstream (here: from the one-server format of earlier versions)."""
     first = run_module("app_container", afb_app.args(image="afb-app:v1"))
     upstream = Path(first["upstream_file"])
+    upstream.write_text("upstream appfleet_%s { server 127.0.0.1:%d; }\n"
+                        % (afb_app.name, first["container"]["host_port"]))
+    afb_nginx.run("-s", "reload")
     before = upstream.read_text()
     args = afb_app.args(image="afb-app:v2")
     args["proxy"] = dict(args["proxy"], test_command=["/bin/sh", "-c", "echo afb-config-broken >&2; exit 1"])
@@ -736,6 +801,11 @@ def test_nginx_refusing_the_switch_keeps_old(afb_app, docker_client):
     (container,) = afb_app.containers()
     assert container.id == first["container"]["id"]
     assert afb_app.get() == (200, "version v1\n")
+    # With nginx accepting it: the file is rewritten in the two-slot format, once.
+    res = run_module("app_container", afb_app.args(image="afb-app:v2"))
+    assert res["action"] == "replaced" and res["proxy_reloads"] == 1, res
+    assert "appfleet_%s.b " % afb_app.name in upstream.read_text()
+    assert afb_app.get() == (200, "version v2\n")
 
 
 def _run_apps_role(app, role_vars, *args):

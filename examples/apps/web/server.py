@@ -1,5 +1,10 @@
 """Sample app "web": serves its version on / and its health on /health.
 
+/slow?s=N answers after N seconds (at most 30): a long request for the tests
+and benchmarks of a swap. On SIGTERM the server stops accepting connections
+and exits once the requests in flight are answered (Docker kills it after the
+stop timeout).
+
 /private answers only a request with the API token (`Authorization: Bearer
 <token>`). The token is a secret: it is read from the file WEB_API_TOKEN_FILE
 names (appfleet.docker mounts each secret read-only at /run/secrets/<KEY> and
@@ -10,7 +15,10 @@ import hmac
 import os
 import signal
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "VERSION")) as fh:
     VERSION = fh.read().strip()
@@ -33,7 +41,15 @@ API_TOKEN = read_secret("WEB_API_TOKEN")
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
-        if self.path == "/health":
+        url = urlsplit(self.path)
+        if url.path == "/slow":
+            try:
+                seconds = min(max(float(parse_qs(url.query).get("s", ["5"])[0]), 0.0), 30.0)
+            except ValueError:
+                seconds = 5.0
+            time.sleep(seconds)
+            code, body = 200, "web %s slow %gs\n" % (VERSION, seconds)
+        elif self.path == "/health":
             code, body = (200, "ok\n") if HEALTHY else (503, "unhealthy\n")
         elif self.path == "/":
             code, body = 200, "web %s %s\n" % (VERSION, GREETING)
@@ -61,10 +77,18 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Graceful stop: server_close() below waits for the request threads.
+    server.daemon_threads = False
+
+    def stop(*_):
+        print("web %s: SIGTERM, finishing the requests in flight" % VERSION, flush=True)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
     token = "set" if API_TOKEN else "not set"
     print("web %s listening on %s (API token %s)" % (VERSION, server.server_address, token), flush=True)
     server.serve_forever()
+    server.server_close()
 
 
 if __name__ == "__main__":

@@ -197,7 +197,10 @@ def test_one_server_block_per_proxied_app(host):
     api = host.file(SITES + "/api.conf").content_string
     docs = host.file(SITES + "/docs.conf").content_string
     assert web.count("server {") == 1 and "server_name web.test;" in web
-    assert "proxy_pass http://appfleet_web;" in web and "ssl" not in web
+    # The active slot: appfleet_web.b while the flag file exists (module_utils/_proxy.py).
+    assert "set $appfleet_upstream appfleet_web;" in web
+    assert "if (-f %s/web.slot-b) {" % UPSTREAMS in web and "set $appfleet_upstream appfleet_web.b;" in web
+    assert "proxy_pass http://$appfleet_upstream;" in web and "ssl" not in web
     assert "proxy_read_timeout 120s;" in web  # proxy.read_timeout of web
     # api and docs: plain HTTP and HTTPS.
     assert api.count("server {") == 2 and api.count("server_name api.test;") == 2
@@ -212,7 +215,7 @@ def test_one_server_block_per_proxied_app(host):
 
 def test_websocket_headers_in_every_proxied_location(host):
     dump = host.check_output("nginx -T 2>/dev/null")
-    passes = dump.count("proxy_pass http://appfleet_")
+    passes = dump.count("proxy_pass http://$appfleet_upstream;")
     assert passes == 4  # web; api over HTTPS (HTTP redirects); docs over HTTP and HTTPS
     assert dump.count("proxy_set_header Upgrade $http_upgrade;") == passes
     assert dump.count("proxy_set_header Connection $appfleet_connection_upgrade;") == passes
@@ -239,6 +242,7 @@ def test_placeholder_upstream_per_proxied_app(host):
     for app in ("web", "api", "docs"):
         text = host.file("%s/%s.conf" % (UPSTREAMS, app)).content_string
         assert "upstream appfleet_%s { server 127.0.0.1:9; }" % app in text
+        assert "upstream appfleet_%s.b { server 127.0.0.1:9; }" % app in text
 
 
 def test_debian_default_site_removed(host):
@@ -320,7 +324,10 @@ def fixture_test_app(host):
 
 @pytest.fixture(name="web_deployed")
 def fixture_web_deployed(host, test_app):
-    """What app_container does: point web's upstream at the serving app and reload nginx."""
+    """What app_container of an earlier version did: a one-server upstream at the serving app.
+
+    The server block reads it through slot a (no flag file), so an upgrade keeps serving.
+    """
     upstream = "%s/web.conf" % UPSTREAMS
     host.check_output("printf 'upstream appfleet_web { server 127.0.0.1:%d; }\\n' > %s" % (test_app, upstream))
     host.check_output("nginx -t 2>&1 && systemctl reload nginx")

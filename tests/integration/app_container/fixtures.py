@@ -162,12 +162,19 @@ class Nginx:
                 time.sleep(0.1)
 
     def add_app(self, app):
-        """A server for the app on a free port, proxying to appfleet_<app>; return the port."""
+        """A server for the app on a free port, proxying to its active slot as the proxy role does.
+
+        The upstream starts as the one-server placeholder of earlier versions:
+        app_container takes over that format too.
+        """
         port = free_port()
         (self.upstreams / ("%s.conf" % app)).write_text(
             "upstream appfleet_%s { server 127.0.0.1:9; }\n" % app)
         (self.servers / ("%s.conf" % app)).write_text(
-            "server { listen 127.0.0.1:%d; location / { proxy_pass http://appfleet_%s; } }\n" % (port, app))
+            "server { listen 127.0.0.1:%d;\n"
+            "  set $u appfleet_%s;\n"
+            "  if (-f %s/%s.slot-b) { set $u appfleet_%s.b; }\n"
+            "  location / { proxy_pass http://$u; } }\n" % (port, app, self.upstreams, app, app))
         self.run("-s", "reload")
         # The new listener is opened by the reloaded master: wait for it (bounded).
         for dummy in range(50):
@@ -273,11 +280,18 @@ def afb_app(request, afb_nginx, afb_state_dir, afb_images, docker_client):
 
 
 class Probe(threading.Thread):
-    """GET the app through nginx about 25 times a second; bounded in count and time."""
+    """GET the app through nginx about 25 times a second; bounded in count and time.
 
-    def __init__(self, port, interval=0.04, max_requests=4000, max_seconds=150, path="/"):
+    ``keepalive``: send every request on one kept-alive connection (opened
+    again only after a failure, which is counted), as browsers and HTTP client
+    pools do; else a new connection per request. A failed request is never
+    retried: the probe counts what a client that does not retry sees.
+    """
+
+    def __init__(self, port, interval=0.04, max_requests=4000, max_seconds=150, path="/", keepalive=False):
         super().__init__(daemon=True)
         self.port = port
+        self.keepalive = keepalive
         self.path = path
         self.interval = interval
         self.max_requests = max_requests
@@ -289,10 +303,12 @@ class Probe(threading.Thread):
 
     def run(self):
         deadline = time.time() + self.max_seconds
+        conn = None
         for dummy in range(self.max_requests):
             if self.stop_event.is_set() or time.time() > deadline:
                 break
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
             try:
                 conn.request("GET", self.path)
                 resp = conn.getresponse()
@@ -302,11 +318,19 @@ class Probe(threading.Thread):
                     self.bodies.add(body)
                 else:
                     self.failures.append("HTTP %s" % resp.status)
+                if resp.will_close:
+                    conn.close()
+                    conn = None
             except Exception as exc:  # any failure to get an answer counts
-                self.failures.append(repr(exc))
-            finally:
+                self.failures.append(("keep-alive " if self.keepalive else "") + repr(exc))
                 conn.close()
+                conn = None
+            if conn is not None and not self.keepalive:
+                conn.close()
+                conn = None
             time.sleep(self.interval)
+        if conn is not None:
+            conn.close()
 
     def wait_ok(self, count):
         """Wait until ``count`` requests in all were answered 200 (or the probe ended)."""
