@@ -8,11 +8,18 @@ is summarised the way docs/benchmarks.md reports it: failures per connection
 mode, the longest gap between two successful responses, the window during
 which two versions answered, and the version served at the end.
 
+Optional long-request lanes (--slow-workers K, --slow-seconds S): K more
+threads, each sending GET <url path>/slow?s=S (the sample app's long request)
+one after the other, each on a new connection; worker i starts i*S/K seconds
+late so that some are always in flight. They are recorded with mode "slow" and
+summarised apart (slow_*), so they leave the fast lanes' figures alone.
+
 Traffic goes only where --url points; the bench scripts point it at 127.0.0.1.
-The run is bounded by --duration and by --max-requests.
+The run is bounded by --duration and by --max-requests (slow requests count
+into the cap; one in flight at the end is waited for, not cut off).
 
     python bench/load.py --url http://127.0.0.1:8001/ --host web.lab.test \
-        --rate 400 --duration 30 --out /tmp/load.jsonl
+        --rate 400 --duration 30 --slow-workers 2 --out /tmp/load.jsonl
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from urllib.parse import urlsplit
 
 KEEPALIVE = "keepalive"
 FRESH = "fresh"
+SLOW = "slow"
+# How many distinct error strings a summary lists.
+SLOW_ERRORS_SHOWN = 5
 
 
 class Record(object):
@@ -59,7 +69,7 @@ class Load(object):
     """Runs `workers` threads against one URL until stop(), the duration or the request cap."""
 
     def __init__(self, url, host=None, rate=400.0, workers=8, duration=60.0,
-                 max_requests=None, timeout=10.0):
+                 max_requests=None, timeout=10.0, slow_workers=0, slow_seconds=3.0):
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError("load: --url must be http://HOST:PORT/PATH, got %r" % url)
@@ -71,6 +81,11 @@ class Load(object):
         self.duration = float(duration)
         self.max_requests = int(max_requests if max_requests else self.rate * self.duration * 1.1 + 100)
         self.timeout = float(timeout)
+        self.slow_workers = max(0, int(slow_workers))
+        self.slow_seconds = float(slow_seconds)
+        if self.slow_workers and self.slow_seconds <= 0:
+            raise ValueError("load: --slow-seconds must be > 0, got %r" % slow_seconds)
+        self.slow_path = "%s/slow?s=%g" % ((parts.path or "/").rstrip("/"), self.slow_seconds)
         self.records = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -86,12 +101,17 @@ class Load(object):
             thread = threading.Thread(target=self._worker, args=(index, mode), daemon=True)
             self._threads.append(thread)
             thread.start()
+        for index in range(self.slow_workers):
+            thread = threading.Thread(target=self._slow_worker, args=(index,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
         return self
 
     def stop(self):
         self._stop.set()
+        # A slow request in flight is waited for: cutting it off would count as a failure.
         for thread in self._threads:
-            thread.join(timeout=self.timeout + 5)
+            thread.join(timeout=self.timeout + self.slow_seconds + 5)
         return self
 
     def run(self):
@@ -138,13 +158,29 @@ class Load(object):
         if conn is not None:
             conn.close()
 
-    def _request(self, conn, mode):
+    def _slow_worker(self, index):
+        """Long requests one after the other, each on a new connection, until the deadline or stop()."""
+        deadline = self.t0 + self.duration
+        # Staggered: worker i begins i*S/K seconds in, so that some request is always in flight.
+        if self._stop.wait(index * self.slow_seconds / self.slow_workers):
+            return
+        while not self._stop.is_set() and time.monotonic() < deadline and self._take_slot():
+            conn = http.client.HTTPConnection(self.address[0], self.address[1],
+                                              timeout=self.timeout + self.slow_seconds)
+            try:
+                record = self._request(conn, SLOW, self.slow_path)[0]
+            finally:
+                conn.close()
+            with self._lock:
+                self.records.append(record)
+
+    def _request(self, conn, mode, path=None):
         begin = time.monotonic()
         headers = {"Host": self.host_header}
-        if mode == FRESH:
+        if mode != KEEPALIVE:
             headers["Connection"] = "close"
         try:
-            conn.request("GET", self.path, headers=headers)
+            conn.request("GET", path or self.path, headers=headers)
             response = conn.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -155,13 +191,18 @@ class Load(object):
         return Record(begin - self.t0, latency, response.status, version_of(body), mode, None), reusable
 
     # -- results ---------------------------------------------------------
-    def summary(self, switch_at=None):
-        return summarise(self.records, switch_at=switch_at)
+    def summary(self, switch_at=None, is_old=None):
+        return summarise(self.records, switch_at=switch_at, is_old=is_old)
 
 
-def summarise(records, switch_at=None):
-    """The figures docs/benchmarks.md reports, from a list of Records."""
-    records = sorted(records, key=lambda r: r.start)
+def summarise(records, switch_at=None, is_old=None):
+    """The figures docs/benchmarks.md reports, from a list of Records.
+
+    The keep-alive and fresh lanes make the request, failure, gap, version and
+    latency figures; the slow lanes only the slow_* ones (see slow_figures).
+    """
+    slow = [r for r in records if r.mode == SLOW]
+    records = sorted((r for r in records if r.mode != SLOW), key=lambda r: r.start)
     ok = [r for r in records if not r.failed]
     failed = [r for r in records if r.failed]
     span = (max(r.end for r in records) - min(r.start for r in records)) if records else 0.0
@@ -200,7 +241,43 @@ def summarise(records, switch_at=None):
     }
     if switch_at is not None:
         result["switch_at_s"] = switch_at
+    result.update(slow_figures(slow, switch_at, is_old))
     return result
+
+
+def slow_figures(slow, switch_at=None, is_old=None):
+    """The long requests' figures.
+
+    slow_ok counts answers with status 200 (what a long request must get);
+    slow_failed the failures as for any request (no response or a 5xx).
+    slow_in_flight_at_switch: the requests that started before switch_at and
+    ended after it with a 200 from the old version (the ones drained across the
+    switch); None when switch_at is not known. is_old(version) says what the old
+    version is; by default, any version other than the last one the slow lanes got.
+    slow_in_flight_failed: failed requests that started before switch_at and
+    ended (got their error) after it.
+    """
+    ok = [r for r in slow if r.status == 200 and r.error is None]
+    answered = set(ok)
+    failed = [r for r in slow if r.failed]
+    if is_old is None and ok:
+        last = max(ok, key=lambda r: r.end).version
+
+        def is_old(version):
+            return version != last
+
+    across = [r for r in slow if switch_at is not None and r.start < switch_at < r.end]
+    return {
+        "slow_requests": len(slow),
+        "slow_ok": len(ok),
+        "slow_failed": len(failed),
+        "slow_in_flight_at_switch": None if switch_at is None else sum(
+            1 for r in across if r in answered and is_old(r.version)),
+        "slow_in_flight_failed": None if switch_at is None else sum(1 for r in across if r.failed),
+        "slow_latency_max_s": round(max(r.latency for r in ok), 4) if ok else None,
+        # Failures and any answer other than 200 (a 404: the app has no slow endpoint).
+        "slow_errors": sorted({r.error or "HTTP %s" % r.status for r in slow if r not in answered})[:SLOW_ERRORS_SHOWN],
+    }
 
 
 def main(argv=None):
@@ -211,11 +288,15 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=8, help="half keep-alive, half a new connection per request")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds (the run's upper bound)")
     parser.add_argument("--max-requests", type=int, help="request cap (default: rate x duration x 1.1)")
+    parser.add_argument("--slow-workers", type=int, default=0,
+                        help="long-request lanes: each sends GET <url path>/slow?s=S one after the other")
+    parser.add_argument("--slow-seconds", type=float, default=3.0, help="S: how long each long request asks to take")
     parser.add_argument("--out", help="write every request as a JSON line here")
     args = parser.parse_args(argv)
     try:
         load = Load(args.url, host=args.host, rate=args.rate, workers=args.workers,
-                    duration=args.duration, max_requests=args.max_requests).run()
+                    duration=args.duration, max_requests=args.max_requests,
+                    slow_workers=args.slow_workers, slow_seconds=args.slow_seconds).run()
     except ValueError as exc:
         parser.error(str(exc))
     if args.out:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import importlib.util
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -16,11 +18,15 @@ SPEC.loader.exec_module(load)
 
 
 class Server(object):
-    """Answers its current version over HTTP/1.1 keep-alive; can be told to reset connections."""
+    """Answers its current version over HTTP/1.1 keep-alive; can be told to reset connections.
+
+    /slow?s=N answers "web <version> slow <N>s" after N seconds, as the web sample app does.
+    """
 
     def __init__(self):
         self.version = "v1"
         self.reset = False
+        self.slow_paths = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,7 +38,14 @@ class Server(object):
                     self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                     self.close_connection = True
                     return
-                data = ("web %s\n" % outer.version).encode()
+                url = urlsplit(self.path)
+                if url.path.endswith("/slow"):
+                    seconds = float(parse_qs(url.query)["s"][0])
+                    outer.slow_paths.append(self.path)
+                    time.sleep(seconds)
+                    data = ("web %s slow %gs\n" % (outer.version, seconds)).encode()
+                else:
+                    data = ("web %s\n" % outer.version).encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -109,3 +122,85 @@ def test_mixed_window_is_the_overlap_of_versions():
     assert summary["longest_gap_s"] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         load.Load("https://127.0.0.1/")
+
+
+def _records(*rows):
+    return [load.Record(*row) for row in rows]
+
+
+def test_slow_requests_are_summarised_apart_from_the_fast_lanes():
+    records = _records(
+        (0.0, 0.1, 200, "web a", load.KEEPALIVE, None),
+        (2.0, 0.1, 200, "web b", load.FRESH, None),
+        # Long requests: one ends before the switch, two span it (one old, one failed), one is new.
+        (0.0, 1.0, 200, "web a slow 3s", load.SLOW, None),
+        (0.5, 3.0, 200, "web a slow 3s", load.SLOW, None),
+        (1.0, 2.0, None, None, load.SLOW, "RemoteDisconnected: closed"),
+        (2.5, 3.0, 200, "web b slow 3s", load.SLOW, None),
+        (2.6, 3.0, 502, "<html>", load.SLOW, None),
+        (2.7, 0.1, 404, "not found", load.SLOW, None),
+    )
+    summary = load.summarise(records, switch_at=2.1, is_old=lambda v: v.split()[1] == "a")
+    # The fast lanes' figures see only the fast lanes.
+    assert summary["requests"] == 2 and summary["failed"] == 0
+    assert summary["failed_keepalive"] == 0 and summary["failed_fresh"] == 0
+    assert summary["versions"] == ["web a", "web b"] and summary["final_version"] == "web b"
+    assert summary["longest_gap_s"] == pytest.approx(2.0)
+    # Failed: no response or a 5xx; ok: a 200 (the 404 is neither).
+    assert summary["slow_requests"] == 6
+    assert summary["slow_ok"] == 3
+    assert summary["slow_failed"] == 2
+    assert summary["slow_in_flight_at_switch"] == 1
+    assert summary["slow_in_flight_failed"] == 1
+    assert summary["slow_latency_max_s"] == pytest.approx(3.0)
+    assert summary["slow_errors"] == ["HTTP 404", "HTTP 502", "RemoteDisconnected: closed"]
+
+
+def test_slow_in_flight_needs_a_switch_time_and_defaults_old_to_not_the_last():
+    records = _records((0.0, 3.0, 200, "web a slow 3s", load.SLOW, None),
+                       (0.5, 3.0, 200, "web b slow 3s", load.SLOW, None),
+                       (1.5, 3.0, 200, "web b slow 3s", load.SLOW, None))
+    summary = load.summarise(records)
+    assert summary["slow_in_flight_at_switch"] is None and summary["slow_in_flight_failed"] is None
+    assert summary["requests"] == 0 and summary["failed"] == 0 and summary["final_version"] is None
+    # Without is_old, the old version is any but the last one the slow lanes got ("web b ...").
+    assert load.summarise(records, switch_at=1.0)["slow_in_flight_at_switch"] == 1
+    assert load.summarise(records, switch_at=1.0, is_old=lambda v: True)["slow_in_flight_at_switch"] == 2
+    # Without slow lanes: zeros, and no latency.
+    empty = load.summarise(_records((0.0, 0.1, 200, "web a", load.FRESH, None)), switch_at=0.5)
+    assert (empty["slow_requests"], empty["slow_ok"], empty["slow_in_flight_at_switch"]) == (0, 0, 0)
+    assert empty["slow_latency_max_s"] is None and empty["slow_errors"] == []
+
+
+def test_slow_lanes_against_a_server(server):
+    run = load.Load(server.url + "app/", rate=100, workers=2, duration=2.0, slow_workers=2, slow_seconds=0.5)
+    run.start()
+    threading.Timer(1.0, lambda: setattr(server, "version", "v2")).start()
+    run._stop.wait(run.duration)
+    summary = run.stop().summary()
+    slow = [r for r in run.records if r.mode == load.SLOW]
+    fast = [r for r in run.records if r.mode != load.SLOW]
+    # Back to back for 2 s, 0.5 s each, two lanes (the second 0.25 s late): about 7, all answered.
+    assert 5 <= len(slow) <= 9, slow
+    assert set(server.slow_paths) == {"/app/slow?s=0.5"}
+    assert all(r.status == 200 and 0.5 <= r.latency < 2.0 for r in slow)
+    assert {r.version for r in slow} <= {"web v1 slow 0.5s", "web v2 slow 0.5s"}
+    assert summary["slow_requests"] == len(slow) == summary["slow_ok"]
+    assert summary["slow_failed"] == 0
+    # They count into none of the fast lanes' figures.
+    assert summary["requests"] == len(fast)
+    assert summary["versions"] == ["web v1", "web v2"]
+    assert summary["failed_keepalive"] == summary["failed_fresh"] == 0
+
+
+def test_a_slow_lane_failure_is_not_a_fast_lane_failure(server):
+    run = load.Load(server.url, rate=50, workers=2, duration=1.5, slow_workers=1, slow_seconds=0.3)
+    run.start()
+    # Resets for all requests from 0.5 s on: the slow lane fails as the fast ones do, and apart.
+    threading.Timer(0.5, lambda: setattr(server, "reset", True)).start()
+    run._stop.wait(run.duration)
+    summary = run.stop().summary()
+    assert summary["slow_failed"] > 0, summary
+    assert summary["failed"] == summary["failed_keepalive"] + summary["failed_fresh"]
+    assert summary["failed"] == sum(1 for r in run.records if r.mode != load.SLOW and r.failed)
+    assert any("RemoteDisconnected" in e or "Reset" in e for e in summary["slow_errors"]), summary
