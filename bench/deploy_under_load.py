@@ -18,7 +18,9 @@ interleaved, --repeat times (the order rotates from one repetition to the next):
 The VM publishes only nginx and SSH, so the seed and community.docker containers
 are reached through an SSH tunnel (ssh -L) to their loopback ports. For each run:
 failed requests (keep-alive and fresh connections apart), longest gap between two
-successful responses, the window in which two versions answered, the version
+successful responses, the long requests (--slow-workers lanes of GET /slow?s=S,
+some always in flight: how many got their 200, how many of the old version's
+were in flight at the switch and completed), the window in which two versions answered, the version
 served at the end, the deploy's wall time, and the nginx reloads seen on the VM
 during the deploy (new nginx worker generations, polled every 0.1 s). Writes
 bench/results/deploy-under-load-<stamp>.json after every run; at the end (or on
@@ -50,7 +52,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from load import FRESH, Load, summarise, version_of
+from load import FRESH, SLOW, Load, summarise, version_of
 from noop import INVENTORY, REPO, RESULTS, figures, git_commit, run_playbook
 
 os.environ.setdefault("APPFLEET_LAB_DIR", str(REPO / ".lab"))
@@ -325,7 +327,7 @@ def deploy(method, vm, files):
 
 
 def compact(records):
-    """The requests of a run as rows (start, latency, status, version, fresh, error), strings indexed."""
+    """The requests of a run as rows (start, latency, status, version, fresh, error, slow), strings indexed."""
     versions, errors, rows = [], [], []
 
     def index(table, value):
@@ -337,18 +339,26 @@ def compact(records):
 
     for r in sorted(records, key=lambda r: r.start):
         rows.append([round(r.start, 4), round(r.latency, 4), r.status, index(versions, r.version),
-                     1 if r.mode == FRESH else 0, index(errors, r.error)])
-    return {"columns": ["start_s", "latency_s", "status", "version", "fresh", "error"],
+                     1 if r.mode == FRESH else 0, index(errors, r.error), 1 if r.mode == SLOW else 0])
+    return {"columns": ["start_s", "latency_s", "status", "version", "fresh", "error", "slow"],
             "versions": versions, "errors": errors, "rows": rows}
 
 
 def which(version, new, old):
-    """'new', 'old' or 'other' for a served version string ('web <VERSION> <greeting>')."""
+    """'new', 'old' or 'other' for a served version string ('web <VERSION> <greeting>', or
+    'web <VERSION> slow <N>s' from /slow: old when its first two words are the old one's)."""
     if version and new in version.split():
         return "new"
-    if version and version == old:
+    if version and (version == old or (old and len(old.split()) > 1 and version.split()[:2] == old.split()[:2])):
         return "old"
     return "other"
+
+
+def first_new_answer(records, new, old):
+    """Seconds into the load of the end of the first successful answer of the new version
+    (None: never): the switch time, as bench/report.py's switch_at reads it off the rows."""
+    ends = [r.end for r in records if not r.failed and which(r.version, new, old) == "new"]
+    return round(min(ends), 4) if ends else None
 
 
 def measure(method, repetition, vm, ctx, args):
@@ -357,7 +367,8 @@ def measure(method, repetition, vm, ctx, args):
     url, host = ctx["targets"][method]
     before = served_version(url, host)
     counter = ReloadCounter(vm, args.max_seconds)
-    load = Load(url, host=host, rate=args.rate, workers=args.workers, duration=args.max_seconds).start()
+    load = Load(url, host=host, rate=args.rate, workers=args.workers, duration=args.max_seconds,
+                slow_workers=args.slow_workers, slow_seconds=args.slow_seconds).start()
     try:
         time.sleep(args.lead)
         begin = time.monotonic() - load.t0
@@ -368,7 +379,9 @@ def measure(method, repetition, vm, ctx, args):
         load.stop()
         reloads = counter.stop()
     after = served_version(url, host)
-    summary = summarise(load.records)
+    old = before[1]
+    summary = summarise(load.records, switch_at=first_new_answer(load.records, new, old),
+                        is_old=lambda version: which(version, new, old) == "old")
     return {
         "method": method,
         "repetition": repetition,
@@ -453,6 +466,11 @@ def aggregate(runs):
         }
         for key in ("requests", "rate", "failed", "failed_keepalive", "failed_fresh", "longest_gap_s", "mixed_window_s"):
             out[method][key] = figures([r["load"][key] for r in mine])
+        for key in ("slow_requests", "slow_ok", "slow_failed", "slow_in_flight_at_switch", "slow_in_flight_failed"):
+            # None where a run had no switch (or, in an older results file, no slow lanes).
+            values = [r["load"].get(key) for r in mine if r["load"].get(key) is not None]
+            if values:
+                out[method][key] = figures(values)
         out[method]["deploy_s"] = figures([r["deploy"]["seconds"] for r in mine])
         out[method]["nginx_reloads"] = figures([r["nginx"]["reloads"] for r in mine])
     return out
@@ -470,6 +488,9 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
     parser.add_argument("--rate", type=float, default=400.0, help="requests per second, all workers together")
     parser.add_argument("--workers", type=int, default=8, help="half keep-alive, half a new connection per request")
+    parser.add_argument("--slow-workers", type=int, default=2,
+                        help="long-request lanes during every method (GET /slow?s=S back to back; 0: none)")
+    parser.add_argument("--slow-seconds", type=float, default=3.0, help="S: seconds each long request takes")
     parser.add_argument("--lead", type=float, default=3.0, help="seconds of load before the deploy starts")
     parser.add_argument("--tail", type=float, default=3.0, help="seconds of load after the deploy ends")
     parser.add_argument("--max-seconds", type=float, default=600.0, help="upper bound of one run's load")
@@ -481,6 +502,8 @@ def main(argv=None):
     unknown = [m for m in methods if m not in METHODS]
     if unknown or args.repeat < 1:
         parser.error("--methods: one of %s; --repeat: at least 1" % ", ".join(METHODS))
+    if args.slow_workers < 0 or not 0 < args.slow_seconds <= 30:
+        parser.error("--slow-workers: at least 0; --slow-seconds: more than 0, at most 30 (the app's cap)")
     vm = lab_vm(VM)
     original = (work_tree() / "VERSION").read_text().strip().split("+bench.")[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -505,10 +528,12 @@ def run(args, methods, vm, original, files, hosts):
         "vm": VM,
         "vm_http_port": vm["http_port"],
         "app": APP,
-        "load": {"rate": args.rate, "workers": args.workers, "lead_s": args.lead, "tail_s": args.tail},
+        "load": {"rate": args.rate, "workers": args.workers, "lead_s": args.lead, "tail_s": args.tail,
+                 "slow_workers": args.slow_workers, "slow_seconds": args.slow_seconds},
         "repeat_asked": args.repeat,
         "methods": methods,
-        "long_requests": "not measured: examples/apps/web has no slow endpoint",
+        "long_requests": ("%d lanes of GET /slow?s=%g back to back, staggered" % (args.slow_workers, args.slow_seconds)
+                          if args.slow_workers else "not measured (--slow-workers 0)"),
         "runs": [],
         "complete": False,
     }
@@ -530,11 +555,13 @@ def run(args, methods, vm, original, files, hosts):
                 write(report, out)
                 load = result["load"]
                 print("bench: %-21s run %d: deploy %6.2f s rc=%d, %5d requests at %5.1f/s, failed %d keep-alive + %d fresh,"
-                      " gap %.3f s, mixed %.3f s, after: %s (%s), reloads %d"
+                      " gap %.3f s, mixed %.3f s, after: %s (%s), reloads %d, long requests %d/%d ok (%s in flight at"
+                      " the switch completed)"
                       % (method, repetition, result["deploy"]["seconds"], result["deploy"]["rc"], load["requests"],
                          load["rate"], load["failed_keepalive"], load["failed_fresh"], load["longest_gap_s"],
                          load["mixed_window_s"], result["served_after"], result["served_after_is"],
-                         result["nginx"]["reloads"]), flush=True)
+                         result["nginx"]["reloads"], load["slow_ok"], load["slow_requests"],
+                         load["slow_in_flight_at_switch"]), flush=True)
             if stopped:
                 break
         report["complete"] = stopped is None
