@@ -18,9 +18,10 @@ DOC = REPO / "docs" / "benchmarks.md"
 PLOTS = REPO / "docs" / "benchmarks"
 
 
-def newest(prefix):
+def newest(prefix, back=0):
+    """The newest result of a benchmark (back=1: the one before it)."""
     files = sorted(RESULTS.glob(prefix + "-*.json"))
-    return json.loads(files[-1].read_text()) if files else None
+    return json.loads(files[-1 - back].read_text()) if len(files) > back else None
 
 
 def fmt(fig, digits=2):
@@ -105,9 +106,13 @@ def timeline_plot(result, repetition):
         begin, end = run["deploy_window_s"]
         kinds = [_version_kind(v, run) for v in req["versions"]]
         points = {}
-        for start, latency, status, version, fresh, error in req["rows"]:
+        for row in req["rows"]:
+            start, latency, status, version, fresh, error = row[:6]
+            # Older results files have no "slow" column: no long requests then.
+            slow = row[6] if len(row) > 6 else 0
             failed = error is not None or status is None or status >= 500
-            key = ("failed", fresh) if failed else ("ok", kinds[version] if version is not None else "other")
+            lane = 2 if slow else fresh
+            key = ("failed", lane) if failed else ("ok" if not slow else "slow", kinds[version] if version is not None else "other")
             xs, ys = points.setdefault(key, ([], []))
             xs.append(start - begin)
             ys.append(max(latency, 1e-4))
@@ -117,7 +122,12 @@ def timeline_plot(result, repetition):
                 xs, ys = points[("ok", kind)]
                 label = "%s: %s" % (kind, _label(run, kind))
                 ax.scatter(xs, ys, s=3, color=VERSION_COLOURS[kind], label=label, zorder=2, linewidths=0)
-        for fresh, marker, colour, name in ((0, "x", "#d62728", "failed, keep-alive"), (1, "^", "#8b0000", "failed, fresh")):
+            if ("slow", kind) in points:
+                xs, ys = points[("slow", kind)]
+                ax.scatter(xs, ys, s=18, marker="s", facecolors="none", edgecolors=VERSION_COLOURS[kind],
+                           label="long request, %s (%d)" % (kind, len(xs)), zorder=3)
+        for fresh, marker, colour, name in ((0, "x", "#d62728", "failed, keep-alive"), (1, "^", "#8b0000", "failed, fresh"),
+                                            (2, "D", "#800080", "failed, long request")):
             if ("failed", fresh) in points:
                 xs, ys = points[("failed", fresh)]
                 ax.scatter(xs, ys, s=22, marker=marker, color=colour, label="%s (%d)" % (name, len(xs)), zorder=3)
@@ -138,9 +148,12 @@ def timeline_plot(result, repetition):
 
 
 def _version_kind(version, run):
+    """As bench/deploy_under_load.py's which(): a long request's 'web <VERSION> slow <N>s' is old
+    when its first two words are those of the version served before."""
+    old = run["served_before"] or ""
     if version and run["version_new"] in version.split():
         return "new"
-    if version and version == run["served_before"]:
+    if version and (version == old or (len(old.split()) > 1 and version.split()[:2] == old.split()[:2])):
         return "old"
     return "other"
 
@@ -153,7 +166,7 @@ def switch_at(run):
     """Seconds into the deploy of the first successful answer of the new version (None: never)."""
     req = run["requests"]
     new = {i for i, v in enumerate(req["versions"]) if _version_kind(v, run) == "new"}
-    ends = [start + latency for start, latency, status, version, _fresh, error in req["rows"]
+    ends = [start + latency for start, latency, status, version, _fresh, error in (row[:6] for row in req["rows"])
             if version in new and error is None and status is not None and status < 500]
     return round(min(ends) - run["deploy_window_s"][0], 3) if ends else None
 
@@ -174,6 +187,41 @@ def _errors(runs):
             name = error.split(":", 1)[0]
             kinds[name] = kinds.get(name, 0) + 1
     return ", ".join("%s (%d run%s)" % (k, n, "" if n == 1 else "s") for k, n in sorted(kinds.items())) or "none"
+
+
+def _long_requests(runs):
+    """The deploy-under-load table's two long-request cells: ok/total over the runs, and the old
+    version's requests in flight at the switch that completed (median, min–max over runs with a switch)."""
+    if not all("slow_requests" in r["load"] for r in runs):
+        return "n/a", "n/a"
+    ok = sum(r["load"]["slow_ok"] for r in runs)
+    total = sum(r["load"]["slow_requests"] for r in runs)
+    across = [r["load"]["slow_in_flight_at_switch"] for r in runs if r["load"]["slow_in_flight_at_switch"] is not None]
+    if not across:
+        return "%d/%d" % (ok, total), "n/a (no switch)"
+    cell = fmt({"median": sorted(across)[len(across) // 2], "min": min(across), "max": max(across)}, 0)
+    return "%d/%d" % (ok, total), cell if len(across) == len(runs) else "%s in %d of %d runs" % (cell, len(across), len(runs))
+
+
+def _long_finding(runs):
+    """What the long requests' figures say, for a finding ('' without slow lanes in the results)."""
+    if not all("slow_requests" in r["load"] for r in runs) or not sum(r["load"]["slow_requests"] for r in runs):
+        return ""
+    total = sum(r["load"]["slow_requests"] for r in runs)
+    ok = sum(r["load"]["slow_ok"] for r in runs)
+    failed = sum(r["load"]["slow_failed"] for r in runs)
+    text = "; long requests: %d of %d answered 200, %d failed" % (ok, total, failed)
+    if ok + failed < total:
+        text += ", %d answered another status" % (total - ok - failed)
+    kinds = sorted({e.split(":", 1)[0] for r in runs for e in r["load"]["slow_errors"]})
+    if kinds:
+        text += " (%s)" % ", ".join(kinds)
+    switched = [r for r in runs if r["load"]["slow_in_flight_at_switch"] is not None]
+    if switched:
+        text += "; in flight across the switch: %d of the old version completed, %d failed (over %d run%s)" % (
+            sum(r["load"]["slow_in_flight_at_switch"] for r in switched),
+            sum(r["load"]["slow_in_flight_failed"] for r in switched), len(switched), "" if len(switched) == 1 else "s")
+    return text
 
 
 def findings(result):
@@ -205,7 +253,20 @@ def findings(result):
         reloads = fig["nginx_reloads"]
         if reloads["max"] or method.startswith("appfleet"):
             text += "; nginx reloads seen during the deploy: %s" % fmt(reloads, 0)
-        lines.append(text + ".")
+        lines.append(text + _long_finding(runs) + ".")
+    return lines
+
+
+def earlier_findings(result, before):
+    """The figures of the run before this one, for comparison across a change (its own results file)."""
+    if not before or before.get("date") == result.get("date"):
+        return []
+    lines = ["- **The run before** (%s, commit `%s`, %d of %d repetitions; not measured side by side with this"
+             " one):" % (before["date"], before["commit"], before.get("repetitions_completed", 0), before["repeat_asked"])]
+    for method, fig in before["summary"].items():
+        lines.append("  %s: failed keep-alive %s, fresh %s, nginx reloads %s;" % (
+            method, fmt(fig["failed_keepalive"], 0), fmt(fig["failed_fresh"], 0), fmt(fig["nginx_reloads"], 0)))
+    lines[-1] = lines[-1][:-1] + "."
     return lines
 
 
@@ -235,24 +296,28 @@ DEPLOY_NOTES = [
     "nginx reloads are counted on the VM during each deploy as new generations of nginx worker",
     "processes (the master's children polled every 0.1 s; two reloads within one poll count once).",
     "",
-    "Not measured here: **long requests** in flight across the switch (the web sample app's",
-    "`/slow?s=N`; the e2e deploy test keeps three 3 s requests in flight across the switch and requires",
-    "200 for each), WebSockets, and the raw-Docker floor (the `build` benchmark's).",
+    "%(long)s",
+    "Not measured here: WebSockets, and the raw-Docker floor (the `build` benchmark's).",
 ]
 
-# Published figures of earlier runs, for comparison across a change (not measured in this run).
-EARLIER = [
-    "- **Before the slot switch** (run of 2026-11-28 on commit `808b294`, same lab and load, 3",
-    "  repetitions): appfleet start-first reloaded nginx once per deploy and lost 3 (2–4) requests,",
-    "  all on reused keep-alive connections (old workers closing idle connections a client was",
-    "  sending on); seed 360 and community.docker 226 failed keep-alive requests (medians).",
-]
+LONG_NOTES = (
+    "Long requests: %(slow_workers)d more workers send `GET /slow?s=%(slow_seconds)g` (the web sample app answers"
+    " after %(slow_seconds)g s) one after the other, each on a new connection, staggered so that some are always"
+    " in flight, during every method alike; they count apart from the figures above. *Long requests ok/total*:"
+    " answers with 200 over all runs; *in flight at switch (completed)*: the old version's long requests that"
+    " started before the new version first answered and completed after it with 200 (median, min–max per run;"
+    " n/a where the new version never answered)."
+)
 
 
 def deploy_section(result):
     fmtargs = {"lead": result["load"]["lead_s"], "tail": result["load"]["tail_s"], "vm": result["vm"],
                "port": result.get("vm_http_port", "?"), "workers": result["load"]["workers"],
                "rate": result["load"]["rate"]}
+    if result["load"].get("slow_workers"):
+        fmtargs["long"] = LONG_NOTES % result["load"]
+    else:
+        fmtargs["long"] = "Long requests were not measured in this run (its results have no slow lanes): their columns say n/a."
     done = result.get("repetitions_completed", 0)
     reps = "%d of %d asked" % (done, result["repeat_asked"])
     if done < 3:
@@ -276,24 +341,27 @@ def deploy_section(result):
         "| repetitions | %s |" % reps,
     ] + ["| note | %s |" % note for note in result.get("notes", [])] + [
         "",
-        "Each cell: median (min–max) over the repetitions.",
+        "Each cell: median (min–max) over the repetitions, but for the counts over all runs (served after,"
+        " long requests ok/total).",
         "",
         "| method | deploy s | new version first answered, s into the deploy | failed keep-alive | failed fresh | longest gap s | both versions answered s"
-        " | served after (new/old) | requests | achieved req/s | nginx reloads |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        " | served after (new/old) | requests | achieved req/s | nginx reloads | long requests ok/total"
+        " | in flight at switch (completed) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for method, fig in result["summary"].items():
         after = fig["served_after"]
         runs = [r for r in result["runs"] if r["method"] == method]
-        lines.append("| %s | %s | %s | %s | %s | %s | %s | %d/%d | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %d/%d | %s | %s | %s | %s | %s |" % ((
             method, fmt(fig["deploy_s"], 1), _switch_cell(runs), fmt(fig["failed_keepalive"], 0), fmt(fig["failed_fresh"], 0),
             fmt(fig["longest_gap_s"], 3), fmt(fig["mixed_window_s"], 3), after["new"], after["old"],
-            fmt(fig["requests"], 0), fmt(fig["rate"], 0), fmt(fig["nginx_reloads"], 0)))
+            fmt(fig["requests"], 0), fmt(fig["rate"], 0), fmt(fig["nginx_reloads"], 0)) + _long_requests(runs)))
     rates = sorted(r["load"]["rate"] for r in result["runs"])
     achieved = ("- **Load achieved**: %.0f requests/s (median over all runs, %.0f–%.0f) of the %g asked: the load"
                 " generator, the VM's nginx and app and the deploy share this machine's %s cores." % (
                     rates[len(rates) // 2], rates[0], rates[-1], result["load"]["rate"], result["machine"]["cpus"]))
-    lines += ["", "What the numbers show:", ""] + findings(result) + [achieved] + EARLIER + [""]
+    lines += ["", "What the numbers show:", ""] + findings(result) + [achieved] + earlier_findings(
+        result, newest("deploy-under-load", back=1)) + [""]
     repetitions = sorted({r["repetition"] for r in result["runs"]})
     for repetition in repetitions:
         lines += ["![deploy under load, repetition %d](%s)" % (repetition, timeline_plot(result, repetition)), ""]
