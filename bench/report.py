@@ -260,7 +260,7 @@ def findings(result):
 def earlier_findings(result, before):
     """The figures of the run before this one, for comparison across a change (its own results file)."""
     if not before or before.get("date") == result.get("date"):
-        return []
+        return PUBLISHED_BEFORE
     lines = ["- **The run before** (%s, commit `%s`, %d of %d repetitions; not measured side by side with this"
              " one):" % (before["date"], before["commit"], before.get("repetitions_completed", 0), before["repeat_asked"])]
     for method, fig in before["summary"].items():
@@ -268,6 +268,15 @@ def earlier_findings(result, before):
             method, fmt(fig["failed_keepalive"], 0), fmt(fig["failed_fresh"], 0), fmt(fig["nginx_reloads"], 0)))
     lines[-1] = lines[-1][:-1] + "."
     return lines
+
+
+# When no earlier results file is at hand: the figures docs/benchmarks.md published before the
+# slot switch (commit 808b294, medians of 3 runs; see `git show 808b294:docs/benchmarks.md`).
+PUBLISHED_BEFORE = [
+    "- **Published before the slot switch** (2026-11-28, commit `808b294`, 3 repetitions; not measured side by"
+    " side with this run): appfleet start-first failed keep-alive 3 (2–4), fresh 0, nginx reloads 1 per deploy;"
+    " stop-first failed keep-alive 1131, fresh 1044; community.docker 226 and 238; seed 360 and 372.",
+]
 
 
 DEPLOY_NOTES = [
