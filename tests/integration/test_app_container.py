@@ -56,7 +56,9 @@ def test_env_change_start_first_zero_failed_requests(afb_app, docker_client):
     with Probe(afb_app.proxy_port) as probe:
         # Let the probe run against the old container first.
         probe.wait_ok(10)
-        res = run_module("app_container", afb_app.args(image="afb-app:v1", env={"RELEASE": "2"}))
+        # A drain of 3 s, not the fixtures' 1 s: on a loaded 2-core CI machine a request in
+        # flight at the switch may take more than a second, and the drain is what lets it finish.
+        res = run_module("app_container", afb_app.args(image="afb-app:v1", env={"RELEASE": "2"}, drain_seconds=3))
         done_at = probe.ok
         probe.wait_ok(done_at + 10)
     assert res.get("changed") is True and res["action"] == "replaced", res
@@ -106,7 +108,7 @@ def test_swaps_move_between_slots_without_reloading_nginx(afb_app, afb_nginx, af
         ports = [first["container"]["host_port"]]
         for image, version in (("afb-app:v2", "version v2"), ("afb-app:v1", "version v1"),
                                ("afb-app:v2", "version v2")):
-            res = run_module("app_container", afb_app.args(image=image))
+            res = run_module("app_container", afb_app.args(image=image, drain_seconds=3))
             assert res["action"] == "replaced" and res["proxy_reloads"] == 0, res
             ports.append(res["container"]["host_port"])
             assert active_port(upstream, afb_app.name) == ports[-1]
