@@ -171,31 +171,43 @@ class Proxy(object):
     def current_content(self):
         return read_file(self.upstream_file)
 
+    def _has_slot_b(self, content):
+        return bool(content) and re.search(
+            r"upstream\s+%s\s*\{" % re.escape(upstream_name(self.app, "b")), content) is not None
+
+    def _state(self, content):
+        """(port of slot a, port of slot b, active slot) for ``content``, the file's text.
+
+        Slot b is active while the flag file exists and the file has slot b's group.
+        """
+        a, b = parse_slots(content, self.app)
+        return a, b, "b" if self._has_slot_b(content) and os.path.lexists(self.flag_file) else "a"
+
+    def _serving(self, content):
+        """The port nginx sends the app's requests to under ``content``, or None."""
+        if content is None:
+            return None
+        a, b, active = self._state(content)
+        if active == "b":
+            return b
+        return a if a is not None else parse_upstream_port(content, self.app)
+
     def slots(self):
         """(port of slot a, port of slot b), None where unassigned."""
-        return parse_slots(self.current_content(), self.app)
+        return self._state(self.current_content())[:2]
 
     def active_slot(self):
         """"b" while the flag file exists and the file has slot b's group, else "a"."""
-        content = self.current_content() or ""
-        has_b = re.search(r"upstream\s+%s\s*\{" % re.escape(upstream_name(self.app, "b")), content)
-        return "b" if has_b and os.path.lexists(self.flag_file) else "a"
+        return self._state(self.current_content())[2]
 
     def current_port(self):
         """The port nginx sends the app's requests to (the active slot), or None."""
-        content = self.current_content()
-        if content is None:
-            return None
-        a, b = parse_slots(content, self.app)
-        port = b if self.active_slot() == "b" else a
-        if port is None and self.active_slot() == "a":
-            return parse_upstream_port(content, self.app)
-        return port
+        return self._serving(self.current_content())
 
     def standby_port(self):
         """The port of the slot that is not active, or None when it has none yet."""
-        a, b = self.slots()
-        return a if self.active_slot() == "b" else b
+        a, b, active = self._state(self.current_content())
+        return a if active == "b" else b
 
     def reserved_ports(self):
         """Ports no new container of any app may take: those of every upstream include."""
@@ -218,7 +230,7 @@ class Proxy(object):
         content = self.current_content()
         return content is not None and content != render_placeholder(self.app)
 
-    def switch(self, port, container_name=None, content=None, spare=None):
+    def switch(self, port, content=None, spare=None):
         """Send the app's requests to 127.0.0.1:port; returns "flag" or "reload".
 
         When ``port`` is one of the two slots, only the flag moves (no reload).
@@ -231,14 +243,13 @@ class Proxy(object):
         previous = self.current_content()
         had_flag = os.path.lexists(self.flag_file)
         if content is None:
-            a, b = self.slots()
-            slot = self.active_slot()
+            a, b, slot = self._state(previous)
             if port is not None and port in (a, b) and previous is not None:
                 target = "a" if port == a else "b"
                 if target != slot:
                     self._set_flag(target)
                 return "flag"
-            serving = self.current_port()
+            serving = self._serving(previous)
             if serving not in (None, PLACEHOLDER_PORT, port):
                 other = serving
             else:
@@ -273,7 +284,7 @@ class Proxy(object):
             remove_file(self.upstream_file)
         else:
             write_file_atomic(self.upstream_file, content)
-        if content is None or content == render_placeholder(self.app) or upstream_name(self.app, "b") + " " not in content:
+        if content is None or content == render_placeholder(self.app) or not self._has_slot_b(content):
             # No container (placeholder, removed) or no slot b: the flag must not point there.
             remove_file(self.flag_file)
         self._run(self.test_command, "nginx config test")

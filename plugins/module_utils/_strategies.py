@@ -79,8 +79,6 @@ class Swap(object):
         self.stopped_old = False
         # Loopback ports that were taken when a new container tried to start on them.
         self.tried_ports = set()
-        # How the proxy was switched: "flag" (no reload) or "reload"; None before.
-        self.proxy_switch = None
 
     def step(self, text):
         """Name the step under way: a failure message says which one failed."""
@@ -113,7 +111,7 @@ class Swap(object):
     # ------------------------------------------------------------ steps
     def switch_proxy(self, host_port, name, current):
         try:
-            self.proxy_switch = self.proxy.switch(host_port, name, spare=lambda: self.spare_port(host_port))
+            self.proxy.switch(host_port, spare=lambda: self.spare_port(host_port))
         except ProxyError as exc:
             what = "the new container" if current is not None else "container %s" % name
             state = "; %s" % old_state(current) if current is not None else ""
@@ -224,7 +222,7 @@ class Swap(object):
             if self.proxy:
                 self.step("switching nginx to the new container")
                 try:
-                    self.proxy_switch = self.proxy.switch(host_port, name, spare=lambda: self.spare_port(host_port))
+                    self.proxy.switch(host_port, spare=lambda: self.spare_port(host_port))
                 except ProxyError as exc:
                     raise AppfleetError("app %s: nginx did not accept the switch to the new container: %s"
                                         % (self.app, exc))
