@@ -5,15 +5,19 @@
 
 Private to this collection (leading underscore): not a public API.
 
-The source id is a sha256 over:
+The source id (version 2) is a sha256 over what the builder gets:
 
-* the build context: the git commit of the work tree that holds it, plus a hash of the
-  uncommitted changes below the context (tracked and untracked files, minus what
-  .dockerignore excludes); or, when the context is not in a git work tree, a hash of
-  the content of every file that .dockerignore does not exclude;
-* the Dockerfile path and content, and the .dockerignore content;
+* the build context: when it sits in a git work tree, the HEAD tree entries below it
+  (path, mode, blob id, from one ``git ls-tree``) that .dockerignore keeps, plus a
+  hash of the content of the uncommitted changes below it that .dockerignore keeps
+  (tracked and untracked files), plus the commit checked out in each submodule below
+  it. Not the commit itself: a commit that touches only ignored files, or files
+  outside the context, keeps the id. When the context is not in a git work tree, a
+  hash of the content of every file that .dockerignore keeps;
+* the Dockerfile's normalised path and its content, and the .dockerignore content;
 * build args, target and extra labels;
-* the ids of the images named by FROM (and COPY --from) that are present locally.
+* the ids of the images named by FROM (and COPY --from) that are present locally
+  (see ``rekey_bases`` for those that are not).
 
 Nothing here talks to Docker: the caller passes ``resolve_image(ref) -> id or None``.
 git runs pinned to the work tree's own ``.git``, with fsmonitor and hooks off: a
@@ -31,7 +35,7 @@ import subprocess
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
-SOURCE_ID_VERSION = 1
+SOURCE_ID_VERSION = 2
 SHORT_ID_LENGTH = 12
 
 _CHUNK = 1024 * 1024
@@ -404,14 +408,106 @@ def _git(top, *args, literal=True):
     return proc.stdout
 
 
-def git_state(context, ignore=None):
-    """Git view of ``context``: dict(commit, dirty_hash, dirty_files) or None.
+_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+GITLINK_MODE = "160000"
 
-    None when the context is not inside a git work tree with at least one commit
-    (or git is missing, or git will not read the work tree). ``dirty_hash`` is None
-    when nothing below the context differs from the commit, ignoring what
-    .dockerignore excludes and what git ignores. Raises ContextOutsideWorkTree
-    (see find_work_tree).
+
+class _IgnoreFilter(object):
+    """``DockerIgnore.ignored`` for many paths: a directory the rules skip whole is
+    decided once for everything below it."""
+
+    def __init__(self, ignore):
+        self.ignore = ignore
+        self.skipped = {}
+
+    def ignored(self, path):
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            skip = self.skipped.get(parent)
+            if skip is None:
+                skip = self.skipped[parent] = self.ignore.skip_dir(parent)
+            if skip:
+                return True
+        return self.ignore.ignored(path)
+
+
+def _read_small(path):
+    with open(path, "rb") as f:
+        return f.read(4096).decode("utf-8", "replace").strip()
+
+
+def submodule_head(path):
+    """The commit checked out in the submodule (or nested clone) at ``path``.
+
+    Read from its files, without running git: ``path/.git`` (a ``gitdir:`` file or a
+    directory), its HEAD, then loose or packed refs. None when nothing is checked out
+    there (an empty directory); ``"unreadable"`` when HEAD cannot be resolved.
+    """
+    dotgit = os.path.join(path, ".git")
+    try:
+        st = os.lstat(dotgit)
+        if stat.S_ISREG(st.st_mode):
+            line = _read_small(dotgit)
+            if not line.startswith("gitdir:"):
+                return "unreadable"
+            gitdir = os.path.join(path, line[len("gitdir:"):].strip())
+        elif stat.S_ISDIR(st.st_mode):
+            gitdir = dotgit
+        else:
+            return "unreadable"
+    except (IOError, OSError):
+        return None
+    try:
+        head = _read_small(os.path.join(gitdir, "HEAD"))
+        common = gitdir
+        if os.path.exists(os.path.join(gitdir, "commondir")):
+            common = os.path.join(gitdir, _read_small(os.path.join(gitdir, "commondir")))
+        for _hop in range(5):
+            if _SHA.match(head):
+                return head
+            if not head.startswith("ref:"):
+                break
+            ref = head[len("ref:"):].strip()
+            if not ref.startswith("refs/") or ".." in ref.split("/"):
+                break
+            head = None
+            for base in (gitdir, common):
+                if os.path.isfile(os.path.join(base, ref)):
+                    head = _read_small(os.path.join(base, ref))
+                    break
+            if head is None and os.path.isfile(os.path.join(common, "packed-refs")):
+                with open(os.path.join(common, "packed-refs"), "rb") as f:
+                    for raw in f:
+                        fields = raw.decode("utf-8", "replace").split()
+                        if len(fields) == 2 and fields[1] == ref:
+                            head = fields[0]
+                            break
+            if head is None:
+                break
+    except (IOError, OSError):
+        pass
+    return "unreadable"
+
+
+def git_state(context, ignore=None):
+    """Git view of ``context``: what the builder gets from it, as git already knows it.
+
+    Returns None when the context is not inside a git work tree with at least one
+    commit (or git is missing, or git will not read the work tree); then the context
+    counts by content. Otherwise a dict:
+
+    * ``commit``: the HEAD commit (reported and labelled, not part of the id);
+    * ``tree``: sha256 over (path, mode, blob id) of every HEAD tree entry below the
+      context that .dockerignore keeps, from one ``git ls-tree`` (no file is read);
+    * ``dirty_hash``: None when nothing kept below the context differs from HEAD,
+      else a hash of the content of the paths that do (tracked and untracked files;
+      what git ignores does not show);
+    * ``dirty_files``: how many paths differ (moved submodules included);
+    * ``submodules``: {path: commit checked out there, or None} for each submodule
+      (gitlink) and nested clone below the context that .dockerignore keeps.
+
+    Raises ContextOutsideWorkTree (see find_work_tree).
     """
     tree = find_work_tree(context)
     if tree is None:
@@ -423,7 +519,7 @@ def git_state(context, ignore=None):
     except GitError:
         return None
     commit = commit.decode("ascii", "replace").strip()
-    if not re.match(r"^[0-9a-f]{40}([0-9a-f]{24})?$", commit):
+    if not _SHA.match(commit):
         return None
     if prefix:
         # A context that git ignores (a build directory, say) has no git history:
@@ -435,33 +531,77 @@ def git_state(context, ignore=None):
             pass
     if ignore is None:
         ignore = DockerIgnore.from_context(real_context)
+    keep = _IgnoreFilter(ignore)
     try:
         status = _git(top, "status", "--porcelain=v1", "-z", "--untracked-files=all",
                       "--no-renames", "--ignore-submodules=dirty", "--", prefix or ".")
+        listing = _git(top, "ls-tree", "-r", "-z", "--full-tree", "HEAD", "--", prefix or ".")
     except GitError:
         # A context inside a submodule, say: count it by content.
         return None
-    prefix = prefix + "/" if prefix else ""
+    below = prefix + "/" if prefix else ""
+
+    def relative(path):
+        if not below:
+            return path
+        if path.startswith(below):
+            return path[len(below):]
+        return None
+
+    digest = hashlib.sha256()
+    submodules = {}
+    recorded = {}
+    for entry in listing.split(b"\0"):
+        if not entry:
+            continue
+        meta, _tab, raw_path = entry.partition(b"\t")
+        fields = meta.decode("ascii", "replace").split()
+        path = raw_path.decode("utf-8", "surrogateescape")
+        if prefix and path == prefix:
+            # The context is a submodule of this work tree: its files are not in this tree.
+            return None
+        path = relative(path)
+        if not path or len(fields) != 3 or keep.ignored(path):
+            continue
+        if fields[0] == GITLINK_MODE:
+            # What the builder sees is the checkout there, not what HEAD records.
+            recorded[path] = fields[2]
+            continue
+        digest.update(os.fsencode(path) + b"\0" + fields[0].encode("ascii") + b"\0"
+                      + fields[2].encode("ascii") + b"\0")
+    for path in recorded:
+        submodules[path] = submodule_head(os.path.join(real_context, path))
+
     paths = set()
+    moved = 0
     for entry in status.split(b"\0"):
         if len(entry) < 4:
             continue
-        path = entry[3:].decode("utf-8", "surrogateescape")
-        if prefix and path.startswith(prefix):
-            path = path[len(prefix):]
-        elif prefix:
+        path = relative(entry[3:].decode("utf-8", "surrogateescape"))
+        if path is None:
             continue
         path = path.rstrip("/")
-        if not path or ignore.ignored(path):
+        if not path or keep.ignored(path):
+            continue
+        if path in recorded:
+            moved += 1
+            continue
+        full = os.path.join(real_context, path)
+        if _is_real_dir(full) and os.path.lexists(os.path.join(full, ".git")):
+            # A new submodule or a nested clone: git does not list its files.
+            submodules[path] = submodule_head(full)
+            moved += 1
             continue
         paths.add(path)
-    if not paths:
-        return dict(commit=commit, dirty_hash=None, dirty_files=0)
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(os.fsencode(path) + b"\0")
-        _hash_file_into(digest, os.path.join(real_context, path))
-    return dict(commit=commit, dirty_hash=digest.hexdigest(), dirty_files=len(paths))
+    dirty_hash = None
+    if paths:
+        dirty = hashlib.sha256()
+        for path in sorted(paths):
+            dirty.update(os.fsencode(path) + b"\0")
+            _hash_file_into(dirty, os.path.join(real_context, path))
+        dirty_hash = dirty.hexdigest()
+    return dict(commit=commit, tree=digest.hexdigest(), dirty_hash=dirty_hash,
+                dirty_files=len(paths) + moved, submodules=submodules)
 
 
 # --------------------------------------------------------------------------- Dockerfile
@@ -580,13 +720,28 @@ def read_dockerfile(context, dockerfile):
         return f.read()
 
 
+def normal_dockerfile_path(context, dockerfile):
+    """The Dockerfile's path as the id sees it: relative to the context, cleaned
+    (``./Dockerfile`` and ``a/../Dockerfile`` are ``Dockerfile``)."""
+    path = dockerfile.replace(os.sep, "/")
+    if os.path.isabs(dockerfile):
+        path = os.path.relpath(dockerfile, context).replace(os.sep, "/")
+    return _clean_path(path)
+
+
+def _id_of(material):
+    blob = json.dumps(material, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
 def compute_source_id(context, dockerfile="Dockerfile", build_args=None, target=None,
                       labels=None, resolve_image=None):
     """Compute the source id of a build. Returns a dict.
 
     Keys: ``source_id`` (64 hex), ``short_id``, ``git_commit`` (or None), ``dirty``
     (bool), ``kind`` ("git" or "files"), ``base_images`` ({ref: id or None}),
-    ``dockerfile_text`` (str).
+    ``dockerfile_text`` (str), ``material`` (what the id is the hash of; see
+    ``rekey_bases``).
     """
     context = os.path.abspath(context)
     build_args = dict((str(k), "" if v is None else str(v)) for k, v in (build_args or {}).items())
@@ -603,7 +758,9 @@ def compute_source_id(context, dockerfile="Dockerfile", build_args=None, target=
 
     git = git_state(context, ignore)
     if git is not None:
-        ctx = dict(kind="git", commit=git["commit"], dirty=git["dirty_hash"])
+        # Not the commit: a commit that changes nothing the builder gets keeps the id.
+        ctx = dict(kind="git", tree=git["tree"], dirty=git["dirty_hash"],
+                   submodules=git["submodules"])
     else:
         digest, _count = content_hash(context, ignore)
         ctx = dict(kind="files", hash=digest)
@@ -615,21 +772,45 @@ def compute_source_id(context, dockerfile="Dockerfile", build_args=None, target=
     material = dict(
         v=SOURCE_ID_VERSION,
         context=ctx,
-        dockerfile=dict(path=dockerfile, sha256=hashlib.sha256(dockerfile_bytes).hexdigest()),
+        dockerfile=dict(path=normal_dockerfile_path(context, dockerfile),
+                        sha256=hashlib.sha256(dockerfile_bytes).hexdigest()),
         dockerignore=hashlib.sha256(ignore_bytes).hexdigest(),
         build_args=build_args,
         target=target or "",
         labels=labels,
         base_images=bases,
     )
-    blob = json.dumps(material, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    source_id = hashlib.sha256(blob).hexdigest()
+    source_id = _id_of(material)
     return dict(
         source_id=source_id,
         short_id=source_id[:SHORT_ID_LENGTH],
         git_commit=git["commit"] if git else None,
-        dirty=bool(git and git["dirty_hash"]),
+        dirty=bool(git and git["dirty_files"]),
         kind=ctx["kind"],
         base_images=bases,
         dockerfile_text=dockerfile_text,
+        material=material,
     )
+
+
+def rekey_bases(src, resolve_image):
+    """The source id of a build that has run: ``src`` (from compute_source_id, before the
+    build) with each base image that was absent then resolved again.
+
+    A builder that pulls a missing base may leave it in the local image store (the
+    Engine API builder does) or only in its own cache (BuildKit does): the id recorded
+    for the image is this one, so that the next run, which sees the store as the
+    build left it, computes the same id whichever builder ran. Bases that were
+    present keep the id they had when the build started, and nothing else is read
+    again (the build saw the context as it was then).
+    """
+    bases = dict(src["base_images"])
+    for ref, iid in bases.items():
+        if iid is None:
+            bases[ref] = resolve_image(ref)
+    if bases == src["base_images"]:
+        return src
+    material = dict(src["material"], base_images=bases)
+    source_id = _id_of(material)
+    return dict(src, source_id=source_id, short_id=source_id[:SHORT_ID_LENGTH], base_images=bases,
+                material=material)

@@ -120,7 +120,8 @@ def test_dockerfile_path_matters(tmp_path):
 
 
 @pytest.mark.parametrize("what, change, changes_id", [
-    ("empty commit", lambda p: git(p, "commit", "-q", "--allow-empty", "-m", "empty"), True),
+    # v2: the id is what the builder gets, not the commit
+    ("empty commit", lambda p: git(p, "commit", "-q", "--allow-empty", "-m", "empty"), False),
     ("gitignored file", lambda p: (p / "local.env").write_text("X=1\n"), False),
     ("edit then revert", lambda p: ((p / "app.txt").write_text("v2\n"), (p / "app.txt").write_text("v1\n")), False),
     ("staged edit", lambda p: ((p / "app.txt").write_text("v3\n"), git(p, "add", "app.txt")), True),
@@ -265,3 +266,203 @@ def test_context_linked_out_of_its_work_tree_is_refused(tmp_path):
     # a link that stays in the work tree is fine
     (repo / "inner").symlink_to(repo / "scratch")
     assert _source.find_work_tree(str(repo / "inner")) == (str(repo.resolve()), "scratch")
+
+
+# --------------------------------------------------------------------------- v2: what the builder sees
+
+def commit_all(path, msg):
+    git(path, "add", "-A")
+    git(path, "commit", "-qm", msg)
+
+
+def head(path):
+    return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def monorepo(tmp_path):
+    """A repository with two apps side by side; returns (repo, web context)."""
+    repo = tmp_path / "mono"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    web = make_context(repo / "web", False)
+    (web / ".dockerignore").write_text(IGNORE + "README.md\ndocs/\n")
+    (web / "README.md").write_text("web\n")
+    api = make_context(repo / "api", False)
+    (api / "api.txt").write_text("api 1\n")
+    (repo / "README.md").write_text("mono\n")
+    commit_all(repo, "both apps")
+    return repo, web
+
+
+@pytest.mark.parametrize("what, rel, changes_id", [
+    ("dockerignored file", "web/debug.log", False),
+    ("file in a dockerignored directory", "web/scratch/tmp.bin", False),
+    ("README that the context ignores", "web/README.md", False),
+    ("new file in an ignored directory", "web/docs/guide.md", False),
+    ("sibling app in the monorepo", "api/api.txt", False),
+    ("file at the repository root", "README.md", False),
+    ("built file", "web/app.txt", True),
+    ("new built file", "web/pkg/new.txt", True),
+])
+def test_commit_changes_id_only_when_the_builder_sees_it(tmp_path, what, rel, changes_id):
+    repo, web = monorepo(tmp_path)
+    before = compute_source_id(str(web), resolve_image=BASES.get)
+    (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+    (repo / rel).write_text("changed\n")
+    commit_all(repo, what)
+    after = compute_source_id(str(web), resolve_image=BASES.get)
+    assert after["git_commit"] == head(repo) != before["git_commit"]
+    assert after["dirty"] is False
+    assert (after["source_id"] != before["source_id"]) is changes_id, what
+
+
+@pytest.mark.parametrize("what, rel, changes_id", [
+    ("built file", "web/app.txt", True),
+    ("ignored file", "web/debug.log", False),
+    ("ignored README", "web/README.md", False),
+    ("sibling app", "api/api.txt", False),
+])
+def test_uncommitted_change(tmp_path, what, rel, changes_id):
+    repo, web = monorepo(tmp_path)
+    before = compute_source_id(str(web), resolve_image=BASES.get)
+    (repo / rel).write_text("uncommitted\n")
+    after = compute_source_id(str(web), resolve_image=BASES.get)
+    assert (after["source_id"] != before["source_id"]) is changes_id, what
+    assert after["dirty"] is changes_id
+
+
+def test_committing_a_revert_gives_the_old_id_back(tmp_path):
+    repo, web = monorepo(tmp_path)
+    first = source_id(web)
+    (web / "app.txt").write_text("v2\n")
+    commit_all(repo, "v2")
+    assert source_id(web) != first
+    (web / "app.txt").write_text("v1\n")
+    commit_all(repo, "back to v1")
+    assert source_id(web) == first
+
+
+def test_exec_bit_committed_changes_id(tmp_path):
+    repo, web = monorepo(tmp_path)
+    before = source_id(web)
+    os.chmod(web / "app.txt", 0o755)
+    commit_all(repo, "exec")
+    assert source_id(web) != before
+
+
+def test_ls_tree_keys_the_files_not_the_reading_of_them(tmp_path, monkeypatch):
+    """A clean git context is keyed on git's blob ids: no file of it is hashed."""
+    repo, web = monorepo(tmp_path)
+    seen = []
+    real = _source._hash_file_into
+    monkeypatch.setattr(_source, "_hash_file_into", lambda d, p: (seen.append(p), real(d, p)))
+    assert compute_source_id(str(web), resolve_image=BASES.get)["kind"] == "git"
+    assert seen == []
+    (web / "app.txt").write_text("dirty\n")
+    compute_source_id(str(web), resolve_image=BASES.get)
+    assert seen == [str(web / "app.txt")]
+
+
+def _submodule_repo(tmp_path):
+    """A repository whose web context holds a submodule at lib; returns (repo, web, lib source)."""
+    lib = tmp_path / "lib-src"
+    lib.mkdir()
+    git(lib, "init", "-q")
+    (lib / "lib.txt").write_text("lib 1\n")
+    commit_all(lib, "lib 1")
+    repo, web = monorepo(tmp_path)
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "web/lib")
+    commit_all(repo, "add lib")
+    return repo, web, lib
+
+
+def test_submodule_moved_to_another_commit(tmp_path):
+    repo, web, lib = _submodule_repo(tmp_path)
+    before = compute_source_id(str(web), resolve_image=BASES.get)
+    assert before["dirty"] is False
+    (lib / "lib.txt").write_text("lib 2\n")
+    commit_all(lib, "lib 2")
+    # the checkout moves: the builder sees lib 2 before the superproject records it
+    git(web / "lib", "-c", "protocol.file.allow=always", "pull", "-q", "origin", "HEAD")
+    moved = compute_source_id(str(web), resolve_image=BASES.get)
+    assert moved["source_id"] != before["source_id"] and moved["dirty"] is True
+    # recording it changes nothing the builder sees
+    commit_all(repo, "lib 2")
+    recorded = compute_source_id(str(web), resolve_image=BASES.get)
+    assert recorded["source_id"] == moved["source_id"] and recorded["dirty"] is False
+    # back to the first commit: the first id again
+    git(web / "lib", "checkout", "-q", "HEAD~1")
+    assert source_id(web) == before["source_id"]
+
+
+def test_submodule_not_checked_out_differs_from_checked_out(tmp_path):
+    repo, web, _lib = _submodule_repo(tmp_path)
+    checked_out = source_id(web)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    assert source_id(clone / "web") != checked_out
+    git(clone, "-c", "protocol.file.allow=always", "submodule", "update", "-q", "--init")
+    assert source_id(clone / "web") == checked_out
+
+
+def test_submodule_head_on_a_branch_is_read_from_refs(tmp_path):
+    repo, web, _lib = _submodule_repo(tmp_path)
+    sub = web / "lib"
+    git(sub, "checkout", "-q", "-b", "work")
+    expected = head(sub)
+    assert _source.submodule_head(str(sub)) == expected
+    git(sub, "pack-refs", "--all")
+    assert _source.submodule_head(str(sub)) == expected
+    assert _source.submodule_head(str(web / "pkg-none")) is None
+
+
+def test_context_inside_a_submodule_counts_by_content(tmp_path):
+    _repo, web, _lib = _submodule_repo(tmp_path)
+    (web / "lib" / "Dockerfile").write_text(DOCKERFILE)
+    assert compute_source_id(str(web / "lib"))["kind"] == "files"
+
+
+@pytest.mark.parametrize("spelling", ["./Dockerfile", "a/../Dockerfile", ".//Dockerfile"])
+def test_dockerfile_path_is_normalised(tmp_path, spelling):
+    ctx = make_context(tmp_path / "ctx", True)
+    (ctx / "a").mkdir()
+    assert source_id(ctx, dockerfile=spelling) == source_id(ctx, dockerfile="Dockerfile")
+
+
+def test_unresolved_bases_are_resolved_again_after_a_build(tmp_path):
+    ctx = make_context(tmp_path / "ctx", True)
+    absent = compute_source_id(str(ctx), resolve_image=lambda ref: None)
+    present = compute_source_id(str(ctx), resolve_image=BASES.get)
+    after = _source.rekey_bases(absent, BASES.get)
+    assert absent["source_id"] != present["source_id"] == after["source_id"]
+    assert after["short_id"] == present["short_id"]
+    # a base that stays absent (BuildKit keeps what it pulls in its own cache) keeps the id
+    assert _source.rekey_bases(absent, lambda ref: None) is absent
+    # a base that was present keeps the id it had when the build started
+    other = {"base:1": "sha256:" + "c" * 64}.get
+    assert _source.rekey_bases(present, other)["source_id"] == present["source_id"]
+
+
+# A plain context and its ids, frozen: v1 as release 1 computed it, v2 as this one does.
+# A changed v2 value means every image of every fleet is rebuilt once: bump the version.
+FROZEN_V1 = "2a208c7715d0ceae0d54912b6c54c8944ed45a489d3c028e592194763441ca1f"
+
+
+def _frozen_context(tmp_path):
+    ctx = tmp_path / "frozen"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM base:1\nCOPY . /app\n")
+    (ctx / "app.txt").write_text("v1\n")
+    for name in ("Dockerfile", "app.txt"):
+        os.chmod(ctx / name, 0o644)
+    return ctx
+
+
+def test_v2_id_differs_from_v1(tmp_path):
+    ctx = _frozen_context(tmp_path)
+    src = compute_source_id(str(ctx), resolve_image={"base:1": "sha256:" + "a" * 64}.get)
+    assert _source.SOURCE_ID_VERSION == 2 and src["material"]["v"] == 2
+    assert src["source_id"] != FROZEN_V1
+    v1_material = dict(src["material"], v=1)
+    assert _source._id_of(v1_material) == FROZEN_V1, "v1 differed from v2 only by its version here"
