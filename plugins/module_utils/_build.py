@@ -11,6 +11,7 @@ successful build, so a failed build leaves every existing tag where it was.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -214,6 +215,29 @@ def build_with_api(client, context, dockerfile, build_args, target, labels, time
     if not iid.startswith("sha256:"):
         iid = client.api.inspect_image(iid)["Id"]
     return iid, _tail(lines)
+
+
+def relabel_image(client, iid, labels, timeout):
+    """A new image that is ``iid`` with ``labels`` set: no layer, no context, no pull
+    (the Engine API builder on ``FROM <iid>``). Returns its id."""
+    try:
+        stream = client.api.build(fileobj=io.BytesIO(("FROM %s\n" % iid).encode("ascii")), labels=labels,
+                                  rm=True, forcerm=True, decode=True, timeout=timeout, pull=False)
+        new_id = None
+        lines = []
+        for chunk in stream:
+            if "stream" in chunk:
+                lines.extend(chunk["stream"].splitlines())
+            if "error" in chunk:
+                raise BuildFailed(chunk.get("error") or "relabelling failed", log_tail=_tail(lines))
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                new_id = aux["ID"]
+    except APIError as exc:
+        raise BuildFailed(str(exc.explanation or exc))
+    if not new_id:
+        raise BuildFailed("the builder returned no image id", log_tail=_tail(lines))
+    return new_id
 
 
 def _api_step(lines):

@@ -16,6 +16,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._build import (
     build_with_api,
     build_with_cli,
     find_buildkit_cli,
+    relabel_image,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_APP,
@@ -36,6 +37,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._source import (
     ContextOutsideWorkTree,
     compute_source_id,
     find_work_tree,
+    rekey_bases,
     uses_buildkit_syntax,
 )
 
@@ -187,6 +189,21 @@ def logic(am):
                    % (app, step, exc.message, name, "\n".join(exc.log_tail)))
         raise AppfleetError(msg, build_log=exc.log_tail, failed_step=exc.step, source_id=src["source_id"],
                             builder=builder)
+    # A base that was absent and that the build pulled into the image store (the API
+    # builder does, BuildKit does not) counts by its id from now on: record the id the
+    # next run will compute, so that it finds this image whichever builder ran.
+    after = rekey_bases(src, lambda base: image_id(client, base))
+    if after["source_id"] != src["source_id"]:
+        am.step = "labelling the image with its source id after the build pulled its base"
+        labels[LABEL_SOURCE_ID] = after["source_id"]
+        try:
+            iid = relabel_image(client, iid, labels, p["build_timeout"])
+        except BuildFailed as exc:
+            raise AppfleetError("app %s: the build worked but labelling its image failed: %s; nothing was "
+                                "tagged, %s still points where it did" % (app, exc.message, name),
+                                build_log=exc.log_tail, source_id=after["source_id"], builder=builder)
+        tag = after["short_id"]
+        image.update(tag="%s:%s" % (name, tag), source_id=after["source_id"])
     am.step = "tagging the built image"
     client.api.tag(iid, name, tag, force=True)
     image.update(id=iid, built=True, builder=builder, duration=timer.elapsed())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 
@@ -15,12 +16,14 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     LABEL_GIT_COMMIT,
     LABEL_SOURCE_ID,
     app_image_ids,
+    _rootfs_tar,
     busybox_image,
     cleanup,
     git,
     image_or_none,
     write_context,
 )
+from images.afa_registry import Registry
 
 WEB_DOCKERFILE = """
     FROM %s
@@ -28,7 +31,8 @@ WEB_DOCKERFILE = """
     CMD ["httpd", "-f", "-p", "8080", "-h", "/www"]
 """ % BUSYBOX_IMAGE
 
-APPS = ["afa-build-web", "afa-build-git", "afa-build-fail", "afa-build-bk", "afa-build-api", "afa-build-tag"]
+APPS = ["afa-build-web", "afa-build-git", "afa-build-fail", "afa-build-bk", "afa-build-api", "afa-build-tag",
+        "afa-build-ign", "afa-build-pull-api", "afa-build-pull-buildkit"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -216,3 +220,85 @@ def test_refreshed_base_image_triggers_rebuild(docker_client, tmp_path):
 
 def _dockerfile(text):
     return io.BytesIO(text.encode())
+
+
+def test_commit_the_builder_does_not_see_builds_nothing(docker_client, tmp_path):
+    app = "afa-build-ign"
+    repo = tmp_path / "mono"
+    ctx = write_context(repo / "web", WEB_DOCKERFILE, {"index.html": "v1\n", "notes.log": "1\n",
+                                                        "README.md": "web\n"})
+    (ctx / ".dockerignore").write_text("*.log\nREADME.md\n")
+    write_context(repo / "api", WEB_DOCKERFILE, {"index.html": "api\n"})
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "v1")
+    first = build(ctx, app)
+    assert first["changed"] is True and first["image"]["built"] is True, first.get("msg")
+
+    for rel, msg in (("web/notes.log", "ignored file"), ("web/README.md", "ignored readme"),
+                     ("api/index.html", "sibling app")):
+        (repo / rel).write_text("changed by %s\n" % msg)
+        git(repo, "commit", "-qam", msg)
+        assert build(ctx, app, check=True)["changed"] is False, msg
+        res = build(ctx, app)
+        assert res["changed"] is False and res["image"]["built"] is False, msg
+        assert res["image"]["id"] == first["image"]["id"] and res["image"]["source_id"] == first["image"]["source_id"]
+        # the commit reported is the one checked out; the image keeps the one it was built from
+        assert res["image"]["git_commit"] == git(repo, "rev-parse", "HEAD") != first["image"]["git_commit"]
+    assert app_image_ids(docker_client, app) == [first["image"]["id"]]
+
+    (ctx / "index.html").write_text("v2\n")
+    git(repo, "commit", "-qam", "v2")
+    second = build(ctx, app)
+    assert second["changed"] is True and second["image"]["built"] is True
+    out = docker_client.containers.run(second["image"]["id"], ["cat", "/www/index.html"], remove=True)
+    assert out.decode() == "v2\n"
+
+
+@pytest.mark.parametrize("builder", ["api", "buildkit"])
+def test_second_run_after_a_build_that_pulled_its_base(docker_client, tmp_path, builder):
+    """The base is absent, the build pulls it (from a registry on 127.0.0.1): the API builder
+    leaves it in the image store, BuildKit in its own cache. Either way the id the first run
+    records is the one the second run computes."""
+    app = "afa-build-pull-" + builder
+    with Registry("afa-test/%s-base" % app, "1", _rootfs_tar(), "%s %s" % (app, time.time())) as reg:
+        try:
+            assert image_or_none(docker_client, reg.ref) is None
+            ctx = write_context(tmp_path / builder, "FROM %s\nCOPY index.html /www/index.html\n" % reg.ref,
+                                {"index.html": builder + "\n"})
+            git(ctx, "init", "-q")
+            git(ctx, "add", "-A")
+            git(ctx, "commit", "-qm", "v1")
+
+            check = build(ctx, app, check=True, builder=builder)
+            assert check["changed"] is True and reg.pulls == 0, "check mode must not pull"
+            first = build(ctx, app, builder=builder)
+            assert first.get("failed") is not True, first.get("msg")
+            assert first["image"]["built"] is True and first["image"]["builder"] == builder
+            assert reg.pulls >= 1, "the build did not pull its base: this test would prove nothing"
+            image = docker_client.images.get(first["image"]["tag"])
+            assert image.id == first["image"]["id"]
+            assert image.labels[LABEL_SOURCE_ID] == first["image"]["source_id"]
+            assert first["image"]["tag"].endswith(":" + first["image"]["source_id"][:12])
+            # the base left in the image store (or not) decides the recorded id
+            base_now = image_or_none(docker_client, reg.ref)
+            if base_now is None:
+                assert first["image"]["source_id"] == check["image"]["source_id"]
+            else:
+                assert base_now.id == reg.image_id
+                assert first["image"]["source_id"] != check["image"]["source_id"]
+            out = docker_client.containers.run(first["image"]["id"], ["cat", "/www/index.html"], remove=True)
+            assert out.decode() == builder + "\n"
+
+            pulls = reg.pulls
+            for run in ("check", "second", "third"):
+                again = build(ctx, app, check=run == "check", builder=builder)
+                assert again["changed"] is False and again["image"]["built"] is False, run
+                assert again["image"]["id"] == first["image"]["id"], run
+                assert again["image"]["source_id"] == first["image"]["source_id"], run
+            assert reg.pulls == pulls, "a run that builds nothing must not pull"
+            assert app_image_ids(docker_client, app) == [first["image"]["id"]]
+        finally:
+            cleanup(docker_client, apps=[app], repos=["afa-test/" + app])
+            if image_or_none(docker_client, reg.ref) is not None:
+                docker_client.images.remove(reg.ref, force=True)
