@@ -13,20 +13,34 @@ version_added: 0.1.0
 description:
   - Computes a I(source id) for a build without calling the builder, tags the image
     C(<name>:<short source id>) and builds it only when that tag does not exist yet.
-  - The source id is a sha256 over the build context, the Dockerfile path and content,
-    the C(.dockerignore) content, O(build_args), O(target), O(labels), and the ids of the
-    images the Dockerfile builds C(FROM) (and C(COPY --from)) that are present locally,
-    so a refreshed base image triggers a rebuild.
-  - The build context counts as its git commit when it sits in a git work tree, plus a
-    hash of the uncommitted changes below it (tracked and untracked files; files that
-    C(.dockerignore) excludes or git ignores do not count). Otherwise it counts as a hash
-    of the content of every file that C(.dockerignore) keeps.
+  - The source id (version 2) is a sha256 over what the builder gets from the build: the
+    build context, the Dockerfile's normalised path (C(./Dockerfile) and C(Dockerfile) are
+    the same) and its content, the C(.dockerignore) content, O(build_args), O(target),
+    O(labels), and the ids of the images the Dockerfile builds C(FROM) (and
+    C(COPY --from)) that are present locally, so a refreshed base image triggers a rebuild.
+  - When the context sits in a git work tree it counts as the entries of the C(HEAD) tree
+    below it (path, mode and git's blob id, from one C(git ls-tree), no file read) that
+    C(.dockerignore) keeps, plus a hash of the content of the uncommitted changes below it
+    (tracked and untracked files; files that C(.dockerignore) excludes or git ignores do
+    not count), plus the commit checked out in each submodule below it. The commit itself
+    does not count, so a commit that touches only files that C(.dockerignore) excludes, or
+    only files outside the context (another app of a monorepo), builds nothing. Otherwise
+    the context counts as a hash of the content of every file that C(.dockerignore) keeps.
+  - Base images that are not present locally count as absent. A build may pull such a
+    base: the Engine API builder leaves it in the local image store, BuildKit only in its
+    own cache. After a build each base that was absent is looked up again, and the image
+    is tagged and labelled with the source id computed then (a base the build left in the
+    store counts by its id; one it did not leave there still counts as absent; to give
+    the image that label, the module adds it on top of the built image, with no layer).
+    So the next run computes the same id and builds nothing, whichever builder ran.
+    Check mode pulls nothing: when a base is absent it reports the id before the pull.
   - The work tree is the nearest directory above the context (or the context itself)
     with a real C(.git) directory, found without running git. Every git call names that
     C(.git) and work tree explicitly, with fsmonitor and hooks off, implicit bare
     repositories refused and no system or global git configuration, so nothing a
     repository holds (a committed directory that looks like a git directory, with
     C(core.worktree) and C(core.fsmonitor) in its config, or hooks) runs on the host.
+    The commit checked out in a submodule is read from its files, without running git.
   - A work tree that git will not read (owned by another user, a C(.git) file of a
     linked work tree or submodule) counts by content.
   - When the tag exists the module returns C(changed=false) without building; this takes
@@ -135,6 +149,10 @@ options:
 notes:
   - Files that git ignores are not part of the source id of a git context even when
     the build copies them; commit them, or change a tracked file, to trigger a rebuild.
+  - Changes inside a submodule that are not committed there (a modified file in its
+    checkout) do not count; the commit checked out in it does.
+  - Version 2 of the source id gives every image a new tag: the first run after an
+    upgrade from a release with version 1 builds each image once more.
   - Per-Dockerfile ignore files (C(Dockerfile.dockerignore)) are not read; only
     C(<context>/.dockerignore).
 seealso:
@@ -188,11 +206,15 @@ image:
       type: str
       sample: 3f2a9c1d0b7e5a8f9e6d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f
     git_commit:
-      description: Commit of the context's work tree, null when it is not in git.
+      description:
+        - Commit checked out in the context's work tree, null when it is not in git.
+        - It is not part of the source id; the image's C(io.appfleet.git-commit) label
+          keeps the commit it was built from.
       type: str
       sample: 65b13cf468730ab4169d913bee1c2f5e885de941
     dirty:
-      description: Whether uncommitted changes below the context went into the source id.
+      description: Whether uncommitted changes below the context (or a submodule checked out at
+        another commit than HEAD records) went into the source id.
       type: bool
       sample: false
     built:
