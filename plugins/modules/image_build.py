@@ -13,7 +13,7 @@ version_added: 0.1.0
 description:
   - Computes a I(source id) for a build without calling the builder, tags the image
     C(<name>:<short source id>) and builds it only when that tag does not exist yet.
-  - The source id (version 2) is a sha256 over what the builder gets from the build: the
+  - The source id (version 2) is a sha256 over what the builder gets from the build, that is the
     build context, the Dockerfile's normalised path (C(./Dockerfile) and C(Dockerfile) are
     the same) and its content, the C(.dockerignore) content, O(build_args), O(target),
     O(labels), and the ids of the images the Dockerfile builds C(FROM) (and
@@ -27,13 +27,13 @@ description:
     only files outside the context (another app of a monorepo), builds nothing. Otherwise
     the context counts as a hash of the content of every file that C(.dockerignore) keeps.
   - Base images that are not present locally count as absent. A build may pull such a
-    base: the Engine API builder leaves it in the local image store, BuildKit only in its
+    base; the Engine API builder leaves it in the local image store, BuildKit only in its
     own cache. After a build each base that was absent is looked up again, and the image
     is tagged and labelled with the source id computed then (a base the build left in the
     store counts by its id; one it did not leave there still counts as absent; to give
     the image that label, the module adds it on top of the built image, with no layer).
     So the next run computes the same id and builds nothing, whichever builder ran.
-    Check mode pulls nothing: when a base is absent it reports the id before the pull.
+    Check mode pulls nothing, so when a base is absent it reports the id before the pull.
   - The work tree is the nearest directory above the context (or the context itself)
     with a real C(.git) directory, found without running git. Every git call names that
     C(.git) and work tree explicitly, with fsmonitor and hooks off, implicit bare
@@ -151,7 +151,7 @@ notes:
     the build copies them; commit them, or change a tracked file, to trigger a rebuild.
   - Changes inside a submodule that are not committed there (a modified file in its
     checkout) do not count; the commit checked out in it does.
-  - Version 2 of the source id gives every image a new tag: the first run after an
+  - Version 2 of the source id gives every image a new tag, so the first run after an
     upgrade from a release with version 1 builds each image once more.
   - Per-Dockerfile ignore files (C(Dockerfile.dockerignore)) are not read; only
     C(<context>/.dockerignore).

@@ -225,8 +225,8 @@ def _dockerfile(text):
 def test_commit_the_builder_does_not_see_builds_nothing(docker_client, tmp_path):
     app = "afa-build-ign"
     repo = tmp_path / "mono"
-    ctx = write_context(repo / "web", WEB_DOCKERFILE, {"index.html": "v1\n", "notes.log": "1\n",
-                                                        "README.md": "web\n"})
+    files = {"index.html": "v1\n", "notes.log": "1\n", "README.md": "web\n"}
+    ctx = write_context(repo / "web", WEB_DOCKERFILE, files)
     (ctx / ".dockerignore").write_text("*.log\nREADME.md\n")
     write_context(repo / "api", WEB_DOCKERFILE, {"index.html": "api\n"})
     git(repo, "init", "-q")
