@@ -1,0 +1,279 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a host looked like after its last complete deploy, and whether it still does.
+
+Private to this collection (leading underscore): not a public API.
+
+After a deploy finishes on a host, ``record`` writes a state file with the digest
+of the deploy's inputs (computed on the controller), the commit checked out for
+each app, the appfleet containers and images, and the content, mode and owner of
+the files the deploy manages. ``check`` compares the host with that file: the
+same inputs, each app's branch or tag still at the recorded commit on the git
+server, the same containers running (none unhealthy), the same images and files.
+Anything that differs, or cannot be read, is a reason to deploy; no reason means
+that a deploy would change nothing, so deploy.yml can leave the host alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shlex
+import stat
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import LABEL_APP, AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._files import write_file_atomic
+
+STATE_VERSION = 1
+# Bounds, so that a watched directory with a surprise in it cannot stall a deploy.
+MAX_FILES = 5000
+MAX_FILE_BYTES = 16 * 1024 * 1024
+GIT_TIMEOUT = 30
+FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")
+SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}\Z")
+
+
+def file_entry(path):
+    """``"<kind> <mode> <uid>:<gid> <sha256>"`` of one path (without following a symlink)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return "absent"
+    owner = "%04o %d:%d" % (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+    if stat.S_ISLNK(st.st_mode):
+        return "link %s %s" % (owner, os.readlink(path))
+    if stat.S_ISDIR(st.st_mode):
+        return "dir %s" % owner
+    if not stat.S_ISREG(st.st_mode):
+        return "other %s" % owner
+    if st.st_size > MAX_FILE_BYTES:
+        # Size and time stand in for the content of a file too big to hash on every run.
+        return "file %s size=%d mtime=%d" % (owner, st.st_size, st.st_mtime_ns)
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return "file %s %s" % (owner, digest.hexdigest())
+
+
+def watched_files(paths):
+    """{path: entry} for each watched path and, for a directory, everything under it."""
+    entries = {}
+    for top in paths:
+        entries[top] = file_entry(top)
+        if not entries[top].startswith("dir "):
+            continue
+        for root, dirs, files in os.walk(top):
+            dirs.sort()
+            for name in sorted(dirs) + sorted(files):
+                path = os.path.join(root, name)
+                entries[path] = file_entry(path)
+                if len(entries) > MAX_FILES:
+                    raise AppfleetError(
+                        "watch_paths: more than %d files under %s; watch smaller directories" % (MAX_FILES, top))
+    return entries
+
+
+def engine_state(client):
+    """The appfleet containers ({name: {id, image, status, health}}) and images ({id: tags})."""
+    containers = {}
+    for item in client.api.containers(all=True, filters={"label": LABEL_APP}):
+        name = (item.get("Names") or ["?"])[0].lstrip("/")
+        containers[name] = {"id": item["Id"], "image": item.get("ImageID"), "state": item.get("State"),
+                            "status": item.get("Status") or ""}
+    images = {}
+    for item in client.api.images(filters={"label": LABEL_APP}):
+        images[item["Id"]] = sorted(item.get("RepoTags") or [])
+    return containers, images
+
+
+def git_env(source):
+    """Environment for a git call about ``source``: its deploy key and known hosts, no prompt."""
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+    ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+    if source.get("key_file"):
+        ssh += ["-i", source["key_file"], "-o", "IdentitiesOnly=yes"]
+    if source.get("known_hosts"):
+        ssh += ["-o", "UserKnownHostsFile=%s" % source["known_hosts"]]
+    env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(part) for part in ssh)
+    env.pop("GIT_SSH", None)
+    return env
+
+
+def run_git(args, source, cwd="/"):
+    """(rc, stdout, stderr) of git with the repository's hooks and fsmonitor off."""
+    cmd = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null"] + args
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, env=git_env(source), capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return 124, "", "no answer within %d s" % GIT_TIMEOUT
+    except FileNotFoundError as exc:
+        return 127, "", "git is not installed (%s)" % exc
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def checkout_commit(source):
+    """The commit checked out for an app, or None."""
+    if not os.path.isdir(os.path.join(source["checkout"], ".git")):
+        return None
+    rc, out, _err = run_git(["rev-parse", "--verify", "HEAD^{commit}"], source, cwd=source["checkout"])
+    return out.strip() if rc == 0 else None
+
+
+def resolve_remote(source):
+    """(commit or None, why not) of the app's version on its git server, as the git module would check it out."""
+    version = source.get("version") or "HEAD"
+    if FULL_SHA_RE.match(version):
+        return version, None
+    # The second pattern lists an annotated tag's commit (refs/tags/<v>^{}).
+    rc, out, err = run_git(["ls-remote", "--", source["repo"], version, version + "^{}"], source)
+    if rc != 0:
+        if SHORT_SHA_RE.match(version):
+            # Most likely an abbreviated commit: compared with the checkout by prefix.
+            return version, None
+        return None, "git ls-remote failed: %s" % (err.strip().splitlines() or ["rc %d" % rc])[-1]
+    refs = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2:
+            refs[parts[1]] = parts[0]
+    for ref in ("refs/heads/%s" % version, "refs/tags/%s^{}" % version, "refs/tags/%s" % version, version):
+        if ref in refs:
+            return refs[ref], None
+    if SHORT_SHA_RE.match(version):
+        # An abbreviated commit: the checkout is compared with it, not the server.
+        return version, None
+    return None, "the git server has no branch or tag %s" % version
+
+
+def same_commit(wanted, recorded):
+    return bool(wanted and recorded) and (recorded == wanted or (len(wanted) < 40 and recorded.startswith(wanted)))
+
+
+def current_state(am, with_remote):
+    """The host as it is now; with_remote also asks each app's git server for its version."""
+    params = am.params
+    sources = params["sources"] or []
+    state = {"version": STATE_VERSION, "fingerprint": params["fingerprint"], "sources": {}}
+    am.step = "reading the app checkouts"
+    for source in sources:
+        state["sources"][source["app"]] = checkout_commit(source)
+    remote = {}
+    if with_remote and sources:
+        am.step = "asking the git servers"
+        with ThreadPoolExecutor(max_workers=min(8, len(sources))) as pool:
+            for source, answer in zip(sources, pool.map(resolve_remote, sources)):
+                remote[source["app"]] = answer
+    am.step = "listing the app containers and images"
+    state["containers"], state["images"] = engine_state(am.client)
+    am.step = "reading the watched files"
+    state["files"] = watched_files(params["watch_paths"] or [])
+    return state, remote
+
+
+def read_state(path):
+    try:
+        with open(path) as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def compare(recorded, now, remote, sources, mutable_images):
+    """Reasons why a deploy is needed (empty: the host is as the last deploy left it)."""
+    if recorded is None:
+        return ["no record of a complete deploy on this host yet"]
+    if recorded.get("version") != STATE_VERSION:
+        return ["the state file is unreadable or from another version of the collection"]
+    reasons = []
+    if recorded.get("fingerprint") != now["fingerprint"]:
+        reasons.append("the deploy's inputs changed (inventory, versions, key or certificate files, or the collection)")
+    for image in mutable_images:
+        reasons.append("app %s runs %s, a tag the registry may have moved; only an image by digest "
+                       "(name@sha256:...) can be skipped" % (image["app"], image["image"]))
+    for source in sources:
+        app = source["app"]
+        was = (recorded.get("sources") or {}).get(app)
+        if now["sources"].get(app) != was or was is None:
+            reasons.append("app %s: its checkout is not the one recorded" % app)
+            continue
+        commit, why = remote.get(app, (None, "not asked"))
+        if commit is None:
+            reasons.append("app %s: %s" % (app, why))
+        elif not same_commit(commit, was):
+            reasons.append("app %s: %s is at %s on the git server; %s is deployed"
+                           % (app, source.get("version") or "HEAD", commit[:12], was[:12]))
+    old_containers = recorded.get("containers") or {}
+    for name in sorted(set(old_containers) | set(now["containers"])):
+        old, new = old_containers.get(name), now["containers"].get(name)
+        if old is None or new is None:
+            reasons.append("container %s: %s since the last deploy" % (name, "added" if old is None else "gone"))
+        elif (old["id"], old["image"]) != (new["id"], new["image"]):
+            reasons.append("container %s: replaced since the last deploy" % name)
+        elif new["state"] != "running":
+            reasons.append("container %s: %s" % (name, new["state"]))
+        elif "(unhealthy)" in new["status"]:
+            reasons.append("container %s: unhealthy" % name)
+    if (recorded.get("images") or {}) != now["images"]:
+        reasons.append("the app images differ from those the last deploy left")
+    old_files = recorded.get("files") or {}
+    changed = sorted(p for p in set(old_files) | set(now["files"]) if old_files.get(p) != now["files"].get(p))
+    if changed:
+        reasons.append("files changed since the last deploy: %s%s" % (
+            ", ".join(changed[:5]), " and %d more" % (len(changed) - 5) if len(changed) > 5 else ""))
+    return reasons
+
+
+def recordable(now):
+    """The state to write: the containers without their status text."""
+    record = dict(now)
+    record["containers"] = dict(
+        (name, {"id": c["id"], "image": c["image"], "state": c["state"], "status": ""})
+        for name, c in now["containers"].items())
+    record["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return record
+
+
+def logic(am):
+    params = am.params
+    path = params["path"]
+    if not os.path.isabs(path):
+        raise AppfleetError("path: %r is not an absolute path" % path)
+    for source in params["sources"] or []:
+        if not os.path.isabs(source["checkout"]):
+            raise AppfleetError("sources: checkout of app %s must be an absolute path" % source["app"])
+    for watched in params["watch_paths"] or []:
+        if not os.path.isabs(watched):
+            raise AppfleetError("watch_paths: %r is not an absolute path" % watched)
+    if params["state"] == "record":
+        now, _remote = current_state(am, with_remote=False)
+        missing = [app for app, commit in now["sources"].items() if commit is None]
+        if missing:
+            raise AppfleetError("sources: no git checkout for app(s) %s; record after a complete deploy"
+                                % ", ".join(sorted(missing)))
+        record = recordable(now)
+        if not am.check_mode:
+            am.step = "writing %s" % path
+            directory = os.path.dirname(path)
+            if not os.path.isdir(directory):
+                os.makedirs(directory, 0o700)
+            write_file_atomic(path, json.dumps(record, indent=1, sort_keys=True) + "\n", mode=0o600, sync_dir=True)
+        # Bookkeeping, not a change to what the host serves: never reported as changed.
+        return {"changed": False, "converged": True, "reasons": [], "recorded": not am.check_mode}
+    socket = params["docker_host"][len("unix://"):] if params["docker_host"].startswith("unix://") else None
+    if socket and not os.path.exists(socket):
+        return {"changed": False, "converged": False, "recorded": False,
+                "reasons": ["no docker engine on this host yet (%s is missing)" % socket]}
+    now, remote = current_state(am, with_remote=True)
+    reasons = compare(read_state(path), now, remote, params["sources"] or [], params["mutable_images"] or [])
+    return {"changed": False, "converged": not reasons, "reasons": reasons, "recorded": False}

@@ -1,0 +1,233 @@
+"""appfleet.docker.deploy_state against the real local engine, real git repositories and files.
+
+Each test records the host, changes one thing a deploy depends on (the git
+server's branch, the checkout, a container, an image, a watched file, the
+inputs' fingerprint), and checks that the module says a deploy is needed and why;
+with nothing changed it must say the host is converged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from conftest import run_module
+# busybox_image is a fixture, used by name.
+from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
+    BUSYBOX_IMAGE,
+    LABEL_APP,
+    busybox_image,
+    cleanup,
+    git,
+    labelled_image,
+)
+
+APP = "afa-ds-web"
+CONTAINER = "afa-ds-web"
+
+
+@pytest.fixture
+def host(tmp_path, docker_client, busybox_image):
+    """A deployed app: a bare repository, its checkout, a watched directory, a running container."""
+    cleanup(docker_client, apps=[APP], containers=[CONTAINER])
+    repo, work, checkout = tmp_path / "web.git", tmp_path / "work", tmp_path / "src" / APP
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(repo))
+    git(tmp_path, "clone", "-q", str(repo), str(work))
+    (work / "app.txt").write_text("v1\n")
+    git(work, "add", "app.txt")
+    git(work, "commit", "-q", "-m", "v1")
+    git(work, "push", "-q", "origin", "HEAD:main")
+    git(tmp_path, "clone", "-q", "-b", "main", str(repo), str(checkout))
+    watch = tmp_path / "nginx"
+    (watch / "sites").mkdir(parents=True)
+    (watch / "sites" / "web.conf").write_text("server {}\n")
+    image = labelled_image(docker_client, BUSYBOX_IMAGE, APP, 1, tag="afa-test/%s:1" % APP)
+    container = docker_client.containers.run(image, ["sleep", "600"], name=CONTAINER, detach=True,
+                                             labels={LABEL_APP: APP})
+    args = dict(
+        path=str(tmp_path / "state" / "deploy-state.json"),
+        fingerprint="f" * 64,
+        sources=[dict(app=APP, checkout=str(checkout), repo=str(repo), version="main")],
+        watch_paths=[str(watch), str(tmp_path / "absent.conf")],
+    )
+    yield dict(args=args, repo=repo, work=work, checkout=checkout, watch=watch, container=container,
+               image=image, tmp=tmp_path)
+    cleanup(docker_client, apps=[APP], containers=[CONTAINER])
+
+
+def record(args, check=False):
+    res = run_module("deploy_state", dict(args, state="record"), check=check)
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["changed"] is False
+    return res
+
+
+def check(args, check_mode=False):
+    res = run_module("deploy_state", args, check=check_mode)
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["changed"] is False
+    return res
+
+
+def push(work, text):
+    (work / "app.txt").write_text(text)
+    git(work, "commit", "-q", "-am", text.strip())
+    git(work, "push", "-q", "origin", "HEAD:main")
+    return git(work, "rev-parse", "HEAD")
+
+
+def test_without_a_record_a_deploy_is_needed(host):
+    res = check(host["args"])
+    assert res["converged"] is False
+    assert res["reasons"] == ["no record of a complete deploy on this host yet"]
+
+
+def test_record_then_check_is_converged_in_both_modes(host):
+    res = record(host["args"])
+    assert res["recorded"] is True
+    state_file = host["tmp"] / "state" / "deploy-state.json"
+    assert stat.S_IMODE(state_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(state_file.parent.stat().st_mode) == 0o700
+    data = json.loads(state_file.read_text())
+    assert data["sources"] == {APP: git(host["checkout"], "rev-parse", "HEAD")}
+    assert data["containers"][CONTAINER]["id"] == host["container"].id
+    assert str(host["watch"] / "sites" / "web.conf") in data["files"]
+    for check_mode in (False, True):
+        res = check(host["args"], check_mode=check_mode)
+        assert (res["converged"], res["reasons"]) == (True, [])
+
+
+def test_record_in_check_mode_writes_nothing(host):
+    res = record(host["args"], check=True)
+    assert res["recorded"] is False
+    assert not (host["tmp"] / "state").exists()
+
+
+def test_new_commit_on_the_git_server_needs_a_deploy(host):
+    record(host["args"])
+    deployed = git(host["checkout"], "rev-parse", "HEAD")
+    new = push(host["work"], "v2\n")
+    res = check(host["args"])
+    assert res["converged"] is False
+    assert res["reasons"] == ["app %s: main is at %s on the git server; %s is deployed" % (APP, new[:12], deployed[:12])]
+    # The deploy checks the commit out and records it: converged again.
+    git(host["checkout"], "pull", "-q", "--ff-only")
+    assert check(host["args"])["converged"] is False
+    record(host["args"])
+    assert check(host["args"])["converged"] is True
+
+
+def test_a_tag_is_resolved_to_its_commit(host):
+    git(host["work"], "tag", "-a", "-m", "release", "v1.0")
+    git(host["work"], "push", "-q", "origin", "v1.0")
+    args = dict(host["args"], sources=[dict(host["args"]["sources"][0], version="v1.0")])
+    record(args)
+    assert check(args)["converged"] is True
+    git(host["work"], "tag", "-d", "v1.0")
+    push(host["work"], "v2\n")
+    git(host["work"], "tag", "-a", "-m", "release", "v1.0")
+    git(host["work"], "push", "-q", "-f", "origin", "v1.0")
+    res = check(args)
+    assert res["converged"] is False and "v1.0 is at" in res["reasons"][0]
+
+
+def test_pinned_commit_is_not_asked_of_the_server(host):
+    commit = git(host["checkout"], "rev-parse", "HEAD")
+    # A repository nobody can reach: a full commit id is compared with the checkout alone.
+    source = dict(host["args"]["sources"][0], version=commit, repo=str(host["tmp"] / "gone.git"))
+    args = dict(host["args"], sources=[source])
+    record(args)
+    assert check(args)["converged"] is True
+    short = dict(args, sources=[dict(source, version=commit[:10])])
+    assert check(short)["converged"] is True
+
+
+def test_unreachable_git_server_is_a_reason_to_deploy(host):
+    record(host["args"])
+    args = dict(host["args"], sources=[dict(host["args"]["sources"][0], repo=str(host["tmp"] / "gone.git"))])
+    res = check(args)
+    assert res["converged"] is False
+    assert res["reasons"][0].startswith("app %s: git ls-remote failed: " % APP)
+
+
+def test_changed_fingerprint_needs_a_deploy(host):
+    record(host["args"])
+    res = check(dict(host["args"], fingerprint="e" * 64))
+    assert res["converged"] is False
+    assert res["reasons"] == ["the deploy's inputs changed (inventory, versions, key or certificate files, or the collection)"]
+
+
+@pytest.mark.parametrize("change", ["edit", "mode", "add", "remove", "create_absent"])
+def test_changed_watched_files_need_a_deploy(host, change):
+    record(host["args"])
+    site = host["watch"] / "sites" / "web.conf"
+    changed = site
+    if change == "edit":
+        site.write_text("server { listen 81; }\n")
+    elif change == "mode":
+        os.chmod(site, 0o600)
+    elif change == "add":
+        changed = host["watch"] / "sites" / "stray.conf"
+        changed.write_text("server {}\n")
+    elif change == "remove":
+        site.unlink()
+    else:
+        changed = host["tmp"] / "absent.conf"
+        changed.write_text("")
+    res = check(host["args"])
+    assert res["converged"] is False
+    assert res["reasons"] == ["files changed since the last deploy: %s" % changed]
+
+
+def test_stopped_or_replaced_container_needs_a_deploy(host, docker_client):
+    record(host["args"])
+    host["container"].stop(timeout=1)
+    res = check(host["args"])
+    assert res["converged"] is False
+    assert res["reasons"] == ["container %s: exited" % CONTAINER]
+    host["container"].remove(force=True)
+    docker_client.containers.run(host["image"], ["sleep", "600"], name=CONTAINER, detach=True, labels={LABEL_APP: APP})
+    res = check(host["args"])
+    assert res["reasons"] == ["container %s: replaced since the last deploy" % CONTAINER]
+
+
+def test_removed_image_needs_a_deploy(host, docker_client):
+    extra = labelled_image(docker_client, BUSYBOX_IMAGE, APP, 2, tag="afa-test/%s:2" % APP)
+    record(host["args"])
+    docker_client.images.remove(extra, force=True)
+    res = check(host["args"])
+    assert res["reasons"] == ["the app images differ from those the last deploy left"]
+
+
+def test_mutable_image_always_needs_a_deploy(host):
+    record(host["args"])
+    res = check(dict(host["args"], mutable_images=[dict(app="cache", image="redis:7")]))
+    assert res["converged"] is False
+    assert res["reasons"][0].startswith("app cache runs redis:7, a tag the registry may have moved")
+
+
+def test_no_engine_is_a_reason_to_deploy_not_an_error(host):
+    res = check(dict(host["args"], docker_host="unix://%s" % (host["tmp"] / "no.sock")))
+    assert res["converged"] is False
+    assert res["reasons"] == ["no docker engine on this host yet (%s is missing)" % (host["tmp"] / "no.sock")]
+
+
+@pytest.mark.parametrize("bad, option", [
+    (dict(path="state.json"), "path: 'state.json' is not an absolute path"),
+    (dict(watch_paths=["etc/nginx"]), "watch_paths: 'etc/nginx' is not an absolute path"),
+])
+def test_bad_input_names_the_option(host, bad, option):
+    res = run_module("deploy_state", dict(host["args"], **bad))
+    assert res.get("failed") is True
+    assert res["msg"] == option
+
+
+def test_record_without_a_checkout_fails_and_writes_nothing(host):
+    args = dict(host["args"], sources=[dict(host["args"]["sources"][0], checkout=str(host["tmp"] / "nowhere"))])
+    res = run_module("deploy_state", dict(args, state="record"))
+    assert res.get("failed") is True
+    assert res["msg"] == "sources: no git checkout for app(s) %s; record after a complete deploy" % APP
+    assert not (host["tmp"] / "state").exists()

@@ -1,0 +1,113 @@
+"""The deploy plan: the filters deploy.yml computes the fingerprint with, and the record comparison."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.appfleet.docker.plugins.filter import deploy
+from ansible_collections.appfleet.docker.plugins.module_utils import _deploy_state
+
+APPS = [
+    {"name": "web", "source": {"repo": "git@git:/srv/git/web.git", "version": "main", "key_file": "/k/deploy",
+                               "known_hosts": "git ssh-ed25519 AAAA"},
+     "proxy": {"server_name": "web.test", "tls": {"certificate": "/c/web.crt", "key": "/c/web.key"}}},
+    {"name": "api", "source": {"repo": "https://git.example/api.git"}},
+    {"name": "cache", "image": "redis:7"},
+    {"name": "db", "image": "postgres@sha256:" + "a" * 64},
+    {"name": "old", "source": {"repo": "git@git:/srv/git/old.git"}, "state": "absent"},
+]
+
+
+def test_plan_lists_sources_mutable_images_and_controller_files():
+    plan = deploy.deploy_plan(APPS, "/srv/src", "/etc/keys", {"api": "v2.0"})
+    assert plan["sources"] == [
+        {"app": "web", "checkout": "/srv/src/web", "repo": "git@git:/srv/git/web.git", "version": "main",
+         "key_file": "/etc/keys/web", "known_hosts": "/etc/keys/web.known_hosts"},
+        # The pin wins; without version the role deploys main.
+        {"app": "api", "checkout": "/srv/src/api", "repo": "https://git.example/api.git", "version": "v2.0"},
+    ]
+    # By digest: nothing a registry can move. Absent apps: nothing to compare.
+    assert plan["mutable_images"] == [{"app": "cache", "image": "redis:7"}]
+    assert plan["files"] == ["/k/deploy", "/c/web.crt", "/c/web.key"]
+
+
+def test_plan_refuses_apps_that_are_not_a_list():
+    with pytest.raises(deploy.AnsibleFilterError, match="appfleet_apps must be a list"):
+        deploy.deploy_plan({"name": "web"}, "/s", "/k")
+
+
+def test_fingerprint_depends_on_content_not_key_order():
+    one = deploy.deploy_fingerprint({"vars": {"a": 1, "b": [1, 2]}, "files": ["x"]})
+    assert one == deploy.deploy_fingerprint({"files": ["x"], "vars": {"b": [1, 2], "a": 1}})
+    assert one != deploy.deploy_fingerprint({"vars": {"a": 1, "b": [2, 1]}, "files": ["x"]})
+    assert one != deploy.deploy_fingerprint({"vars": {"a": 1, "b": [1, 2]}, "files": ["y"]})
+
+
+def test_collection_digest_follows_every_file_of_the_collection(tmp_path):
+    (tmp_path / "roles" / "proxy" / "templates").mkdir(parents=True)
+    template = tmp_path / "roles" / "proxy" / "templates" / "site.conf.j2"
+    template.write_text("server {}\n")
+    (tmp_path / "plugins" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "galaxy.yml").write_text("version: 1.0.0\n")
+    first = deploy.collection_digest(str(tmp_path))
+    # Byte code is not the collection.
+    (tmp_path / "plugins" / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"\0")
+    assert deploy.collection_digest(str(tmp_path)) == first
+    template.write_text("server { listen 81; }\n")
+    second = deploy.collection_digest(str(tmp_path))
+    assert second != first
+    template.rename(tmp_path / "roles" / "proxy" / "templates" / "other.conf.j2")
+    assert deploy.collection_digest(str(tmp_path)) not in (first, second)
+
+
+def state(**over):
+    base = {"version": _deploy_state.STATE_VERSION, "fingerprint": "f", "sources": {"web": "a" * 40},
+            "containers": {"web": {"id": "c1", "image": "i1", "state": "running", "status": "Up 3 hours"}},
+            "images": {"i1": ["appfleet/web:x"]}, "files": {"/etc/x": "file 0644 0:0 abc"}}
+    base.update(over)
+    return base
+
+
+SOURCES = [{"app": "web", "version": "main"}]
+
+
+@pytest.mark.parametrize("now, remote, reasons", [
+    (state(), {"web": ("a" * 40, None)}, []),
+    (state(), {"web": ("aaaaaaa", None)}, []),
+    (state(fingerprint="g"), {"web": ("a" * 40, None)},
+     ["the deploy's inputs changed (inventory, versions, key or certificate files, or the collection)"]),
+    (state(), {"web": ("b" * 40, None)}, ["app web: main is at bbbbbbbbbbbb on the git server; aaaaaaaaaaaa is deployed"]),
+    (state(), {"web": (None, "git ls-remote failed: timeout")}, ["app web: git ls-remote failed: timeout"]),
+    (state(sources={"web": None}), {"web": ("a" * 40, None)}, ["app web: its checkout is not the one recorded"]),
+    (state(containers={"web": {"id": "c1", "image": "i1", "state": "running", "status": "Up 1 s (unhealthy)"}}),
+     {"web": ("a" * 40, None)}, ["container web: unhealthy"]),
+    (state(containers={}), {"web": ("a" * 40, None)}, ["container web: gone since the last deploy"]),
+    (state(images={}), {"web": ("a" * 40, None)}, ["the app images differ from those the last deploy left"]),
+    (state(files={"/etc/%d" % n: "absent" for n in range(7)}), {"web": ("a" * 40, None)},
+     ["files changed since the last deploy: /etc/0, /etc/1, /etc/2, /etc/3, /etc/4 and 3 more"]),
+])
+def test_compare_gives_each_reason(now, remote, reasons):
+    assert _deploy_state.compare(state(), now, remote, SOURCES, []) == reasons
+
+
+@pytest.mark.parametrize("recorded, reason", [
+    (None, "no record of a complete deploy on this host yet"),
+    ({}, "the state file is unreadable or from another version of the collection"),
+    (dict(state(), version=0), "the state file is unreadable or from another version of the collection"),
+])
+def test_compare_without_a_usable_record(recorded, reason):
+    assert _deploy_state.compare(recorded, state(), {}, SOURCES, []) == [reason]
+
+
+def test_file_entries_name_kind_mode_owner_and_content(tmp_path):
+    target = tmp_path / "a.conf"
+    target.write_text("x")
+    target.chmod(0o640)
+    (tmp_path / "link").symlink_to("a.conf")
+    entries = _deploy_state.watched_files([str(tmp_path), str(tmp_path / "none")])
+    uid, gid = target.stat().st_uid, target.stat().st_gid
+    assert entries[str(target)] == "file 0640 %d:%d %s" % (
+        uid, gid, "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881")
+    assert entries[str(tmp_path / "link")].startswith("link ") and entries[str(tmp_path / "link")].endswith(" a.conf")
+    assert entries[str(tmp_path)].startswith("dir ")
+    assert entries[str(tmp_path / "none")] == "absent"
