@@ -162,6 +162,36 @@ def test_check_mode_on_converged_fleet_changes_nothing(fleet):
         assert row == (0, 0, 0), (vm, proc.stdout[-6000:])
 
 
+def plan_lines(stdout):
+    """{vm: what deploy.yml's plan said for it} from the debug task's output."""
+    # The YAML result format may fold a long message over lines: compare with spaces normalised.
+    flat = re.sub(r"\s+", " ", stdout)
+    return dict(re.findall(r"ok: \[(vm\d)\] => msg: '((?:nothing to deploy|deploying)[^']*)'", flat))
+
+
+def test_plain_deploy_leaves_converged_hosts_alone_and_repairs_drift(fleet):
+    """deploy.yml on the converged fleet: the plan finds nothing to do on either VM and the
+    serial play runs no task. A server block removed by hand on vm1 makes vm1 (only) deploy,
+    which puts it back; then both are left alone again."""
+    proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab")
+    said = plan_lines(proc.stdout)
+    assert set(said) == set(VMS) and all(m.startswith("nothing to deploy") for m in said.values()), said
+    assert "TASK [Gather the facts the roles read]" not in proc.stdout
+    assert all(row == (0, 0, 0) for row in recap(proc.stdout).values()), proc.stdout[-4000:]
+    site = "/etc/nginx/appfleet/sites/web.conf"
+    lab_host("vm1").check_output("sudo rm %s" % site)
+    proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab")
+    said = plan_lines(proc.stdout)
+    assert said["vm2"].startswith("nothing to deploy"), said
+    assert said["vm1"] == "deploying: files changed since the last deploy: %s" % site, said
+    assert recap(proc.stdout)["vm1"][0] > 0 and recap(proc.stdout)["vm2"] == (0, 0, 0), proc.stdout[-4000:]
+    assert lab_host("vm1").file(site).exists
+    assert served_version("vm1", "web") == read_work_file("web", "VERSION").strip()
+    proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab")
+    said = plan_lines(proc.stdout)
+    assert all(m.startswith("nothing to deploy") for m in said.values()) and len(said) == 2, said
+
+
 def test_check_mode_with_a_new_app_reports_it_and_changes_nothing(fleet, tmp_path):
     """A new app in the inventory: --check previews it (no key on the host yet)."""
     inventory = yaml.safe_load((REPO / "inventories/lab/group_vars/fleet.yml").read_text())
