@@ -55,15 +55,17 @@ def noop_plot(result):
     return path.relative_to(DOC.parent)
 
 
-def noop_section(result):
+def noop_section(result, earlier=None):
     ratio = result["ratio_appfleet_to_community_docker"]
     lines = [
         "## No-op deploy",
         "",
         "`playbooks/deploy.yml` with nothing to deploy against the same work written with",
         "`ansible.builtin.git` + `community.docker.docker_image` + `docker_container`",
-        "(`bench/baselines/community-docker.yml`), both `serial: 1`, run alternately on the",
-        "same converged lab fleet (`bench/noop.py`). Target: ratio ≤ 0.5.",
+        "(`bench/baselines/community-docker.yml`, `serial: 1`), run alternately on the same",
+        "converged lab fleet (`bench/noop.py`). deploy.yml first asks every host at once, in",
+        "one module call each, whether a deploy would change it (`appfleet.docker.deploy_state`),",
+        "and its `serial: 1` play then runs only on the hosts that change. Target: ratio ≤ 0.5.",
         "",
         "| | |",
         "|---|---|",
@@ -84,9 +86,18 @@ def noop_section(result):
         "",
         "Ratio appfleet / community.docker, run by run: **%s** (median, min–max)." % fmt(ratio),
         "",
-        "![no-op deploy](%s)" % noop_plot(result),
-        "",
     ]
+    if earlier and earlier.get("commit") != result.get("commit"):
+        lines += [
+            "The run before (commit `%s`, %s): appfleet %s s, community.docker %s s, ratio %s "
+            "(medians; %s tasks per appfleet run)." % (
+                earlier["commit"], earlier["date"], "%.2f" % earlier["seconds"]["appfleet"]["median"],
+                "%.2f" % earlier["seconds"]["community.docker"]["median"],
+                "%.2f" % earlier["ratio_appfleet_to_community_docker"]["median"],
+                ", ".join(sorted(set(map(str, earlier["tasks"]["appfleet"]))))),
+            "",
+        ]
+    lines += ["![no-op deploy](%s)" % noop_plot(result), ""]
     return lines
 
 
@@ -384,7 +395,7 @@ def main():
         sections += deploy_section(under_load)
     noop = newest("noop")
     if noop:
-        sections += noop_section(noop)
+        sections += noop_section(noop, newest("noop", back=1))
     if not sections:
         print("bench: no results under %s; run a benchmark first" % RESULTS.relative_to(REPO))
         return 1
