@@ -2,6 +2,7 @@
 #   make demo   set up this machine, bring the lab fleet up, run site.yml on it
 #   make test   set up this machine, then lint, unit, module, molecule and lab tests
 #               (tests/tools/run-suite.sh: the lab tests beside the others)
+#   make bench  every benchmark on the lab, then docs/benchmarks.md (bench-quick: shorter)
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
@@ -13,7 +14,7 @@ PYTEST := $(BIN)/pytest -p no:cacheprovider
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup engine venv lab-up lab-down lab-status demo test lint ansible-lint sanity \
-        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load
+        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load bench bench-quick
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -94,11 +95,25 @@ bench-venv: .venv-bench/.installed
 	touch $@
 
 bench-noop: bench-venv lab-up .collections/ansible_collections/appfleet/docker
-	.venv-bench/bin/python bench/noop.py
+	.venv-bench/bin/python bench/noop.py --site
+	.venv-bench/bin/python bench/report.py
 
 # A new commit of web deployed on vm1 under load, four ways (the seed's manual
 # flow, community.docker, appfleet start-first and stop-first), then
 # docs/benchmarks.md. Cleans up after itself and runs deploy.yml on the fleet.
 bench-load: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 	.venv-bench/bin/python bench/deploy_under_load.py
+	.venv-bench/bin/python bench/report.py
+
+# Every benchmark, then docs/benchmarks.md (tens of minutes; not part of make test).
+bench: bench-venv lab-up .collections/ansible_collections/appfleet/docker
+	.venv-bench/bin/python bench/noop.py --site
+	.venv-bench/bin/python bench/deploy_under_load.py
+	.venv-bench/bin/python bench/report.py
+
+# A short version: the no-op deploy, and the deploy under load of start-first
+# beside community.docker only, 3 repetitions each.
+bench-quick: bench-venv lab-up .collections/ansible_collections/appfleet/docker
+	.venv-bench/bin/python bench/noop.py
+	.venv-bench/bin/python bench/deploy_under_load.py --methods "community.docker,appfleet start-first"
 	.venv-bench/bin/python bench/report.py

@@ -33,6 +33,9 @@ METHODS = {
     "appfleet": ["playbooks/deploy.yml"],
     "community.docker": ["bench/baselines/community-docker.yml"],
 }
+# With --site: the whole site.yml (bootstrap, engine, proxy, deploy) with nothing to do, for
+# scale; it has no baseline of its own and is not in the ratio.
+SITE = {"appfleet site.yml": ["site.yml"]}
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
@@ -78,7 +81,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="measured runs of each method (>= 3)")
     parser.add_argument("--skip-converge", action="store_true", help="the fleet and baseline are converged already")
+    parser.add_argument("--site", action="store_true", help="also time a no-op site.yml (no baseline)")
     args = parser.parse_args(argv)
+    methods = dict(METHODS, **(SITE if args.site else {}))
     if args.repeat < 3:
         parser.error("--repeat: at least 3 runs of each method")
     if not args.skip_converge:
@@ -86,12 +91,12 @@ def main(argv=None):
         run_playbook(["site.yml"])
         for method_args in METHODS.values():
             run_playbook(method_args)
-    runs = {name: [] for name in METHODS}
+    runs = {name: [] for name in methods}
     for index in range(args.repeat):
         # Alternate the order so that neither method always runs on a warmer machine.
-        order = list(METHODS) if index % 2 == 0 else list(reversed(METHODS))
+        order = list(methods) if index % 2 == 0 else list(reversed(methods))
         for name in order:
-            result = run_playbook(METHODS[name])
+            result = run_playbook(methods[name])
             runs[name].append(result)
             print("bench: %-17s run %d: %6.2f s, %d tasks, changed=%d"
                   % (name, index + 1, result["seconds"], result["tasks"], result["changed"]), flush=True)

@@ -43,8 +43,8 @@ def noop_plot(result):
     medians = [result["seconds"][n]["median"] for n in names]
     lows = [m - result["seconds"][n]["min"] for n, m in zip(names, medians)]
     highs = [result["seconds"][n]["max"] - m for n, m in zip(names, medians)]
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar(names, medians, yerr=[lows, highs], capsize=6, color=["#3b7dd8", "#999999"][:len(names)])
+    fig, ax = plt.subplots(figsize=(1.8 * len(names) + 1.5, 3))
+    ax.bar(names, medians, yerr=[lows, highs], capsize=6, color=["#3b7dd8", "#999999", "#7fb0ee"][:len(names)])
     ax.set_ylabel("seconds (median, min–max)")
     ax.set_title("no-op deploy, %d VMs" % result["vms"])
     fig.tight_layout()
