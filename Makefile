@@ -14,7 +14,7 @@ PYTEST := $(BIN)/pytest -p no:cacheprovider
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup engine venv lab-up lab-down lab-status demo test lint ansible-lint sanity \
-        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load bench bench-quick
+        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load bench-scale bench bench-quick
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -109,6 +109,12 @@ bench-load: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 bench: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 	.venv-bench/bin/python bench/noop.py --site
 	.venv-bench/bin/python bench/deploy_under_load.py
+	.venv-bench/bin/python bench/scale.py
+	.venv-bench/bin/python bench/report.py
+
+# The no-op deploy on 2, 4 and 8 lab VMs (the lab ends at 2 VMs).
+bench-scale: bench-venv lab-up .collections/ansible_collections/appfleet/docker
+	.venv-bench/bin/python bench/scale.py
 	.venv-bench/bin/python bench/report.py
 
 # A short version: the no-op deploy, and the deploy under load of start-first

@@ -101,6 +101,39 @@ def noop_section(result, earlier=None):
     return lines
 
 
+def scale_section(result):
+    plt = pyplot()
+    sizes = [str(size) for size in result["sizes"]]
+    medians = [result["seconds"][s]["median"] for s in sizes]
+    fig, ax = plt.subplots(figsize=(1.2 * len(sizes) + 2, 3))
+    ax.bar(["%s VMs" % s for s in sizes], medians, capsize=6, color="#3b7dd8",
+           yerr=[[m - result["seconds"][s]["min"] for s, m in zip(sizes, medians)],
+                 [result["seconds"][s]["max"] - m for s, m in zip(sizes, medians)]])
+    ax.set_ylabel("seconds (median, min–max)")
+    ax.set_title("no-op deploy.yml by fleet size")
+    fig.tight_layout()
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    path = PLOTS / "scale-noop.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    lines = [
+        "## Scale",
+        "",
+        "The no-op `deploy.yml` on lab fleets of %s VMs, in one run on one machine (`bench/scale.py`)." % (
+            ", ".join(sizes)),
+        "Target: from 2 to 8 VMs the no-op grows ≤ 2.5×. Date %s, commit `%s`, %s cores." % (
+            result["date"], result["commit"], result["machine"]["cpus"]),
+        "",
+        "| VMs | seconds: median (min–max) | growth from %s VMs | changed per run |" % sizes[0],
+        "|---|---|---|---|",
+    ]
+    for size in sizes:
+        lines.append("| %s | %s | %.2f× | %s |" % (size, fmt(result["seconds"][size]), result["growth"][size],
+                                                   ", ".join(map(str, result["changed"][size]))))
+    lines += ["", "![scale](%s)" % path.relative_to(DOC.parent), ""]
+    return lines
+
+
 # -- deploy under load ---------------------------------------------------------
 
 VERSION_COLOURS = {"old": "#3b7dd8", "new": "#e8833a", "other": "#999999"}
@@ -396,6 +429,9 @@ def main():
     noop = newest("noop")
     if noop:
         sections += noop_section(noop, newest("noop", back=1))
+    scale = newest("scale")
+    if scale:
+        sections += scale_section(scale)
     if not sections:
         print("bench: no results under %s; run a benchmark first" % RESULTS.relative_to(REPO))
         return 1

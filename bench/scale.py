@@ -1,0 +1,90 @@
+"""Scale: the no-op deploy.yml on 2, 4 and 8 lab VMs, in one run.
+
+For each fleet size the lab is brought to that many VMs (labctl.py up --vms N),
+converged (site.yml, then deploy.yml once so that every VM has its record), and
+then deploy.yml with nothing to deploy is timed --repeat times. The sizes are
+measured in one run, on one machine: the figure is the growth from the smallest
+size, not the seconds. Writes bench/results/scale-<stamp>.json.
+
+    make bench-venv
+    .venv-bench/bin/python bench/scale.py --sizes 2,4,8 --repeat 3
+
+Leaves the lab at the first size given (2 by default), converged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from noop import REPO, RESULTS, figures, git_commit, run_playbook
+
+LABCTL = [sys.executable, str(REPO / "tests" / "lab" / "labctl.py")]
+
+
+def lab_up(size):
+    proc = subprocess.run(LABCTL + ["up", "--vms", str(size)], cwd=REPO, capture_output=True, text=True,
+                          timeout=3600, check=False)
+    if proc.returncode != 0:
+        raise SystemExit("bench: labctl up --vms %d failed\n%s\n%s" % (size, proc.stdout[-3000:], proc.stderr[-3000:]))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="2,4,8", help="comma-separated fleet sizes, smallest first")
+    parser.add_argument("--repeat", type=int, default=3, help="timed no-op runs per size (>= 3)")
+    args = parser.parse_args(argv)
+    try:
+        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        parser.error("--sizes: whole numbers separated by commas, for example 2,4,8")
+    if not sizes or sizes != sorted(sizes) or sizes[0] < 1:
+        parser.error("--sizes: at least one size, smallest first, each at least 1")
+    if args.repeat < 3:
+        parser.error("--repeat: at least 3 runs per size")
+    results = {}
+    try:
+        for size in sizes:
+            print("bench: lab at %d VMs, converging" % size, flush=True)
+            lab_up(size)
+            run_playbook(["site.yml"], timeout=5400)
+            run_playbook(["playbooks/deploy.yml"])
+            runs = []
+            for index in range(args.repeat):
+                result = run_playbook(["playbooks/deploy.yml"])
+                runs.append(result)
+                print("bench: %d VMs run %d: %6.2f s, %d tasks, changed=%d"
+                      % (size, index + 1, result["seconds"], result["tasks"], result["changed"]), flush=True)
+            results[size] = runs
+    finally:
+        if len(sizes) > 1:
+            print("bench: lab back to %d VMs" % sizes[0], flush=True)
+            lab_up(sizes[0])
+    base = figures([r["seconds"] for r in results[sizes[0]]])["median"]
+    report = {
+        "benchmark": "scale",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+        "sizes": sizes,
+        "seconds": {str(size): figures([r["seconds"] for r in runs]) for size, runs in results.items()},
+        "growth": {str(size): round(figures([r["seconds"] for r in runs])["median"] / base, 3)
+                   for size, runs in results.items()},
+        "changed": {str(size): [r["changed"] for r in runs] for size, runs in results.items()},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / ("scale-%s.json" % time.strftime("%Y%m%dT%H%M%S"))
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    print("bench: written %s" % out.relative_to(REPO))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
