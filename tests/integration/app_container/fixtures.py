@@ -131,6 +131,8 @@ class Nginx:
             "  access_log off;\n"
             "  client_body_temp_path %(t)s/body; proxy_temp_path %(t)s/proxy;\n"
             "  fastcgi_temp_path %(t)s/fastcgi; uwsgi_temp_path %(t)s/uwsgi; scgi_temp_path %(t)s/scgi;\n"
+            # WebSocket upgrades pass, as the proxy role's appfleet.conf.j2 and site.conf.j2 have it.
+            "  map $http_upgrade $appfleet_connection_upgrade { default upgrade; '' ''; }\n"
             "  include %(r)s/upstreams/*.conf;\n"
             "  include %(r)s/servers/*.conf;\n"
             "}\n" % {"r": self.root, "t": t})
@@ -162,7 +164,8 @@ class Nginx:
                 time.sleep(0.1)
 
     def add_app(self, app):
-        """A server for the app on a free port, proxying to its active slot as the proxy role does.
+        """A server for the app on a free port, proxying to its active slot as the proxy role does
+        (WebSocket upgrades included).
 
         The upstream starts as the one-server placeholder of earlier versions:
         app_container takes over that format too.
@@ -174,7 +177,10 @@ class Nginx:
             "server { listen 127.0.0.1:%d;\n"
             "  set $u appfleet_%s;\n"
             "  if (-f %s/%s.slot-b) { set $u appfleet_%s.b; }\n"
-            "  location / { proxy_pass http://$u; } }\n" % (port, app, self.upstreams, app, app))
+            "  location / { proxy_pass http://$u; proxy_http_version 1.1;\n"
+            "    proxy_set_header Upgrade $http_upgrade;\n"
+            "    proxy_set_header Connection $appfleet_connection_upgrade; } }\n"
+            % (port, app, self.upstreams, app, app))
         self.run("-s", "reload")
         # The new listener is opened by the reloaded master: wait for it (bounded).
         for dummy in range(50):
@@ -192,6 +198,9 @@ def afb_nginx():
         pytest.fail("nginx is not installed (make setup installs nginx-light): the app_container "
                     "tests need a real nginx to switch upstreams")
     root = tempfile.mkdtemp(prefix="afb-nginx-")
+    # mkdtemp makes the dir 0700: run as root, nginx's workers (user nobody) could not stat the
+    # slot flag in it, so every request went to slot a (its backup once the old container went).
+    os.chmod(root, 0o755)
     server = Nginx(root)
     server.start()
     try:
