@@ -368,8 +368,15 @@ options:
       - Then the old container is stopped with O(stop_timeout). A request in flight at the switch
         completes when it ends within O(drain_seconds), or within O(drain_seconds) plus
         O(stop_timeout) if the app finishes its requests on C(SIGTERM) before it exits (the sample apps
-        do). Longer requests, and WebSocket connections, which nginx keeps to the container they were
-        opened on, are cut when the old container stops; their clients must reconnect.
+        do). Longer requests are cut when the old container stops; their clients must retry.
+      - A WebSocket stays on the container it was opened on (nginx keeps the upgraded connection to it),
+        so one opened before the switch keeps working on the old version through the drain, while
+        WebSockets opened after the switch reach the new container. When the old container is stopped
+        its WebSockets end. An app that closes them on C(SIGTERM) (the web sample app sends a close frame
+        with code 1001, going away) tells its clients at once, O(drain_seconds) after the switch; an app
+        that does not has them cut without a close frame when it exits, at the latest when Docker kills it
+        after O(stop_timeout). Either way the client must reconnect, and the new connection reaches the
+        new container.
     type: int
     default: 5
   proxy:
