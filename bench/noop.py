@@ -72,6 +72,25 @@ def git_commit():
                           capture_output=True, text=True, check=False).stdout.strip() or "unknown"
 
 
+def run_header(benchmark):
+    """The fields every results file starts with: what, when, which commit, on what machine."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "commit": git_commit(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+    }
+
+
+def write_result(prefix, report):
+    """Write bench/results/<prefix>-<stamp>.json and print it."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / ("%s-%s.json" % (prefix, time.strftime("%Y%m%dT%H%M%S")))
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    print("bench: written %s" % out.relative_to(REPO))
+
+
 def figures(values):
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
             "max": round(max(values), 3), "runs": [round(v, 3) for v in values]}
@@ -102,22 +121,15 @@ def main(argv=None):
                   % (name, index + 1, result["seconds"], result["tasks"], result["changed"]), flush=True)
     summary = {name: figures([r["seconds"] for r in results]) for name, results in runs.items()}
     ratios = [a["seconds"] / b["seconds"] for a, b in zip(runs["appfleet"], runs["community.docker"])]
-    report = {
-        "benchmark": "noop-deploy",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+    report = run_header("noop-deploy")
+    report.update({
         "vms": len(runs["appfleet"][0]["hosts"]),
         "seconds": summary,
         "ratio_appfleet_to_community_docker": figures(ratios),
         "changed": {name: [r["changed"] for r in results] for name, results in runs.items()},
         "tasks": {name: [r["tasks"] for r in results] for name, results in runs.items()},
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("noop-%s.json" % time.strftime("%Y%m%dT%H%M%S"))
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    print("bench: written %s" % out.relative_to(REPO))
+    })
+    write_result("noop", report)
     return 0
 
 

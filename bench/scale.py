@@ -15,15 +15,10 @@ Leaves the lab at the first size given (2 by default), converged.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import platform
 import subprocess
 import sys
-import time
 
-from noop import REPO, RESULTS, figures, git_commit, run_playbook
+from noop import REPO, figures, run_header, run_playbook, write_result
 
 LABCTL = [sys.executable, str(REPO / "tests" / "lab" / "labctl.py")]
 
@@ -66,23 +61,12 @@ def main(argv=None):
         if len(sizes) > 1:
             print("bench: lab back to %d VMs" % sizes[0], flush=True)
             lab_up(sizes[0])
-    base = figures([r["seconds"] for r in results[sizes[0]]])["median"]
-    report = {
-        "benchmark": "scale",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
-        "sizes": sizes,
-        "seconds": {str(size): figures([r["seconds"] for r in runs]) for size, runs in results.items()},
-        "growth": {str(size): round(figures([r["seconds"] for r in runs])["median"] / base, 3)
-                   for size, runs in results.items()},
-        "changed": {str(size): [r["changed"] for r in runs] for size, runs in results.items()},
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / ("scale-%s.json" % time.strftime("%Y%m%dT%H%M%S"))
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
-    print("bench: written %s" % out.relative_to(REPO))
+    seconds = {str(size): figures([r["seconds"] for r in runs]) for size, runs in results.items()}
+    base = seconds[str(sizes[0])]["median"]
+    report = dict(run_header("scale"), sizes=sizes, seconds=seconds,
+                  growth={size: round(fig["median"] / base, 3) for size, fig in seconds.items()},
+                  changed={str(size): [r["changed"] for r in runs] for size, runs in results.items()})
+    write_result("scale", report)
     return 0
 
 

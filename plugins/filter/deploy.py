@@ -88,7 +88,8 @@ def deploy_plan(apps, src_dir, key_dir, versions=None):
             plan["sources"].append(entry)
         elif app.get("image") and "@" not in str(app["image"]):
             plan["mutable_images"].append({"app": name, "image": str(app["image"])})
-        tls = (app.get("proxy") or {}).get("tls") if isinstance(app.get("proxy"), dict) else None
+        proxy = app.get("proxy")
+        tls = proxy.get("tls") if isinstance(proxy, dict) else None
         if isinstance(tls, dict):
             plan["files"].extend(tls[key] for key in ("certificate", "key") if tls.get(key))
     return plan
