@@ -33,7 +33,7 @@ phase() {
     return 1
   fi
   echo "== [$stream] $name: starting at +$((t0 - start)) s"
-  timeout --kill-after=30 "$left" "$@" 2>&1 | sed -u "s/^/[$stream] /"
+  timeout --kill-after=30 "$left" "$@" 2>&1 | tee "$logs/$name.log" | sed -u "s/^/[$stream] /"
   rc=${PIPESTATUS[0]}
   local took=$(($(date +%s) - t0)) result=passed
   [ "$rc" -eq 124 ] && result=timed-out
@@ -74,6 +74,20 @@ for stream in setup lab local; do
   [ -f "$logs/$stream.table" ] || continue
   while read -r name result took; do
     printf '%-8s %-14s %-11s %8s\n' "$stream" "$name" "$result" "$took"
+  done <"$logs/$stream.table"
+done
+# What failed, after the table, so that the tail of a long log names it:
+# pytest's short summary lines, else the last lines of the phase's output.
+for stream in setup lab local; do
+  [ -f "$logs/$stream.table" ] || continue
+  while read -r name result _; do
+    [ "$result" = passed ] && continue
+    echo "== $name $result:"
+    if grep -qE '^(FAILED|ERROR) ' "$logs/$name.log" 2>/dev/null; then
+      grep -E '^(FAILED|ERROR) ' "$logs/$name.log" | head -n 12 | cut -c 1-300
+    else
+      tail -n 8 "$logs/$name.log" 2>/dev/null | cut -c 1-300
+    fi
   done <"$logs/$stream.table"
 done
 [ "$setup_rc" -eq 0 ] && [ "$lab_rc" -eq 0 ] && [ "$local_rc" -eq 0 ]
