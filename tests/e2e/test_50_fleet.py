@@ -166,7 +166,9 @@ def plan_lines(stdout):
     """{vm: what deploy.yml's plan said for it} from the debug task's output."""
     # The YAML result format may fold a long message over lines: compare with spaces normalised.
     flat = re.sub(r"\s+", " ", stdout)
-    return dict(re.findall(r"ok: \[(vm\d)\] => msg: '((?:nothing to deploy|deploying)[^']*)'", flat))
+    # A single-quoted YAML scalar writes a quote as two.
+    found = re.findall(r"ok: \[(vm\d)\] => msg: '((?:nothing to deploy|deploying)(?:[^']|'')*)'", flat)
+    return {vm: msg.replace("''", "'") for vm, msg in found}
 
 
 def test_plain_deploy_leaves_converged_hosts_alone_and_repairs_drift(fleet):
@@ -293,6 +295,25 @@ def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
     # The other app was not touched: same version.
     for vm in VMS:
         assert served_version(vm, "api") == read_work_file("api", "VERSION").strip()
+
+
+def test_commit_of_an_ignored_file_deploys_nothing(fleet):
+    """A commit touching only a file web's .dockerignore excludes (*.md): the plan sees the
+    branch move and runs the deploy, which builds nothing and swaps nothing (same source id):
+    changed=0 on both VMs, same containers, same version; the next run finds both converged."""
+    version = read_work_file("web", "VERSION").strip()
+    before = {vm: app_container_ids(vm) for vm in VMS}
+    commit_and_push("web", {"NOTES.md": "notes for %s\n" % version}, "web: notes only")
+    proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab")
+    said = plan_lines(proc.stdout)
+    assert len(said) == 2 and all(m.startswith("deploying") for m in said.values()), said
+    assert all(row == (0, 0, 0) for row in recap(proc.stdout).values()), proc.stdout[-6000:]
+    for vm in VMS:
+        assert app_container_ids(vm) == before[vm], vm
+        assert served_version(vm, "web") == version
+    proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab")
+    said = plan_lines(proc.stdout)
+    assert len(said) == 2 and all(m.startswith("nothing to deploy") for m in said.values()), said
 
 
 def test_rolling_deploy_where_the_second_vm_fails(fleet):
