@@ -10,7 +10,8 @@ of the deploy's inputs (computed on the controller), the commit checked out for
 each app, the appfleet containers and images, and the content, mode and owner of
 the files the deploy manages. ``check`` compares the host with that file: the
 same inputs, each app's branch or tag still at the recorded commit on the git
-server, the same containers running (none unhealthy), the same images and files.
+server, the same containers running, the same images and files. An unhealthy
+container is not a reason: a deploy with the same inputs would not replace it.
 Anything that differs, or cannot be read, is a reason to deploy; no reason means
 that a deploy would change nothing, so deploy.yml can leave the host alone.
 """
@@ -222,8 +223,6 @@ def compare(recorded, now, remote, sources, mutable_images):
             reasons.append("container %s: replaced since the last deploy" % name)
         elif new["state"] != "running":
             reasons.append("container %s: %s" % (name, new["state"]))
-        elif "(unhealthy)" in new["status"]:
-            reasons.append("container %s: unhealthy" % name)
     if (recorded.get("images") or {}) != now["images"]:
         reasons.append("the app images differ from those the last deploy left")
     old_files = recorded.get("files") or {}

@@ -21,7 +21,7 @@ description:
   - A reason is any of these. The fingerprint differs; an app's O(sources[].version) is at
     another commit on its git server (asked with C(git ls-remote), using the app's deploy
     key and known hosts); a checkout, container or image differs from the record; a
-    container is not running or is unhealthy; a watched file was changed, added or
+    container is not running; a watched file was changed, added or
     removed; an app runs a mutable image tag (O(mutable_images)); the git server cannot
     be asked. When in doubt, the answer is to deploy.
   - The module never changes what the host serves. O(state=record) reports
