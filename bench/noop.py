@@ -37,6 +37,8 @@ METHODS = {
 # scale; it has no baseline of its own and is not in the ratio.
 SITE = {"appfleet site.yml": ["site.yml"]}
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+# deploy.yml's plan line for a host that deploys (YAML result format, quotes doubled).
+DEPLOYING = re.compile(r"ok: \[([^\]]+)\] => msg: '(deploying(?:[^']|'')*)'")
 
 
 def playbook_env():
@@ -64,7 +66,14 @@ def run_playbook(args, timeout=1800):
                          % (" ".join(args), proc.returncode, proc.stdout[-3000:], proc.stderr[-2000:]))
     return {"seconds": round(seconds, 3), "hosts": hosts,
             "tasks": sum(h["ok"] for h in hosts.values()),
-            "changed": sum(h["changed"] for h in hosts.values())}
+            "changed": sum(h["changed"] for h in hosts.values()),
+            "deploying": deploying(proc.stdout)}
+
+
+def deploying(stdout):
+    """{host: why} for each host deploy.yml's plan sent to the deploy play."""
+    flat = re.sub(r"\s+", " ", stdout)
+    return {host: why.replace("''", "'") for host, why in DEPLOYING.findall(flat)}
 
 
 def git_commit():

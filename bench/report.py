@@ -124,12 +124,23 @@ def scale_section(result):
         "Target: from 2 to 8 VMs the no-op grows ≤ 2.5×. Date %s, commit `%s`, %s cores." % (
             result["date"], result["commit"], result["machine"]["cpus"]),
         "",
-        "| VMs | seconds: median (min–max) | growth from %s VMs | changed per run |" % sizes[0],
-        "|---|---|---|---|",
+        "| VMs | seconds: median (min–max) | growth from %s VMs | changed per run | hosts deployed per run |"
+        % sizes[0],
+        "|---|---|---|---|---|",
     ]
+    # Results from before the plan lines were kept have no "deploying".
+    deploying = result.get("deploying", {})
     for size in sizes:
-        lines.append("| %s | %s | %.2f× | %s |" % (size, fmt(result["seconds"][size]), result["growth"][size],
-                                                   ", ".join(map(str, result["changed"][size]))))
+        runs = deploying.get(size)
+        lines.append("| %s | %s | %.2f× | %s | %s |" % (
+            size, fmt(result["seconds"][size]), result["growth"][size],
+            ", ".join(map(str, result["changed"][size])),
+            ", ".join(str(len(run)) for run in runs) if runs is not None else "not recorded"))
+    reasons = sorted({"%s: %s" % (host, why) for runs in deploying.values() for run in runs
+                      for host, why in run.items()})
+    if reasons:
+        lines += ["", "Why hosts deployed in the timed runs (the plan's words):", ""]
+        lines += ["- %s" % reason for reason in reasons[:12]]
     lines += ["", "![scale](%s)" % path.relative_to(DOC.parent), ""]
     return lines
 

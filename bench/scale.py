@@ -56,6 +56,8 @@ def main(argv=None):
                 runs.append(result)
                 print("bench: %d VMs run %d: %6.2f s, %d tasks, changed=%d"
                       % (size, index + 1, result["seconds"], result["tasks"], result["changed"]), flush=True)
+                for host, why in sorted(result["deploying"].items()):
+                    print("bench:   %s %s" % (host, why), flush=True)
             results[size] = runs
     finally:
         if len(sizes) > 1:
@@ -65,7 +67,9 @@ def main(argv=None):
     base = seconds[str(sizes[0])]["median"]
     report = dict(run_header("scale"), sizes=sizes, seconds=seconds,
                   growth={size: round(fig["median"] / base, 3) for size, fig in seconds.items()},
-                  changed={str(size): [r["changed"] for r in runs] for size, runs in results.items()})
+                  changed={str(size): [r["changed"] for r in runs] for size, runs in results.items()},
+                  # Per run, the hosts the plan did not find converged, and why.
+                  deploying={str(size): [r["deploying"] for r in runs] for size, runs in results.items()})
     write_result("scale", report)
     return 0
 

@@ -1,0 +1,47 @@
+"""bench/noop.py: what it reads from a playbook's output."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+SPEC = importlib.util.spec_from_file_location("bench_noop", BENCH / "noop.py")
+noop = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(noop)
+
+# deploy.yml's plan task as the default callback prints it with callback_result_format=yaml:
+# a long message folded over lines, a quote written twice.
+OUTPUT = """
+TASK [Show what the deploy will do here] ***************************************
+ok: [vm1] =>
+  msg: 'deploying: the deploy''s inputs changed (inventory, versions, key or certificate
+    files, or the collection)'
+ok: [vm2] =>
+  msg: 'nothing to deploy: the host is as the last deploy left it'
+ok: [vm10] =>
+  msg: 'deploying: container web: exited'
+
+PLAY RECAP *********************************************************************
+vm1                        : ok=40   changed=0    unreachable=0    failed=0    skipped=9    rescued=0    ignored=0
+"""
+
+
+def test_deploying_names_each_host_the_plan_sends_and_why():
+    assert noop.deploying(OUTPUT) == {
+        "vm1": "deploying: the deploy's inputs changed (inventory, versions, key or certificate files, "
+               "or the collection)",
+        "vm10": "deploying: container web: exited",
+    }
+
+
+def test_deploying_is_empty_for_a_converged_fleet_and_other_playbooks():
+    assert noop.deploying(OUTPUT.replace("deploying", "nothing to deploy")) == {}
+    assert noop.deploying("PLAY RECAP ***\nvm1 : ok=4 changed=0 unreachable=0 failed=0\n") == {}
+
+
+def test_recap_rows_are_read_per_host():
+    rows = {m.group(1): m.groups()[1:] for m in noop.RECAP.finditer(OUTPUT)}
+    assert rows == {"vm1": ("40", "0", "0", "0")}
