@@ -419,10 +419,9 @@ def setup(vm, files, hosts):
     return tunnels, targets
 
 
-def cleanup(vm, original, hosts):
-    """Remove the seed's and the baseline's work from the VM; VERSION back; deploy.yml on the whole fleet."""
-    print("bench: cleaning up on %s, VERSION back to %s, deploy.yml on the whole fleet" % (VM, original), flush=True)
-    vm_run(vm, "sh -s", script=CLEANUP_SCRIPT, check=False)
+def restore_fleet(original, hosts):
+    """The app's VERSION back to `original` (a new commit when it differs), deploy.yml on the whole
+    fleet; what each VM serves afterwards, per app of `hosts` ({app: server name})."""
     if (work_tree() / "VERSION").read_text().strip() != original:
         commit_version(original, "%s: VERSION back to %s after the bench" % (APP, original))
     run_playbook(["playbooks/deploy.yml"])
@@ -430,6 +429,14 @@ def cleanup(vm, original, hosts):
     for each in labctl.read_fleet():
         for app, host in sorted(hosts.items()):
             answers["%s %s" % (each["hostname"], app)] = served_version("http://127.0.0.1:%d/" % each["http_port"], host)
+    return answers
+
+
+def cleanup(vm, original, hosts):
+    """Remove the seed's and the baseline's work from the VM; VERSION back; deploy.yml on the whole fleet."""
+    print("bench: cleaning up on %s, VERSION back to %s, deploy.yml on the whole fleet" % (VM, original), flush=True)
+    vm_run(vm, "sh -s", script=CLEANUP_SCRIPT, check=False)
+    answers = restore_fleet(original, hosts)
     left = vm_run(vm, "docker ps -a --format '{{.Names}}' | grep -E '^(%s|%s)$' || true" % (SEED_NAME, CD_NAME)).stdout
     return {"served": answers, "left_on_vm": left.split()}
 
