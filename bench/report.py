@@ -37,22 +37,27 @@ def pyplot():
     return plt
 
 
-def noop_plot(result):
+def bar_chart(labels, figs, title, filename, width, colours):
+    """A bar per label: the median, min–max as error bars; docs/benchmarks/<filename>, its path from DOC."""
     plt = pyplot()
-    names = list(result["seconds"])
-    medians = [result["seconds"][n]["median"] for n in names]
-    lows = [m - result["seconds"][n]["min"] for n, m in zip(names, medians)]
-    highs = [result["seconds"][n]["max"] - m for n, m in zip(names, medians)]
-    fig, ax = plt.subplots(figsize=(1.8 * len(names) + 1.5, 3))
-    ax.bar(names, medians, yerr=[lows, highs], capsize=6, color=["#3b7dd8", "#999999", "#7fb0ee"][:len(names)])
+    medians = [fig["median"] for fig in figs]
+    fig, ax = plt.subplots(figsize=(width, 3))
+    ax.bar(labels, medians, capsize=6, color=colours,
+           yerr=[[m - f["min"] for f, m in zip(figs, medians)], [f["max"] - m for f, m in zip(figs, medians)]])
     ax.set_ylabel("seconds (median, min–max)")
-    ax.set_title("no-op deploy, %d VMs" % result["vms"])
+    ax.set_title(title)
     fig.tight_layout()
     PLOTS.mkdir(parents=True, exist_ok=True)
-    path = PLOTS / "noop-deploy.png"
+    path = PLOTS / filename
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path.relative_to(DOC.parent)
+
+
+def noop_plot(result):
+    names = list(result["seconds"])
+    return bar_chart(names, [result["seconds"][n] for n in names], "no-op deploy, %d VMs" % result["vms"],
+                     "noop-deploy.png", 1.8 * len(names) + 1.5, ["#3b7dd8", "#999999", "#7fb0ee"][:len(names)])
 
 
 def noop_section(result, earlier=None):
@@ -102,20 +107,9 @@ def noop_section(result, earlier=None):
 
 
 def scale_section(result):
-    plt = pyplot()
     sizes = [str(size) for size in result["sizes"]]
-    medians = [result["seconds"][s]["median"] for s in sizes]
-    fig, ax = plt.subplots(figsize=(1.2 * len(sizes) + 2, 3))
-    ax.bar(["%s VMs" % s for s in sizes], medians, capsize=6, color="#3b7dd8",
-           yerr=[[m - result["seconds"][s]["min"] for s, m in zip(sizes, medians)],
-                 [result["seconds"][s]["max"] - m for s, m in zip(sizes, medians)]])
-    ax.set_ylabel("seconds (median, min–max)")
-    ax.set_title("no-op deploy.yml by fleet size")
-    fig.tight_layout()
-    PLOTS.mkdir(parents=True, exist_ok=True)
-    path = PLOTS / "scale-noop.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    path = bar_chart(["%s VMs" % s for s in sizes], [result["seconds"][s] for s in sizes],
+                     "no-op deploy.yml by fleet size", "scale-noop.png", 1.2 * len(sizes) + 2, "#3b7dd8")
     lines = [
         "## Scale",
         "",
@@ -141,7 +135,7 @@ def scale_section(result):
     if reasons:
         lines += ["", "Why hosts deployed in the timed runs (the plan's words):", ""]
         lines += ["- %s" % reason for reason in reasons[:12]]
-    lines += ["", "![scale](%s)" % path.relative_to(DOC.parent), ""]
+    lines += ["", "![scale](%s)" % path, ""]
     return lines
 
 
