@@ -139,6 +139,115 @@ def scale_section(result):
     return lines
 
 
+# -- build -----------------------------------------------------------------------
+
+def _runs(values):
+    return ", ".join(map(str, values))
+
+
+def _vm_line(result):
+    facts = result.get("vm_facts") or {}
+    if not facts or facts.get("error"):
+        return "%s (what it has was not recorded)" % result["vm"]
+    return "%s: Docker client %s, server %s, builder %s; %s; curl %s; Python %s" % (
+        result["vm"], facts.get("docker_client"), facts.get("docker_server"), facts.get("builder"),
+        facts.get("git") or "no git", "yes" if facts.get("curl") else "no", facts.get("python3"))
+
+
+def _cache_text(summary):
+    """What the build cache did, read off the figures."""
+    cache = summary["cache"]
+    done = summary["repetitions"]
+    known = done - cache["unknown"]
+    text = ("Build cache: both methods build the same commit, one after the other, so the second may take the"
+            " first one's layers from the builder's cache; the order alternates (repetition 1: raw first). The second"
+            " build had the same layers as the first in %d of %d repetitions (raw docker second: %d of %d, appfleet"
+            " second: %d of %d)" % (
+                cache["second_reused_layers"], known,
+                cache["second_reused_layers_by"]["raw docker"], cache["second"]["raw docker"],
+                cache["second_reused_layers_by"]["appfleet"], cache["second"]["appfleet"]))
+    if cache["unknown"]:
+        text += ", not known in %d" % cache["unknown"]
+    text += "; steps the raw build took from the cache, per run: %s." % _runs(cache["raw_cached_steps"])
+    if cache["second"]["raw docker"] != cache["second"]["appfleet"]:
+        more = max(("raw docker", "appfleet"), key=lambda m: cache["second"][m])
+        text += " With an odd number of repetitions %s went second once more than the other." % more
+    return text
+
+
+def build_plot(result):
+    summary = result["summary"]
+    figs = [summary["seconds"]["raw docker"], summary["seconds"]["appfleet"], summary["overhead_s"]]
+    return bar_chart(["raw docker", "appfleet", "overhead"], figs,
+                     "new commit of %s on %s, %d repetitions" % (result["app"], result["vm"], summary["repetitions"]),
+                     "build.png", 6.9, ["#999999", "#3b7dd8", "#7fb0ee"])
+
+
+def build_section(result):
+    summary = result["summary"]
+    done = summary["repetitions"]
+    reps = "%d of %d asked" % (done, result["repeat_asked"])
+    if done < 3:
+        reps += " (**fewer than the 3 the rules ask for**%s)" % (": " + result["stopped"] if result.get("stopped") else "")
+    machine = result["machine"]
+    lines = [
+        "## Build",
+        "",
+        "Deploy overhead above a raw `docker build` + health-ready start of the same commit (`bench/build.py`).",
+        "Each repetition pushes a new commit of `%s` (a new `VERSION`, which its Dockerfile copies) to the lab's"
+        % result["app"],
+        "git host, then builds and starts it on `%s` two ways, in an order that alternates:" % result["vm"],
+        "",
+        "- **raw docker** (the floor; `bench/build_floor.py` on the VM as root): a scratch clone of the commit from",
+        "  the git URL the apps role uses, with its deploy key (not timed), then timed: `docker build` with the",
+        "  inventory's build args and the builder appfleet's `image_build` picks on that VM, `docker run -d` on a",
+        "  loopback port, and GET of the health path from inside the VM every 0.05 s until the first 200.",
+        "  The container, the image tag and the clone are removed afterwards.",
+        "- **appfleet**: `playbooks/deploy.yml -l %s -e apps=%s`, the whole `ansible-playbook` run: Ansible's" % (
+            result["vm"], result["app"]),
+        "  start, the plan play, git fetch, build, and the start-first swap, whose health gate waits for Docker's",
+        "  HEALTHCHECK as well as the health path (polled every second) and which lets the old container drain",
+        "  before it stops. Afterwards the VM's nginx must serve the new version.",
+        "",
+        "| | |",
+        "|---|---|",
+        "| date | %s |" % result["date"],
+        "| commit | `%s` |" % result["commit"],
+        "| machine | %s cores, Python %s, kernel %s; the lab VMs are systemd containers on it |" % (
+            machine["cpus"], machine["python"], machine["kernel"]),
+        "| VM | %s |" % _vm_line(result),
+        "| repetitions | %s |" % reps,
+        "",
+    ]
+    if not done:
+        return lines + ["No repetition completed: %s" % (result.get("stopped") or "see the results file."), ""]
+    parts = summary["raw_parts"]
+    lines += [
+        "| | median | min | max |",
+        "|---|---|---|---|",
+    ]
+    rows = [("raw docker: build start to first 200, s", summary["seconds"]["raw docker"]),
+            ("appfleet: deploy.yml, s", summary["seconds"]["appfleet"]),
+            ("overhead appfleet − raw, s", summary["overhead_s"]),
+            ("ratio appfleet / raw", summary["ratio"])]
+    for name, fig in rows:
+        lines.append("| %s | %.2f | %.2f | %.2f |" % (name, fig["median"], fig["min"], fig["max"]))
+    healthy = ("; Docker's HEALTHCHECK said healthy at %s s" % fmt(parts["healthy_s"])) if parts.get("healthy_s") else ""
+    lines += [
+        "",
+        "The raw floor in parts, seconds from the start of the build, median (min–max): the build took %s, `docker run`"
+        " returned at %s%s. Not in the floor: the clone, %s s; the SSH call around it all, %s s." % (
+            fmt(parts["build_s"]), fmt(parts["run_s"]), healthy, fmt(parts["clone_s"]), fmt(parts["ssh_wall_s"])),
+        "appfleet's runs: %s tasks, changed %s." % (_runs(summary["tasks"]), _runs(summary["changed"])),
+        "",
+        _cache_text(summary),
+        "",
+        "![build](%s)" % build_plot(result),
+        "",
+    ]
+    return lines
+
+
 # -- deploy under load ---------------------------------------------------------
 
 VERSION_COLOURS = {"old": "#3b7dd8", "new": "#e8833a", "other": "#999999"}
@@ -437,6 +546,9 @@ def main():
     scale = newest("scale")
     if scale:
         sections += scale_section(scale)
+    build = newest("build")
+    if build:
+        sections += build_section(build)
     if not sections:
         print("bench: no results under %s; run a benchmark first" % RESULTS.relative_to(REPO))
         return 1
