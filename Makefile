@@ -14,7 +14,7 @@ PYTEST := $(BIN)/pytest -p no:cacheprovider
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup engine venv lab-up lab-down lab-status demo test lint ansible-lint sanity \
-        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load bench-scale bench bench-quick
+        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load bench-scale bench-build bench bench-quick
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -110,6 +110,7 @@ bench: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 	.venv-bench/bin/python bench/noop.py --site
 	.venv-bench/bin/python bench/deploy_under_load.py
 	.venv-bench/bin/python bench/scale.py
+	.venv-bench/bin/python bench/build.py
 	.venv-bench/bin/python bench/report.py
 
 # The no-op deploy on 2, 4 and 8 lab VMs (the lab ends at 2 VMs).
@@ -117,9 +118,17 @@ bench-scale: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 	.venv-bench/bin/python bench/scale.py
 	.venv-bench/bin/python bench/report.py
 
+# A new commit of web on vm1: a raw `docker build` + `docker run` until /health
+# answers (the floor) and deploy.yml, alternately, 3 repetitions; then
+# docs/benchmarks.md. Puts VERSION back and runs deploy.yml on the fleet.
+bench-build: bench-venv lab-up .collections/ansible_collections/appfleet/docker
+	.venv-bench/bin/python bench/build.py
+	.venv-bench/bin/python bench/report.py
+
 # A short version: the no-op deploy, and the deploy under load of start-first
-# beside community.docker only, 3 repetitions each.
+# beside community.docker only, 3 repetitions each; one repetition of build.
 bench-quick: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 	.venv-bench/bin/python bench/noop.py
 	.venv-bench/bin/python bench/deploy_under_load.py --methods "community.docker,appfleet start-first"
+	.venv-bench/bin/python bench/build.py --repeat 1
 	.venv-bench/bin/python bench/report.py
