@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: deploy_state
 short_description: Record a host's state after a complete deploy, and tell whether a deploy would change it
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - With O(state=record), run after a complete deploy of every app on the host, writes
     O(path) (mode 0600) with the O(fingerprint) of the deploy's inputs, the commit checked
