@@ -62,8 +62,9 @@ import time
 
 import yaml
 
-from deploy_under_load import APP, commit_version, lab_vm, restore_fleet, served_version, vm_run, wait_serving, work_tree
-from noop import INVENTORY, REPO, figures, run_header, run_playbook, write_result
+from deploy_under_load import (APP, commit_version, inventory_apps, lab_vm, restore_fleet, served_version, vm_run,
+                               wait_serving, work_tree)
+from noop import REPO, figures, run_header, run_playbook, write_result
 
 RAW = "raw docker"
 APPFLEET = "appfleet"
@@ -81,10 +82,6 @@ CLEANUP_SCRIPT = "\n".join([
 
 
 # -- what the apps role deploys ------------------------------------------------
-
-def inventory_apps():
-    return yaml.safe_load((INVENTORY / "group_vars" / "fleet.yml").read_text())["appfleet_apps"]
-
 
 def key_dir():
     """Where the apps role keeps deploy keys on a host (its default)."""

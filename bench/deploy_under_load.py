@@ -285,10 +285,14 @@ SHORT = {SEED: "seed", CD: "cd", START_FIRST: "start", STOP_FIRST: "stop"}
 CD_PLAYBOOK = "bench/baselines/community-docker.yml"
 
 
+def inventory_apps():
+    """The lab inventory's appfleet_apps."""
+    return yaml.safe_load((INVENTORY / "group_vars" / "fleet.yml").read_text())["appfleet_apps"]
+
+
 def extra_vars(tmp):
     """Extra-vars files: the baseline limited to web; appfleet_apps with web stop-first."""
-    inventory = yaml.safe_load((INVENTORY / "group_vars" / "fleet.yml").read_text())
-    apps = inventory["appfleet_apps"]
+    apps = inventory_apps()
     web_only = tmp / "community-docker-web.json"
     web_only.write_text(json.dumps({"appfleet_apps": [a for a in apps if a["name"] == APP]}))
     stop_first = tmp / "stop-first.json"
