@@ -71,13 +71,13 @@ unit: venv
 	$(PYTEST) tests/unit
 
 integration: setup
-	$(PYTEST) tests/integration
+	$(PYTEST) --durations=15 tests/integration
 
 molecule: setup
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; $(BIN)/molecule test -s $$s; done
 
 e2e: setup
-	$(PYTEST) tests/e2e
+	$(PYTEST) --durations=15 tests/e2e
 
 build: venv
 	$(BIN)/ansible-galaxy collection build --force --output-path .cache/dist

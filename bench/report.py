@@ -535,21 +535,36 @@ def deploy_section(result):
     return lines
 
 
+def written_sections(text):
+    """The sections of a benchmarks.md already written, by heading ("## Scale": its lines)."""
+    sections, heading = {}, None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            heading = line
+            sections[heading] = []
+        if heading:
+            sections[heading].append(line)
+    return sections
+
+
 def main():
-    sections = []
-    under_load = newest("deploy-under-load")
-    if under_load:
-        sections += deploy_section(under_load)
-    noop = newest("noop")
-    if noop:
-        sections += noop_section(noop, newest("noop", back=1))
-    scale = newest("scale")
-    if scale:
-        sections += scale_section(scale)
-    build = newest("build")
-    if build:
-        sections += build_section(build)
-    if not sections:
+    # bench/results is not committed: a benchmark with no result on this machine
+    # keeps the section (and plots) written by its last run instead of losing it.
+    kept = written_sections(DOC.read_text()) if DOC.exists() else {}
+    sections, measured = [], False
+    for heading, prefix, make in (("## Deploy under load", "deploy-under-load", deploy_section),
+                                  ("## No-op deploy", "noop", lambda r: noop_section(r, newest("noop", back=1))),
+                                  ("## Scale", "scale", scale_section),
+                                  ("## Build", "build", build_section)):
+        result = newest(prefix)
+        if result:
+            sections += make(result)
+            measured = True
+        elif heading in kept:
+            sections += kept[heading]
+            print("bench: no %s result under %s; section %r kept as written"
+                  % (prefix, RESULTS.relative_to(REPO), heading))
+    if not measured:
         print("bench: no results under %s; run a benchmark first" % RESULTS.relative_to(REPO))
         return 1
     header = [

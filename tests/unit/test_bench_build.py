@@ -181,6 +181,30 @@ def test_report_without_a_build_result_has_no_build_section(charts):
     assert "## Build" in report.DOC.read_text()
 
 
+def test_report_keeps_the_written_section_of_a_benchmark_without_a_result(charts):
+    """bench/results is not committed: on a new machine one benchmark's run must not erase the others."""
+    report.DOC.write_text("# Benchmarks\n\nold header\n\n## Deploy under load\n\n| lane | failed |\n| ka | 0 |\n\n"
+                          "![run 1](benchmarks/deploy-under-load-1.png)\n\n## Scale\n\nold scale 9.9\n\n"
+                          "## Build\n\nold build 48.8 s\n")
+    scale = {"benchmark": "scale", "date": "d", "commit": "c", "machine": {"cpus": 2}, "sizes": [2, 4],
+             "seconds": {"2": {"median": 4.0, "min": 3.0, "max": 5.0}, "4": {"median": 8.0, "min": 7.0, "max": 9.0}},
+             "growth": {"2": 1.0, "4": 2.0}, "changed": {"2": [0], "4": [0]}}
+    (report.RESULTS / "scale-20261201T100000.json").write_text(json.dumps(scale))
+    assert report.main() == 0
+    text = report.DOC.read_text()
+    # Kept as written, in the report's order; the measured one replaced.
+    assert "| ka | 0 |\n\n![run 1](benchmarks/deploy-under-load-1.png)" in text
+    assert "old build 48.8 s" in text and "old scale 9.9" not in text and "old header" not in text
+    assert text.index("## Deploy under load") < text.index("## Scale") < text.index("## Build")
+    assert text.count("## Scale") == 1
+
+
+def test_report_without_any_result_writes_nothing(charts):
+    report.DOC.write_text("# Benchmarks\n\n## Build\n\nold build\n")
+    assert report.main() == 1
+    assert report.DOC.read_text() == "# Benchmarks\n\n## Build\n\nold build\n"
+
+
 # -- build_floor.py on a stand-in docker ---------------------------------------------
 
 FAKE_DOCKER = r'''#!%(python)s
