@@ -5,9 +5,10 @@
 
 Private to this collection (leading underscore): not a public API.
 
-write_file_atomic is the only place that writes a file in place (the nginx
-upstream include, the release log); SecretStore keeps the secret files of an
-app, one release directory per value set, renamed into place.
+atomic_file is the only place that writes a file in place: streamed bytes
+(image_archive's archives) directly, text (the nginx upstream include, the
+release log) through write_file_atomic; SecretStore keeps the secret files of
+an app, one release directory per value set, renamed into place.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import stat
 import tempfile
 import time
+from contextlib import contextmanager
 
 from ansible_collections.appfleet.docker.plugins.module_utils._spec import ENV_KEY_RE
 
@@ -46,27 +48,43 @@ def _fsync_dir(path):
         os.close(fd)
 
 
+@contextmanager
+def atomic_file(path, mode=0o644, check=None, sync_dir=True):
+    """Yield a binary handle on a temporary file beside ``path``; rename it into place on success.
+
+    On leaving the block the file is flushed, fsynced and closed, ``check(temp_path)``
+    (when given) may raise to refuse it, then it gets ``mode`` and is renamed over
+    ``path``. Any error (a full disk, a failed check, an interrupt) removes the
+    temporary file and leaves ``path`` as it was. The directory of ``path`` must exist.
+    ``sync_dir``: fsync the directory after the rename too (the rename survives a crash).
+    """
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if check is not None:
+            check(tmp)
+        os.chmod(tmp, mode)
+        os.rename(tmp, path)
+    except BaseException:
+        remove_file(tmp)
+        raise
+    if sync_dir:
+        _fsync_dir(directory)
+
+
 def write_file_atomic(path, content, mode=0o644, sync_dir=False):
-    """Write ``content`` to a temporary file beside ``path`` and rename it into place.
+    """Write the text ``content`` to ``path`` through atomic_file, making its directory if needed.
 
     ``sync_dir``: fsync the directory afterwards too (the rename survives a crash).
     """
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, 0o755, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if sync_dir:
-        _fsync_dir(directory)
+    with atomic_file(path, mode, sync_dir=sync_dir) as handle:
+        handle.write(content.encode("utf-8"))
 
 
 def remove_file(path):
