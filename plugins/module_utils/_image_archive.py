@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What image_archive does: save an image to a file atomically, or load it from one.
+
+Private to this collection (leading underscore): not a public API.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from ansible_collections.appfleet.docker.plugins.module_utils._archive import (
+    ArchiveError,
+    archive_image,
+    describe_tags,
+    parse_mode,
+    reference_error,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._engine import image_id
+from ansible_collections.appfleet.docker.plugins.module_utils._files import atomic_file
+
+ABSENT = "absent"
+# Errors of a write that mean the filesystem is full (or the file too large for it).
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def check_input(am):
+    p = am.params
+    err = reference_error("name", p["name"])
+    if err:
+        am.fail(err)
+    try:
+        mode = parse_mode(p["mode"])
+    except AppfleetError as exc:
+        am.fail(exc.msg)
+    return mode
+
+
+def _size(path):
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def _existing_archive_id(path, name):
+    """Image id of ``name`` in the archive at ``path``; None when absent, unreadable or without it."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        found, _images = archive_image(path, name)
+    except (ArchiveError, OSError):
+        return None  # anything else than a good archive of name is overwritten
+    return found
+
+
+def _verify_saved(name, want_id):
+    """A check for atomic_file: the temporary archive holds ``name`` at ``want_id``."""
+    def check(tmp):
+        found, images = archive_image(tmp, name)
+        if found != want_id:
+            raise AppfleetError(
+                "name: the engine's docker save of %s does not hold it at its image id %s (it holds %s); "
+                "nothing was written; run again, and check the engine's image store if it repeats"
+                % (name, want_id, describe_tags(images) if found is None else found))
+    return check
+
+
+def export(am, mode):
+    p = am.params
+    name, path = p["name"], p["path"]
+    directory = os.path.dirname(path) or "."
+    if os.path.isdir(path):
+        am.fail("path: %s is a directory; give the archive's file name, e.g. %s"
+                % (path, os.path.join(path, "image.tar")))
+    if not os.path.isdir(directory):
+        am.fail("path: directory %s does not exist; create it first (ansible.builtin.file with "
+                "state=directory) or choose another path" % directory)
+    am.step = "looking up the image"
+    want = image_id(am.client, name)
+    if want is None:
+        am.fail("name: image %s is not on this host (docker image ls); build or load it here first, "
+                "or fix name" % name)
+    have = _existing_archive_id(path, name)
+    current_mode = None
+    if have is not None:
+        current_mode = os.stat(path).st_mode & 0o7777
+    result = dict(changed=have != want or current_mode != mode, image=dict(id=want, name=name),
+                  archive=dict(path=path, size=_size(path), image_id=want))
+    if am.diff_mode:
+        result["diff"] = dict(before={path: have or ABSENT}, after={path: want})
+    if not result["changed"] or am.check_mode:
+        if am.check_mode and have != want:
+            result["archive"]["size"] = None
+        return result
+    if have == want:
+        am.step = "setting the mode of %s" % path
+        os.chmod(path, mode)
+        return result
+    am.step = "saving %s to %s" % (name, path)
+    try:
+        with atomic_file(path, mode, check=_verify_saved(name, want)) as handle:
+            for chunk in am.client.api.get_image(name):
+                handle.write(chunk)
+    except OSError as exc:
+        if exc.errno in FULL_DISK:
+            raise AppfleetError(
+                "path: saving %s to %s failed: %s; the partial file was removed and %s is as it was; "
+                "free space on that filesystem or choose another path"
+                % (name, path, os.strerror(exc.errno).lower(), path))
+        raise
+    result["archive"]["size"] = _size(path)
+    return result
+
+
+def load(am):
+    p = am.params
+    name, path = p["name"], p["path"]
+    am.step = "reading the archive"
+    if not os.path.isfile(path):
+        am.fail("path: %s %s; copy the archive to this host first (state=exported writes it)"
+                % (path, "is not a regular file" if os.path.exists(path) else "does not exist"))
+    try:
+        want, images = archive_image(path, name)
+    except OSError as exc:
+        am.fail("path: %s cannot be read (%s); check its permissions"
+                % (path, (exc.strerror or str(exc)).lower()))
+    if want is None:
+        am.fail("name: %s does not hold %s; it holds %s; export the archive again with this name or fix name"
+                % (path, name, describe_tags(images)))
+    am.step = "looking up the image"
+    have = image_id(am.client, name)
+    result = dict(changed=have != want, image=dict(id=want, name=name),
+                  archive=dict(path=path, size=_size(path), image_id=want))
+    if am.diff_mode:
+        result["diff"] = dict(before={name: have or ABSENT}, after={name: want})
+    if not result["changed"] or am.check_mode:
+        return result
+    am.step = "loading %s" % path
+    with open(path, "rb") as handle:
+        for message in am.client.api.load_image(handle):
+            error = isinstance(message, dict) and (message.get("error") or
+                                                   (message.get("errorDetail") or {}).get("message"))
+            if error:
+                raise AppfleetError("path: docker load of %s failed: %s; the image was not loaded; export "
+                                    "the archive again, or check the engine's free space" % (path, error))
+    after = image_id(am.client, name)
+    if after != want:
+        raise AppfleetError("name: after docker load of %s, %s is %s, not the archive's image %s; "
+                            "check the engine's image store (a containerd image store uses other ids)"
+                            % (path, name, after or ABSENT, want))
+    return result
+
+
+def logic(am):
+    mode = check_input(am)
+    am.step = None
+    if am.params["state"] == "exported":
+        return export(am, mode)
+    return load(am)
