@@ -58,17 +58,27 @@ def run_module(name, args, check=False, diff=False, verbosity=0, env=None, timeo
     The result dict is what the module returned (``failed``/``msg`` on failure),
     read from a file the play writes, so it is exact whatever the verbosity.
     """
+    return run_modules(name, [args], check=check, diff=diff, verbosity=verbosity, env=env, timeout=timeout)[0]
+
+
+def run_modules(name, args_list, check=False, diff=False, verbosity=0, env=None, timeout=600):
+    """Run the module once per entry of ``args_list``, in order, in one playbook; return the results.
+
+    One ansible-playbook start (a few seconds) for several calls that do not depend on
+    each other's outcome, such as a list of bad inputs; a failed call does not stop the next.
+    """
     fqcn = name if "." in name else "appfleet.docker." + name
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
+        tasks = [{"name": "Run the module (%d)" % index, fqcn: args, "register": "appfleet_result_%d" % index,
+                  "ignore_errors": True} for index, args in enumerate(args_list)]
+        results = "[%s]" % ", ".join("appfleet_result_%d" % index for index in range(len(args_list)))
         play = [{
             "hosts": "localhost", "gather_facts": False,
             "vars": {"ansible_python_interpreter": sys.executable},
-            "tasks": [
-                {"name": "Run the module", fqcn: args, "register": "appfleet_result",
-                 "ignore_errors": True},
-                {"name": "Save the result", "check_mode": False, "diff": False,
-                 "ansible.builtin.copy": {"content": "{{ appfleet_result | to_json }}",
+            "tasks": tasks + [
+                {"name": "Save the results", "check_mode": False, "diff": False,
+                 "ansible.builtin.copy": {"content": "{{ %s | to_json }}" % results,
                                           "dest": str(out), "mode": "0600"}},
             ],
         }]
@@ -86,9 +96,12 @@ def run_module(name, args, check=False, diff=False, verbosity=0, env=None, timeo
         if not out.exists():
             raise AssertionError("module %s did not run:\n%s\n%s" % (fqcn, proc.stdout[-6000:], proc.stderr[-3000:]))
         data = json.loads(out.read_text())
-    res = ModuleResult(data)
-    res.rc, res.stdout, res.stderr = proc.returncode, proc.stdout, proc.stderr
-    return res
+    found = []
+    for item in data:
+        res = ModuleResult(item)
+        res.rc, res.stdout, res.stderr = proc.returncode, proc.stdout, proc.stderr
+        found.append(res)
+    return found
 
 
 def run_playbook(playbook, *args, inventory=None, env=None, timeout=1800, check=True):

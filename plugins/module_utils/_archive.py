@@ -172,8 +172,10 @@ def read_archive(path):
                     for tag in entry["tags"]:
                         images[tag] = image_id
             except (tarfile.TarError, EOFError) as exc:
-                raise ArchiveError("path: %s is damaged (%s: %s); export it again with state=exported, or "
-                                   "check that the copy to this host was complete" % (path, type(exc).__name__, exc))
+                what = "truncated" if isinstance(exc, EOFError) or "end of data" in str(exc) else (
+                    "%s: %s" % (type(exc).__name__, exc))
+                raise ArchiveError("path: %s is damaged (%s); export it again with state=exported, or "
+                                   "check that the copy to this host was complete" % (path, what))
     return images
 
 

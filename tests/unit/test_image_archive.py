@@ -125,7 +125,7 @@ def test_an_archive_cut_short_is_damaged(tmp_path, fraction):
         end = tar.offset + 2 * tarfile.BLOCKSIZE
     path = tmp_path / "cut.tar"
     path.write_bytes(whole.read_bytes()[:int(end * fraction)])
-    with pytest.raises(ArchiveError, match="is damaged|not a tar file"):
+    with pytest.raises(ArchiveError, match=r"is damaged \(truncated"):
         _archive.read_archive(str(path))
 
 
