@@ -14,7 +14,6 @@ import stat
 import subprocess
 import tarfile
 
-import docker
 import pytest
 
 from conftest import run_module, run_modules
