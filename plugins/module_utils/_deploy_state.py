@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import re
 import shlex
 import stat
@@ -38,6 +39,15 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 GIT_TIMEOUT = 30
 FULL_SHA_RE = re.compile(r"^[0-9a-f]{40}\Z")
 SHORT_SHA_RE = re.compile(r"^[0-9a-f]{7,39}\Z")
+# An SSH server that turned the connection away before authentication: sshd's
+# MaxStartups (10 by default) drops new connections while many are being set
+# up, and every host of a fleet asks the same git server at once. Asked again
+# after a short, random pause; anything else is an answer.
+TRANSIENT_SSH_RE = re.compile(r"kex_exchange_identification|ssh_exchange_identification|Connection reset by"
+                              r"|Connection closed by|banner exchange")
+LS_REMOTE_ATTEMPTS = 4
+# git's advice after any failed remote call: no news in a message.
+GIT_BOILERPLATE = ("Please make sure you have the correct access rights", "and the repository exists.")
 
 
 def file_entry(path):
@@ -134,12 +144,16 @@ def resolve_remote(source):
     if FULL_SHA_RE.match(version):
         return version, None
     # The second pattern lists an annotated tag's commit (refs/tags/<v>^{}).
-    rc, out, err = run_git(["ls-remote", "--", source["repo"], version, version + "^{}"], source)
+    for attempt in range(1, LS_REMOTE_ATTEMPTS + 1):
+        rc, out, err = run_git(["ls-remote", "--", source["repo"], version, version + "^{}"], source)
+        if rc == 0 or attempt == LS_REMOTE_ATTEMPTS or not TRANSIENT_SSH_RE.search(err):
+            break
+        time.sleep(random.uniform(0.2, 0.6) * attempt)
     if rc != 0:
         if SHORT_SHA_RE.match(version):
             # Most likely an abbreviated commit: compared with the checkout by prefix.
             return version, None
-        return None, "git ls-remote failed: %s" % (err.strip().splitlines() or ["rc %d" % rc])[-1]
+        return None, "git ls-remote failed: %s" % git_error(rc, err, attempt)
     refs = {}
     for line in out.splitlines():
         parts = line.split("\t")
@@ -152,6 +166,15 @@ def resolve_remote(source):
         # An abbreviated commit: the checkout is compared with it, not the server.
         return version, None
     return None, "the git server has no branch or tag %s" % version
+
+
+def git_error(rc, err, attempts=1):
+    """git's own lines of a failed call, on one line, without its stock advice."""
+    lines = [line.strip() for line in err.splitlines() if line.strip() and line.strip() not in GIT_BOILERPLATE]
+    text = "; ".join(lines) or "rc %d" % rc
+    if len(text) > 400:
+        text = "..." + text[-400:]
+    return text + (" (asked %d times)" % attempts if attempts > 1 else "")
 
 
 def same_commit(wanted, recorded):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ansible_collections.appfleet.docker.plugins.filter import deploy
@@ -111,3 +113,69 @@ def test_file_entries_name_kind_mode_owner_and_content(tmp_path):
     assert entries[str(tmp_path / "link")].startswith("link ") and entries[str(tmp_path / "link")].endswith(" a.conf")
     assert entries[str(tmp_path)].startswith("dir ")
     assert entries[str(tmp_path / "none")] == "absent"
+
+
+# -- asking the git server: a real git, an ssh on PATH that plays the server --------
+
+FLAKY_SSH = """#!/bin/sh
+# ssh as git calls it (ssh [options] HOST COMMAND): turned away $FAIL_TIMES times
+# before authentication, as sshd does past MaxStartups, then the command runs here.
+count=$(cat "$SSH_STATE" 2>/dev/null || echo 0)
+echo $((count + 1)) > "$SSH_STATE"
+if [ "$count" -lt "$FAIL_TIMES" ]; then
+  echo "$SSH_ERROR" >&2
+  exit 255
+fi
+for last; do :; done
+exec sh -c "$last"
+"""
+
+
+@pytest.fixture
+def git_server(tmp_path, monkeypatch):
+    """A bare repository with a branch main, reached as git@git:<path> through the flaky ssh."""
+    import subprocess
+
+    work, bare = tmp_path / "work", tmp_path / "web.git"
+    env = dict(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    (work / "app.py").write_text("print(1)\n")
+    subprocess.run(["git", "-C", str(work), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(work), "commit", "-qm", "one"], check=True, env=dict(os.environ, **env))
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    head = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ssh").write_text(FLAKY_SSH)
+    (bindir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
+    monkeypatch.setenv("SSH_STATE", str(tmp_path / "ssh-calls"))
+    monkeypatch.setenv("SSH_ERROR", "kex_exchange_identification: Connection closed by remote host")
+    monkeypatch.setattr(_deploy_state.time, "sleep", lambda seconds: None)
+    return {"source": {"app": "web", "repo": "git@git:%s" % bare, "version": "main"}, "head": head,
+            "calls": tmp_path / "ssh-calls"}
+
+
+def test_git_server_turning_connections_away_is_asked_again(git_server, monkeypatch):
+    monkeypatch.setenv("FAIL_TIMES", "2")
+    assert _deploy_state.resolve_remote(git_server["source"]) == (git_server["head"], None)
+    assert git_server["calls"].read_text().strip() == "3"
+
+
+def test_git_server_that_keeps_turning_away_is_named_with_gits_own_words(git_server, monkeypatch):
+    monkeypatch.setenv("FAIL_TIMES", "99")
+    commit, why = _deploy_state.resolve_remote(git_server["source"])
+    assert commit is None
+    assert why.startswith("git ls-remote failed: kex_exchange_identification: Connection closed by remote host;")
+    assert "Could not read from remote repository." in why and "Please make sure" not in why
+    assert why.endswith("(asked %d times)" % _deploy_state.LS_REMOTE_ATTEMPTS)
+    assert git_server["calls"].read_text().strip() == str(_deploy_state.LS_REMOTE_ATTEMPTS)
+
+
+def test_other_git_failures_are_not_asked_again(git_server, monkeypatch):
+    monkeypatch.setenv("FAIL_TIMES", "99")
+    monkeypatch.setenv("SSH_ERROR", "git@git: Permission denied (publickey).")
+    commit, why = _deploy_state.resolve_remote(git_server["source"])
+    assert commit is None and "Permission denied (publickey)." in why and "asked" not in why
+    assert git_server["calls"].read_text().strip() == "1"
