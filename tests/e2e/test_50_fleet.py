@@ -316,6 +316,55 @@ def test_commit_of_an_ignored_file_deploys_nothing(fleet):
     assert len(said) == 2 and all(m.startswith("nothing to deploy") for m in said.values()), said
 
 
+def task_results(stdout, name):
+    """{host: status} of the task NAME (ok, changed, skipping, fatal) in a default-callback output,
+    over every time the task ran (one host per batch under serial: 1)."""
+    found = {}
+    for section in re.split(r"^TASK \[", stdout, flags=re.M)[1:]:
+        header = section.split("\n", 1)[0]
+        if re.search(r"(^|: )%s\] \*" % re.escape(name), header):
+            for status, host in re.findall(r"^(ok|changed|skipping|fatal|failed): \[(\S+?)\]", section, re.M):
+                found[host] = status
+    return found
+
+
+def running_image_id(vm, app):
+    return lab_host(vm).check_output("sudo docker inspect --format '{{.Image}}' %s" % app).strip()
+
+
+def test_new_commit_is_built_on_vm1_and_loaded_on_vm2(fleet, tmp_path):
+    """Build once (apps_build_once, no registry): a commit that changes what web's builder sees is
+    built on vm1 alone; vm2 loads vm1's image from the archive the controller fetched, so both run
+    the same image id; the controller's copy is gone at the end, and so are the hosts' archives.
+    After the ignored-file test (converged fleet); the rolling-failure test reads VERSION afresh."""
+    new = read_work_file("web", "VERSION").strip() + "-once"
+    commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
+    archives = tmp_path / "archives"
+    proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab",
+                        "-e", "apps_archive_controller_dir=%s" % archives, check=False)
+    assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
+    out = proc.stdout
+    # vm1 built it and shared it; vm2 loaded it, and its image_build found the tag: no build.
+    assert task_results(out, "Build the image of web") == {"vm1": "changed", "vm2": "ok"}, out[-8000:]
+    assert task_results(out, "Load the image of web built on vm1") == {"vm2": "changed"}, out[-8000:]
+    assert task_results(out, "Fetch to the controller the image archive of web") == {"vm1": "changed"}, out[-8000:]
+    # api did not change: nothing of it was shared or loaded.
+    assert not any(s == "changed" for s in task_results(out, "Build the image of api").values()), out[-8000:]
+    assert task_results(out, "Load the image of api built on vm1") == {}, out[-8000:]
+    # One image id on both VMs, serving the new version.
+    ids = {vm: running_image_id(vm, "web") for vm in VMS}
+    assert ids["vm1"].startswith("sha256:") and ids["vm1"] == ids["vm2"], ids
+    for vm in VMS:
+        assert served_version(vm, "web") == new
+    # No archive left: the controller directory was made (vm1 fetched into it) and emptied by vm2,
+    # the last host; the hosts removed theirs.
+    assert archives.is_dir(), out[-8000:]
+    assert sorted(p.name for p in archives.rglob("*")) == [], sorted(archives.rglob("*"))
+    for vm in VMS:
+        left = lab_host(vm).check_output("sudo find /var/lib/appfleet/archives -type f")
+        assert left.strip() == "", (vm, left)
+
+
 def test_rolling_deploy_where_the_second_vm_fails(fleet):
     """vm1 gets the new version; vm2 fails its health check and keeps the old one."""
     old = read_work_file("web", "VERSION").strip()
