@@ -361,7 +361,7 @@ def test_new_commit_is_built_on_vm1_and_loaded_on_vm2(fleet, tmp_path):
     assert archives.is_dir(), out[-8000:]
     assert sorted(p.name for p in archives.rglob("*")) == [], sorted(archives.rglob("*"))
     for vm in VMS:
-        left = lab_host(vm).check_output("sudo find /var/lib/appfleet/archives -type f")
+        left = lab_host(vm).check_output("sudo find /var/cache/appfleet -type f")
         assert left.strip() == "", (vm, left)
 
 
