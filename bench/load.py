@@ -27,6 +27,10 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import select
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -37,6 +41,10 @@ FRESH = "fresh"
 SLOW = "slow"
 # How many distinct error strings a summary lists.
 SLOW_ERRORS_SHOWN = 5
+# A worker process is this file run with this one argument (see child_main).
+CHILD_FLAG = "--child"
+# Seconds a worker process has to start and say it is ready.
+CHILD_START_TIMEOUT = 30.0
 
 
 class Record(object):
@@ -59,6 +67,33 @@ class Record(object):
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+def default_procs(workers):
+    """Worker processes when none are asked: one per core, at most one per fast worker."""
+    return max(1, min(int(workers), os.cpu_count() or 1))
+
+
+def split(count, parts):
+    """range(count) cut into `parts` consecutive ranges whose sizes differ by at most one."""
+    size, extra = divmod(count, parts)
+    bounds = [0]
+    for part in range(parts):
+        bounds.append(bounds[-1] + size + (1 if part < extra else 0))
+    return [range(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def split_cap(cap, weights):
+    """Integer shares of `cap` in proportion to `weights` that add up to `cap` (largest remainders)."""
+    total = float(sum(weights))
+    if not total:
+        weights, total = [1] * len(weights), float(len(weights))
+    exact = [cap * w / total for w in weights]
+    shares = [int(e) for e in exact]
+    by_remainder = sorted(range(len(weights)), key=lambda i: exact[i] - shares[i], reverse=True)
+    for i in by_remainder[:cap - sum(shares)]:
+        shares[i] += 1
+    return shares
+
+
 def version_of(body):
     """The version a sample app answers with: its first line, stripped."""
     text = body.decode("utf-8", "replace").strip()
@@ -66,10 +101,14 @@ def version_of(body):
 
 
 class Load(object):
-    """Runs `workers` threads against one URL until stop(), the duration or the request cap."""
+    """Runs `workers` threads against one URL until stop(), the duration or the request cap.
+
+    With procs > 1 the threads are spread over that many worker processes (this
+    file run with CHILD_FLAG); records come back on this process's clock (see start).
+    """
 
     def __init__(self, url, host=None, rate=400.0, workers=8, duration=60.0,
-                 max_requests=None, timeout=10.0, slow_workers=0, slow_seconds=3.0):
+                 max_requests=None, timeout=10.0, slow_workers=0, slow_seconds=3.0, procs=None):
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError("load: --url must be http://HOST:PORT/PATH, got %r" % url)
@@ -86,39 +125,154 @@ class Load(object):
         if self.slow_workers and self.slow_seconds <= 0:
             raise ValueError("load: --slow-seconds must be > 0, got %r" % slow_seconds)
         self.slow_path = "%s/slow?s=%g" % ((parts.path or "/").rstrip("/"), self.slow_seconds)
+        self.url = url
+        self.procs = default_procs(self.workers) if procs is None else max(1, min(int(procs), self.workers))
+        # The lanes this process runs as threads (global indices: they set the mode and the stagger).
+        self.lanes = (range(self.workers), range(self.slow_workers))
         self.records = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = []
         self._sent = 0
+        self._children = []
         self.t0 = None
 
     # -- running ---------------------------------------------------------
     def start(self):
+        """Start the lanes; t0 (time.monotonic()) is the origin of every record's start.
+
+        With worker processes: they are started first, and each is sent t0 once all are
+        ready, so that none is late. CLOCK_MONOTONIC is one clock for all the processes of
+        a machine (Linux), so their records need no conversion.
+        """
+        if self.procs > 1:
+            self._spawn()
         self.t0 = time.monotonic()
-        for index in range(self.workers):
+        if self._children:
+            for child in self._children:
+                self._tell(child, "go %r\n" % self.t0)
+        else:
+            self._start_threads()
+        return self
+
+    def _start_threads(self):
+        fast, slow = self.lanes
+        for index in fast:
             mode = KEEPALIVE if index % 2 == 0 else FRESH
             thread = threading.Thread(target=self._worker, args=(index, mode), daemon=True)
             self._threads.append(thread)
             thread.start()
-        for index in range(self.slow_workers):
+        for index in slow:
             thread = threading.Thread(target=self._slow_worker, args=(index,), daemon=True)
             self._threads.append(thread)
             thread.start()
-        return self
 
     def stop(self):
         self._stop.set()
         # A slow request in flight is waited for: cutting it off would count as a failure.
         for thread in self._threads:
-            thread.join(timeout=self.timeout + self.slow_seconds + 5)
+            thread.join(timeout=self.join_timeout())
+        if self._children:
+            self._collect()
         return self
 
+    def join_timeout(self):
+        return self.timeout + self.slow_seconds + 5
+
     def run(self):
-        """Start, wait for the duration, stop."""
-        self.start()
-        self._stop.wait(self.duration)
+        """Start, wait for the duration, stop (on an interrupt: end the worker processes)."""
+        try:
+            self.start()
+            self.wait(self.t0 + self.duration)
+        except BaseException:
+            self.terminate()
+            raise
         return self.stop()
+
+    def wait(self, deadline):
+        """Until the deadline (time.monotonic()), stop(), or the end of every lane (the request cap)."""
+        pending = [child.stdout for child in self._children]
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self._children:
+                # A worker process writes its records (or exits) when its lanes have ended.
+                ready = select.select(pending, [], [], min(left, 0.1))[0]
+                pending = [pipe for pipe in pending if pipe not in ready]
+                if not pending:
+                    return
+            elif any(thread.is_alive() for thread in self._threads):
+                self._stop.wait(min(left, 0.1))
+            else:
+                return
+
+    # -- worker processes ------------------------------------------------
+    def _spawn(self):
+        """Start self.procs worker processes, each with its share of the lanes and of the cap."""
+        fast, slow = split(self.workers, self.procs), split(self.slow_workers, self.procs)
+        weights = [len(f) * self.rate / self.workers + len(s) / self.slow_seconds if self.slow_workers else len(f)
+                   for f, s in zip(fast, slow)]
+        caps = split_cap(self.max_requests, weights)
+        try:
+            for f, s, cap in zip(fast, slow, caps):
+                config = {"url": self.url, "host": self.host_header, "rate": self.rate, "workers": self.workers,
+                          "duration": self.duration, "max_requests": cap, "timeout": self.timeout,
+                          "slow_workers": self.slow_workers, "slow_seconds": self.slow_seconds,
+                          "fast": [f.start, f.stop], "slow": [s.start, s.stop]}
+                # Unbuffered pipes: the "ready" line is read alone, the rest by communicate().
+                child = subprocess.Popen([sys.executable, os.path.abspath(__file__), CHILD_FLAG], bufsize=0,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                self._children.append(child)
+                self._tell(child, json.dumps(config) + "\n")
+            deadline = time.monotonic() + CHILD_START_TIMEOUT
+            for child in self._children:
+                ready, _, _ = select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))
+                line = child.stdout.readline() if ready else b""
+                if line != b"ready\n":
+                    raise RuntimeError("load: worker process %d did not start (exit code %s)"
+                                       % (child.pid, child.poll()))
+        except BaseException:
+            self.terminate()
+            raise
+
+    @staticmethod
+    def _tell(child, line):
+        try:
+            child.stdin.write(line.encode())
+        except OSError:
+            pass  # gone: _collect says so
+
+    def _collect(self):
+        """Stop the worker processes and merge their records into self.records."""
+        for child in self._children:
+            self._tell(child, "stop\n")
+        lost = []
+        try:
+            for child in self._children:
+                out, _ = child.communicate(timeout=self.join_timeout() + 10)
+                lines = out.decode().splitlines()
+                if child.returncode != 0 or not lines or lines[-1] != "end":
+                    lost.append("%d (exit code %s)" % (child.pid, child.returncode))
+                    continue
+                self.records.extend(Record(*json.loads(line)) for line in lines[:-1])
+        finally:
+            self.terminate()
+        self.records.sort(key=lambda r: r.start)
+        if lost:
+            raise RuntimeError("load: worker process %s ended without its records" % ", ".join(lost))
+
+    def terminate(self):
+        """End the worker processes that are still running (idempotent)."""
+        for child in self._children:
+            if child.poll() is None:
+                child.kill()
+            child.wait()
+            for pipe in (child.stdin, child.stdout):
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
 
     def _take_slot(self):
         with self._lock:
@@ -133,7 +287,7 @@ class Load(object):
     def _worker(self, index, mode):
         interval = self.workers / self.rate
         # Spread the workers over one interval so they do not fire together.
-        next_at = time.monotonic() + interval * index / self.workers
+        next_at = self.t0 + interval * index / self.workers
         deadline = self.t0 + self.duration
         conn = None
         while not self._stop.is_set():
@@ -280,6 +434,39 @@ def slow_figures(slow, switch_at=None, is_old=None):
     }
 
 
+def child_main(stdin, stdout):
+    """A worker process: its configuration, "ready", then "go T0"; until "stop" (or the end of
+    stdin: the parent is gone) or the deadline; then one JSON list per record and "end"."""
+    # Ctrl-C reaches the whole process group: the parent decides, and collects the records.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    config = json.loads(stdin.readline())
+    fast, slow = range(*config.pop("fast")), range(*config.pop("slow"))
+    load = Load(procs=1, **config)
+    load.lanes = (fast, slow)
+    stdout.write(b"ready\n")
+    stdout.flush()
+    line = stdin.readline().split()
+    if line[:1] != [b"go"]:
+        return 1
+    load.t0 = float(line[1])
+    load._start_threads()
+
+    def watch():
+        stdin.readline()
+        load._stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    load.wait(load.t0 + load.duration)
+    load.stop()
+    try:
+        stdout.write(b"".join(json.dumps([getattr(r, name) for name in Record.__slots__]).encode() + b"\n"
+                              for r in load.records) + b"end\n")
+        stdout.flush()
+    except BrokenPipeError:
+        return 1
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", required=True, help="http://127.0.0.1:PORT/PATH")
@@ -291,12 +478,14 @@ def main(argv=None):
     parser.add_argument("--slow-workers", type=int, default=0,
                         help="long-request lanes: each sends GET <url path>/slow?s=S one after the other")
     parser.add_argument("--slow-seconds", type=float, default=3.0, help="S: how long each long request asks to take")
+    parser.add_argument("--procs", type=int,
+                        help="worker processes sharing the workers (default: one per core, at most --workers; 1: threads only)")
     parser.add_argument("--out", help="write every request as a JSON line here")
     args = parser.parse_args(argv)
     try:
         load = Load(args.url, host=args.host, rate=args.rate, workers=args.workers,
                     duration=args.duration, max_requests=args.max_requests,
-                    slow_workers=args.slow_workers, slow_seconds=args.slow_seconds).run()
+                    slow_workers=args.slow_workers, slow_seconds=args.slow_seconds, procs=args.procs).run()
     except ValueError as exc:
         parser.error(str(exc))
     if args.out:
@@ -309,4 +498,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == [CHILD_FLAG]:
+        # Unbuffered stdin: the watching thread may still be reading it at exit.
+        sys.exit(child_main(sys.stdin.buffer.raw, sys.stdout.buffer))
     sys.exit(main())
