@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +30,8 @@ class Server(object):
     def __init__(self):
         self.version = "v1"
         self.reset = False
+        # Answer this process's time.monotonic() at the request instead of the version.
+        self.clock = False
         self.slow_paths = []
         outer = self
 
@@ -44,6 +50,8 @@ class Server(object):
                     outer.slow_paths.append(self.path)
                     time.sleep(seconds)
                     data = ("web %s slow %gs\n" % (outer.version, seconds)).encode()
+                elif outer.clock:
+                    data = ("%r\n" % time.monotonic()).encode()
                 else:
                     data = ("web %s\n" % outer.version).encode()
                 self.send_response(200)
@@ -204,3 +212,125 @@ def test_a_slow_lane_failure_is_not_a_fast_lane_failure(server):
     assert summary["failed"] == summary["failed_keepalive"] + summary["failed_fresh"]
     assert summary["failed"] == sum(1 for r in run.records if r.mode != load.SLOW and r.failed)
     assert any("RemoteDisconnected" in e or "Reset" in e for e in summary["slow_errors"]), summary
+
+
+# -- worker processes --------------------------------------------------------
+
+@pytest.mark.parametrize("count, parts, sizes", [(8, 2, [4, 4]), (5, 2, [3, 2]), (2, 2, [1, 1]), (1, 2, [1, 0]),
+                                                 (0, 2, [0, 0])])
+def test_split_cuts_consecutive_lanes(count, parts, sizes):
+    ranges = load.split(count, parts)
+    assert [len(r) for r in ranges] == sizes
+    # Consecutive: each process gets keep-alive and fresh lanes alike (even indices are keep-alive).
+    assert [i for r in ranges for i in r] == list(range(count))
+
+
+@pytest.mark.parametrize("cap, weights, shares", [(20, [1, 1], [10, 10]), (7, [3, 1], [5, 2]), (3, [1, 1, 1, 1], [1, 1, 1, 0]),
+                                                  (10, [0, 0], [5, 5]), (0, [2, 1], [0, 0])])
+def test_split_cap_adds_up_to_the_cap(cap, weights, shares):
+    assert load.split_cap(cap, weights) == shares
+    assert sum(shares) == cap
+
+
+def test_default_procs_is_a_core_each_at_most_one_per_worker():
+    assert load.default_procs(1) == 1
+    assert load.default_procs(64) == (os.cpu_count() or 1)
+    assert load.Load("http://127.0.0.1:1/", workers=2, procs=8).procs == 2
+    assert load.Load("http://127.0.0.1:1/", workers=4, procs=0).procs == 1
+
+
+def test_processes_share_the_cap_and_end_when_it_is_reached(server):
+    begin = time.monotonic()
+    run = load.Load(server.url, rate=1000, workers=4, duration=8, max_requests=301, procs=2,
+                    slow_workers=1, slow_seconds=0.2).run()
+    elapsed = time.monotonic() - begin
+    summary = run.summary()
+    assert len(run._children) == 2 and [c.returncode for c in run._children] == [0, 0]
+    # The cap holds across the processes, slow requests included, and the run ends there, not at 8 s.
+    assert summary["requests"] + summary["slow_requests"] == 301, summary
+    assert summary["failed"] == 0 and summary["slow_failed"] == 0, summary
+    assert summary["slow_requests"] >= 1
+    assert elapsed < 4, elapsed
+    assert {r.mode for r in run.records} == {load.KEEPALIVE, load.FRESH, load.SLOW}
+    assert [r.start for r in run.records] == sorted(r.start for r in run.records)
+
+
+def test_records_from_the_processes_are_on_the_parents_clock(server):
+    server.clock = True
+    run = load.Load(server.url, rate=200, workers=4, duration=1.0, procs=2).run()
+    assert len(run._children) == 2 and run.summary()["failed"] == 0
+    assert len(run.records) >= 100
+    for r in run.records:
+        # The server (this process) answered while the request was in flight on the parent's clock.
+        served = float(r.version)
+        assert run.t0 + r.start <= served <= run.t0 + r.end, (r.as_dict(), run.t0)
+    # The paces of the two processes interleave as one: no process's lanes start late.
+    assert min(r.start for r in run.records) < 0.05
+
+
+def _alive(pid):
+    """A process that exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _gone(pids, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(_alive(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_crashed_process_is_an_error_and_the_others_are_ended(server):
+    run = load.Load(server.url, rate=200, workers=4, duration=5, procs=2).start()
+    time.sleep(0.3)
+    pids = [child.pid for child in run._children]
+    os.kill(pids[0], signal.SIGKILL)
+    with pytest.raises(RuntimeError, match="worker process %d .*without its records" % pids[0]):
+        run.stop()
+    assert _gone(pids)
+
+
+def _children_of(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("how", ["interrupt", "kill"])
+def test_no_worker_process_outlives_the_parent(server, how):
+    """Ctrl-C (SIGINT to the whole process group) or a SIGKILL of the parent: the workers end too."""
+    parent = subprocess.Popen([sys.executable, SPEC.origin, "--url", server.url, "--rate", "100", "--workers", "2",
+                               "--procs", "2", "--duration", "20"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        children = []
+        while len(children) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            children = _children_of(parent.pid)
+        assert len(children) == 2
+        time.sleep(0.3)
+        if how == "interrupt":
+            os.killpg(parent.pid, signal.SIGINT)
+        else:
+            parent.kill()
+        assert parent.wait(timeout=5) != 0
+        assert _gone(children)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
