@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from load import FRESH, SLOW, Load, summarise, version_of
+from load import FRESH, SLOW, Load, default_procs, summarise, version_of
 from noop import INVENTORY, REPO, RESULTS, figures, git_commit, run_playbook
 
 os.environ.setdefault("APPFLEET_LAB_DIR", str(REPO / ".lab"))
@@ -372,7 +372,7 @@ def measure(method, repetition, vm, ctx, args):
     before = served_version(url, host)
     counter = ReloadCounter(vm, args.max_seconds)
     load = Load(url, host=host, rate=args.rate, workers=args.workers, duration=args.max_seconds,
-                slow_workers=args.slow_workers, slow_seconds=args.slow_seconds).start()
+                slow_workers=args.slow_workers, slow_seconds=args.slow_seconds, procs=args.procs).start()
     try:
         time.sleep(args.lead)
         begin = time.monotonic() - load.t0
@@ -499,6 +499,7 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of: " + ", ".join(METHODS))
     parser.add_argument("--rate", type=float, default=400.0, help="requests per second, all workers together")
     parser.add_argument("--workers", type=int, default=8, help="half keep-alive, half a new connection per request")
+    parser.add_argument("--procs", type=int, help="bench/load.py's worker processes (default: one per core, at most --workers)")
     parser.add_argument("--slow-workers", type=int, default=2,
                         help="long-request lanes during every method (GET /slow?s=S back to back; 0: none)")
     parser.add_argument("--slow-seconds", type=float, default=3.0, help="S: seconds each long request takes")
@@ -540,6 +541,7 @@ def run(args, methods, vm, original, files, hosts):
         "vm_http_port": vm["http_port"],
         "app": APP,
         "load": {"rate": args.rate, "workers": args.workers, "lead_s": args.lead, "tail_s": args.tail,
+                 "procs": default_procs(args.workers, args.procs),
                  "slow_workers": args.slow_workers, "slow_seconds": args.slow_seconds},
         "repeat_asked": args.repeat,
         "methods": methods,

@@ -67,9 +67,9 @@ class Record(object):
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def default_procs(workers):
-    """Worker processes when none are asked: one per core, at most one per fast worker."""
-    return max(1, min(int(workers), os.cpu_count() or 1))
+def default_procs(workers, procs=None):
+    """The worker processes for `workers` fast lanes: `procs` (when given) or one per core, at most one per lane."""
+    return max(1, min(int(workers), os.cpu_count() or 1 if procs is None else int(procs)))
 
 
 def split(count, parts):
@@ -126,7 +126,7 @@ class Load(object):
             raise ValueError("load: --slow-seconds must be > 0, got %r" % slow_seconds)
         self.slow_path = "%s/slow?s=%g" % ((parts.path or "/").rstrip("/"), self.slow_seconds)
         self.url = url
-        self.procs = default_procs(self.workers) if procs is None else max(1, min(int(procs), self.workers))
+        self.procs = default_procs(self.workers, procs)
         # The lanes this process runs as threads (global indices: they set the mode and the stagger).
         self.lanes = (range(self.workers), range(self.slow_workers))
         self.records = []
