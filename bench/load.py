@@ -14,9 +14,29 @@ one after the other, each on a new connection; worker i starts i*S/K seconds
 late so that some are always in flight. They are recorded with mode "slow" and
 summarised apart (slow_*), so they leave the fast lanes' figures alone.
 
+Worker processes (--procs P, default one per core, at most --workers; 1: all
+threads in this process): the lanes are cut into P consecutive shares (so each
+process has keep-alive and fresh lanes alike, the slow lanes cut the same way),
+each share run as threads by this file started again with --child. The
+parent starts them all, then sends each the same t0 (time.monotonic(): one
+clock for all processes on Linux), so record starts and the deploy window of
+bench/deploy_under_load.py stay on one time line; at the end each process
+sends its records (JSON lines) and the parent merges them, sorted by start,
+into the same records, --out file and summary as with threads only. One
+Python process at 400 requests/s is far from the GIL's limit (about 2500
+requests/s against a local nginx on 2 cores); the processes raise that
+ceiling (about 3500) and keep the load's pace off the GIL of a busy parent.
+
 Traffic goes only where --url points; the bench scripts point it at 127.0.0.1.
 The run is bounded by --duration and by --max-requests (slow requests count
-into the cap; one in flight at the end is waited for, not cut off).
+into the cap; one in flight at the end is waited for, not cut off); with worker
+processes, each has a share of the cap in proportion to the requests its lanes
+are expected to send, so all together never exceed it. The run ends early
+once every lane has ended (the cap reached). Ctrl-C: the workers ignore
+SIGINT, the parent's run() ends them (a parent that calls stop() itself still
+gets their records); a worker whose stdin closes (the parent gone, even
+killed) stops; a worker that dies is an error (RuntimeError) at stop(), not a
+silently smaller count.
 
     python bench/load.py --url http://127.0.0.1:8001/ --host web.lab.test \
         --rate 400 --duration 30 --slow-workers 2 --out /tmp/load.jsonl
@@ -441,8 +461,10 @@ def child_main(stdin, stdout):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     config = json.loads(stdin.readline())
     fast, slow = range(*config.pop("fast")), range(*config.pop("slow"))
+    cap = config.pop("max_requests")
     load = Load(procs=1, **config)
-    load.lanes = (fast, slow)
+    # Set apart: Load takes a cap of 0 for "the default", a share may be 0.
+    load.lanes, load.max_requests = (fast, slow), cap
     stdout.write(b"ready\n")
     stdout.flush()
     line = stdin.readline().split()
