@@ -253,6 +253,8 @@ def test_processes_share_the_cap_and_end_when_it_is_reached(server):
     assert elapsed < 4, elapsed
     assert {r.mode for r in run.records} == {load.KEEPALIVE, load.FRESH, load.SLOW}
     assert [r.start for r in run.records] == sorted(r.start for r in run.records)
+    # A share of 0: that process sends nothing.
+    assert load.Load(server.url, rate=100, workers=2, duration=2, max_requests=1, procs=2).run().summary()["requests"] == 1
 
 
 def test_records_from_the_processes_are_on_the_parents_clock(server):
