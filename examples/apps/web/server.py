@@ -231,8 +231,15 @@ class Handler(BaseHTTPRequestHandler):
         sys.stdout.flush()
 
 
+class Server(ThreadingHTTPServer):
+    # A listen backlog as production servers have (gunicorn's is 2048). socketserver's
+    # default of 5 overflows when nginx opens connections in a burst, and each connection
+    # dropped there waits a second for the SYN to be sent again.
+    request_queue_size = 1024
+
+
 def main():
-    server = ThreadingHTTPServer(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
+    server = Server(("0.0.0.0", int(os.environ.get("PORT", "8080"))), Handler)
     # Graceful stop: server_close() below waits for the request threads.
     server.daemon_threads = False
 
