@@ -187,6 +187,11 @@ def summarise(runs):
 
 # -- the whole benchmark ---------------------------------------------------------
 
+def now():
+    """The clock --max-minutes is measured on."""
+    return time.monotonic()
+
+
 def fleet_of(size):
     """The lab's VMs, checked to be `size` of them."""
     fleet = labctl.read_fleet()
@@ -237,11 +242,11 @@ def main(argv=None):
     report = dict(run_header("build-once"), app=APP, sizes=sizes, repeat_asked=args.repeat,
                   max_minutes=args.max_minutes, fleets={}, runs={}, summary={}, complete=False, stopped=None)
     ctx = {"original": original, "stamp": time.strftime("%H%M%S", time.gmtime()), "host": hosts[APP]}
-    stop_at = time.monotonic() + 60 * args.max_minutes
+    stop_at = now() + 60 * args.max_minutes
     at_size = None
     try:
         for size in sizes:
-            if time.monotonic() > stop_at:
+            if now() > stop_at:
                 report["stopped"] = "--max-minutes %g: stopped before %d VMs" % (args.max_minutes, size)
                 break
             print("bench: lab at %d VMs, converging (site.yml, deploy.yml)" % size, flush=True)
@@ -253,7 +258,7 @@ def main(argv=None):
             report["fleets"][str(size)] = [vm["hostname"] for vm in fleet]
             runs = report["runs"][str(size)] = []
             for repetition in range(1, args.repeat + 1):
-                if time.monotonic() > stop_at:
+                if now() > stop_at:
                     report["stopped"] = "--max-minutes %g: stopped before repetition %d on %d VMs" % (
                         args.max_minutes, repetition, size)
                     break
