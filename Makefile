@@ -14,7 +14,7 @@ PYTEST := $(BIN)/pytest -p no:cacheprovider
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
 .PHONY: help setup engine venv lab-up lab-down lab-status demo test lint ansible-lint sanity \
-        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load bench-scale bench-build bench bench-quick
+        unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load bench-scale bench-build bench-build-once bench bench-quick
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -111,6 +111,7 @@ bench: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 	.venv-bench/bin/python bench/deploy_under_load.py
 	.venv-bench/bin/python bench/scale.py
 	.venv-bench/bin/python bench/build.py
+	.venv-bench/bin/python bench/build_once.py
 	.venv-bench/bin/python bench/report.py
 
 # The no-op deploy on 2, 4 and 8 lab VMs (the lab ends at 2 VMs).
@@ -125,10 +126,20 @@ bench-build: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 	.venv-bench/bin/python bench/build.py
 	.venv-bench/bin/python bench/report.py
 
+# A new commit of web deployed to 2 and then 4 lab VMs, every VM building it
+# (apps_build_once=false) and one build per fleet (true), alternately, 3
+# repetitions per size; then docs/benchmarks.md. Puts VERSION back, runs
+# deploy.yml on the fleet and leaves the lab at 2 VMs.
+bench-build-once: bench-venv lab-up .collections/ansible_collections/appfleet/docker
+	.venv-bench/bin/python bench/build_once.py --sizes 2,4 --repeat 3
+	.venv-bench/bin/python bench/report.py
+
 # A short version: the no-op deploy, and the deploy under load of start-first
-# beside community.docker only, 3 repetitions each; one repetition of build.
+# beside community.docker only, 3 repetitions each; one repetition of build;
+# build once on 2 VMs only (labctl up --vms 2; no 4-VM resize), 3 repetitions.
 bench-quick: bench-venv lab-up .collections/ansible_collections/appfleet/docker
 	.venv-bench/bin/python bench/noop.py
 	.venv-bench/bin/python bench/deploy_under_load.py --methods "community.docker,appfleet start-first"
 	.venv-bench/bin/python bench/build.py --repeat 1
+	.venv-bench/bin/python bench/build_once.py --sizes 2 --repeat 3
 	.venv-bench/bin/python bench/report.py

@@ -52,7 +52,8 @@ def playbook_env():
     return env
 
 
-def run_playbook(args, timeout=1800):
+def run_playbook(args, timeout=1800, output=False):
+    """Run ansible-playbook on the lab inventory: its wall time and recap (output=True: and its stdout)."""
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY)] + args
     begin = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, env=playbook_env(), capture_output=True, text=True,
@@ -64,10 +65,13 @@ def run_playbook(args, timeout=1800):
     if proc.returncode != 0 or not hosts:
         raise SystemExit("bench: %s failed (rc=%d)\n%s\n%s"
                          % (" ".join(args), proc.returncode, proc.stdout[-3000:], proc.stderr[-2000:]))
-    return {"seconds": round(seconds, 3), "hosts": hosts,
-            "tasks": sum(h["ok"] for h in hosts.values()),
-            "changed": sum(h["changed"] for h in hosts.values()),
-            "deploying": deploying(proc.stdout)}
+    result = {"seconds": round(seconds, 3), "hosts": hosts,
+              "tasks": sum(h["ok"] for h in hosts.values()),
+              "changed": sum(h["changed"] for h in hosts.values()),
+              "deploying": deploying(proc.stdout)}
+    if output:
+        result["output"] = proc.stdout
+    return result
 
 
 def deploying(stdout):

@@ -248,6 +248,82 @@ def build_section(result):
     return lines
 
 
+# -- build once ------------------------------------------------------------------
+
+BUILD_ONCE_VARIANTS = ("every VM builds", "build once")
+
+
+def build_once_plot(result, sizes):
+    """A bar per size and variant (median seconds, min–max), the before grey, the after blue."""
+    labels, figs, colours = [], [], []
+    for size in sizes:
+        for variant, colour in zip(BUILD_ONCE_VARIANTS, ("#999999", "#3b7dd8")):
+            labels.append("%s VMs\n%s" % (size, variant))
+            figs.append(result["summary"][size]["variants"][variant]["seconds"])
+            colours.append(colour)
+    return bar_chart(labels, figs, "deploy of a new commit of %s, by fleet size" % result["app"], "build-once.png",
+                     1.6 * len(labels) + 1.5, colours)
+
+
+def build_once_section(result):
+    sizes = [str(size) for size in result["sizes"] if str(size) in result["summary"]]
+    done = {size: result["summary"][size]["repetitions"] for size in sizes}
+    machine = result["machine"]
+    reps = ", ".join("%s VMs: %d of %d asked" % (size, done[size], result["repeat_asked"]) for size in sizes) or "none"
+    if not sizes or min(done.values()) < 3:
+        reps += " (**fewer than the 3 the rules ask for**%s)" % (": " + result["stopped"] if result.get("stopped") else "")
+    lines = [
+        "## Build once",
+        "",
+        "A new commit of `%s` deployed to every VM of the lab fleet, each VM building it against one build per" % (
+            result["app"]),
+        "fleet (`bench/build_once.py`, issue 12). For each fleet size the lab is brought to that many VMs and",
+        "converged; then each repetition pushes a new commit (a new `VERSION`, which the Dockerfile copies) for each",
+        "variant and runs `playbooks/deploy.yml -e apps=%s` (`serial: 1`), in an order that alternates:" % result["app"],
+        "",
+        "- **every VM builds** (the before): `-e apps_build_once=false`;",
+        "- **build once** (the after): `-e apps_build_once=true`: the first VM builds and, after its health check,",
+        "  saves the image; the controller fetches it and each later VM loads it instead of building.",
+        "",
+        "Builds and loads are the VMs whose `Build the image of %s` and `Load the image of %s built on …` tasks" % (
+            result["app"], result["app"]),
+        "reported `changed`; after every run each VM's nginx served the new version, and the image id the",
+        "container runs was compared across the VMs. Target: one build per fleet for a changed app.",
+        "",
+        "| | |",
+        "|---|---|",
+        "| date | %s |" % result["date"],
+        "| commit | `%s` |" % result["commit"],
+        "| machine | %s cores, Python %s, kernel %s; the lab VMs are systemd containers on it |" % (
+            machine["cpus"], machine["python"], machine["kernel"]),
+        "| repetitions | %s |" % reps,
+        "",
+    ]
+    measured = [size for size in sizes if done[size]]
+    if not measured:
+        return lines + ["No repetition completed: %s" % (result.get("stopped") or "see the results file."), ""]
+    lines += [
+        "| VMs | variant | seconds: median (min–max) | builds per run | loads per run | same image on every VM |",
+        "|---|---|---|---|---|---|",
+    ]
+    for size in measured:
+        summary = result["summary"][size]
+        for variant in BUILD_ONCE_VARIANTS:
+            fig = summary["variants"][variant]
+            lines.append("| %s | %s | %s | %s | %s | %d of %d runs |" % (
+                size, variant, fmt(fig["seconds"]), _runs(fig["builds"]), _runs(fig["loads"]),
+                fig["same_image"], summary["repetitions"]))
+    lines += [
+        "",
+        "Ratio build once / every VM builds, repetition by repetition, median (min–max): %s." % "; ".join(
+            "%s VMs **%s**" % (size, fmt(result["summary"][size]["ratio"])) for size in measured),
+        "",
+        "![build once](%s)" % build_once_plot(result, measured),
+        "",
+    ]
+    return lines
+
+
 # -- deploy under load ---------------------------------------------------------
 
 VERSION_COLOURS = {"old": "#3b7dd8", "new": "#e8833a", "other": "#999999"}
@@ -555,7 +631,8 @@ def main():
     for heading, prefix, make in (("## Deploy under load", "deploy-under-load", deploy_section),
                                   ("## No-op deploy", "noop", lambda r: noop_section(r, newest("noop", back=1))),
                                   ("## Scale", "scale", scale_section),
-                                  ("## Build", "build", build_section)):
+                                  ("## Build", "build", build_section),
+                                  ("## Build once", "build_once", build_once_section)):
         result = newest(prefix)
         if result:
             sections += make(result)
