@@ -247,7 +247,7 @@ class Load(object):
                 self._tell(child, json.dumps(config) + "\n")
             deadline = time.monotonic() + CHILD_START_TIMEOUT
             for child in self._children:
-                ready, _, _ = select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))
+                ready = select.select([child.stdout], [], [], max(0.0, deadline - time.monotonic()))[0]
                 line = child.stdout.readline() if ready else b""
                 if line != b"ready\n":
                     raise RuntimeError("load: worker process %d did not start (exit code %s)"
@@ -270,7 +270,7 @@ class Load(object):
         lost = []
         try:
             for child in self._children:
-                out, _ = child.communicate(timeout=self.join_timeout() + 10)
+                out = child.communicate(timeout=self.join_timeout() + 10)[0]
                 lines = out.decode().splitlines()
                 if child.returncode != 0 or not lines or lines[-1] != "end":
                     lost.append("%d (exit code %s)" % (child.pid, child.returncode))
