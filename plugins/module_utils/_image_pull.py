@@ -169,10 +169,13 @@ def pull_error(name, text, kind, username):
     if kind == "http":
         return ("name: the registry %s answers plain HTTP, not HTTPS (%s); give it a TLS certificate "
                 "(and its CA at %s/%s/ca.crt on this host)" % (host, text, CERTS_DIR, host))
+    # Without credentials an engine that falls back to plain HTTP (an insecure registry) reports a
+    # registry's refusal as a reset or refused connection: say that credentials may be the cause.
+    hint = "" if username else "; no username and password were given: if the registry requires them, set them"
     if kind == "unreachable":
         return ("name: the docker engine cannot reach the registry %s (%s); check the registry host and "
-                "port in name, that the registry runs, and this host's network and DNS" % (host, text))
-    return "name: pulling %s from the registry %s failed: %s" % (name, host, text)
+                "port in name, that the registry runs, and this host's network and DNS%s" % (host, text, hint))
+    return "name: pulling %s from the registry %s failed: %s%s" % (name, host, text, hint)
 
 
 def exc_text(exc):

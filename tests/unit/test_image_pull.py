@@ -137,6 +137,11 @@ def test_messages_name_the_option_and_the_fix(kind, username, words):
     assert msg[0].islower()
 
 
+def test_messages_without_credentials_say_they_may_be_the_cause():
+    assert "no username and password were given" in ip.pull_error(NAME, "x", "unreachable", None)
+    assert "no username and password were given" not in ip.pull_error(NAME, "x", "unreachable", "deploy")
+
+
 def test_message_for_docker_hub_names_docker_io():
     assert "registry docker.io" in ip.pull_error("team/web:1", "x", "unreachable", None)
 
