@@ -246,7 +246,8 @@ def test_by_digest(docker_client, registry):  # pylint: disable=redefined-outer-
     assert docker_client.images.get(name).id == image_id
 
 
-def test_failures_are_clear_and_never_show_the_password(docker_client, registry):  # pylint: disable=redefined-outer-name
+def test_failures_are_clear_and_never_show_the_password(docker_client, registry, tmp_path):  # pylint: disable=redefined-outer-name
+    """Also RELIABILITY 24: with -vvv, --diff and log_path, no password in the output or the log."""
     name = registry.ref("afa-test/pull", "errors")
     before, _digest = pushed_and_present(docker_client, registry, "afa-test/pull", "errors")
     wrong = "afa-wrong-" + secrets.token_hex(12)
@@ -257,10 +258,13 @@ def test_failures_are_clear_and_never_show_the_password(docker_client, registry)
         pull_args(registry, name),  # a success, also at -vvv
         dict(name=name),  # no credentials
     ]
-    bad_password, unknown_tag, no_tag, good, anonymous = run_modules("image_pull", calls, verbosity=3, diff=True)
-    output = bad_password.stdout + bad_password.stderr
+    log = tmp_path / "ansible.log"
+    bad_password, unknown_tag, no_tag, good, anonymous = run_modules("image_pull", calls, verbosity=3, diff=True,
+                                                                     env=dict(ANSIBLE_LOG_PATH=str(log)))
+    output = bad_password.stdout + bad_password.stderr + log.read_text()
     assert wrong not in output and registry.password not in output, "a password is in the -vvv output"
     assert "/afa-test/pull" in output, "the -vvv output was not captured"
+    assert "refused the credentials" in log.read_text(), "the log_path file was not written"
 
     assert bad_password.get("failed") is True
     msg = bad_password["msg"]

@@ -252,3 +252,68 @@ def test_pull_stream_is_a_total_time_limit():
 ])
 def test_pull_stream_reports_the_engines_refusal(error, want):
     assert ip.pull_stream(FakeClient(FakeApi(error=error)), NAME, None, 5) == want
+
+
+class InspectApi(object):
+    """client.api for check mode: an engine API version and a distribution inspect answer (or error)."""
+
+    def __init__(self, version="1.41", answer=None, error=None):
+        self.api_version, self.answer, self.error = version, answer, error
+        self.calls = []
+
+    def inspect_distribution(self, name, auth_config=None):
+        self.calls.append((name, auth_config))
+        if self.error:
+            raise self.error
+        return self.answer
+
+
+class WarnModule(FakeModule):
+    def __init__(self, params, api):
+        super(WarnModule, self).__init__(params)
+        self.client = FakeClient(api)
+        self.warnings = []
+        self.module = self
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+
+def test_check_mode_digest_from_the_distribution_inspect():
+    api = InspectApi(answer={"Descriptor": {"digest": DIGEST}, "Platforms": []})
+    am = WarnModule(dict(name=NAME, username="deploy", password=PASSWORD), api)
+    assert ip.Puller(am).remote_digest() == DIGEST
+    assert api.calls == [(NAME, dict(username="deploy", password=PASSWORD))]
+    assert am.warnings == []
+
+
+@pytest.mark.parametrize("api, words", [
+    (InspectApi(version="1.29"), ["API 1.29 has no distribution inspect", "reported as changed"]),
+    (InspectApi(error=docker_errors.APIError("500", explanation="schema1 manifest not supported, token %s"
+                                             % PASSWORD)),
+     ["could not inspect", "schema1 manifest not supported", "reported as changed"]),
+])
+def test_check_mode_without_an_inspect_warns_and_reports_changed(api, words):
+    am = WarnModule(dict(name=NAME, username="deploy", password=PASSWORD), api)
+    assert ip.Puller(am).remote_digest() is None
+    assert len(am.warnings) == 1
+    for word in words:
+        assert word in am.warnings[0]
+    assert PASSWORD not in am.warnings[0]
+
+
+X509 = 'Get "https://registry.example.com:5000/v2/": x509: certificate signed by unknown authority'
+
+
+@pytest.mark.parametrize("error, words", [
+    (docker_errors.APIError("401", explanation="unauthorized: authentication required"), ["refused the credentials"]),
+    (docker_errors.NotFound("404", explanation="manifest unknown: manifest unknown"), ["was not found"]),
+    (docker_errors.APIError("500", explanation=X509), ["does not trust"]),
+])
+def test_check_mode_fails_where_the_pull_would(error, words):
+    am = WarnModule(dict(name=NAME, username="deploy", password=PASSWORD), InspectApi(error=error))
+    with pytest.raises(AppfleetError) as err:
+        ip.Puller(am).remote_digest()
+    for word in words:
+        assert word in err.value.msg
+    assert am.warnings == []
