@@ -22,10 +22,10 @@ description:
     content cannot change.
   - C(changed) is true when the local image id of O(name) changed, that is when O(name) is
     newly present or now stands for another image.
-  - In check mode nothing is pulled. With O(policy=always) and a tag, the engine's
-    distribution inspect (C(docker manifest inspect) through the engine, with the same
-    credentials) gives the registry's manifest digest, which is compared with the
-    C(RepoDigests) of the local image. When that inspect is not possible (an engine older
+  - In check mode nothing is pulled. Where a pull by tag would happen (O(name) absent, or
+    O(policy=always)), the engine's distribution inspect (C(docker manifest inspect) through
+    the engine, with the same credentials) gives the registry's manifest digest, which is
+    compared with the C(RepoDigests) of the local image. When that inspect is not possible (an engine older
     than API 1.30, or an error other than those below), the module reports C(changed=true)
     with a warning saying why.
   - Failures name the option to fix, for credentials the registry refused (O(username),
@@ -42,7 +42,7 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Looks up O(name) on the host and, with O(policy=always) and a tag, asks the registry for its manifest digest; pulls nothing.
+    details: Looks up O(name) on the host and, where a pull by tag would happen, asks the registry for its manifest digest; pulls nothing.
   diff_mode:
     support: full
     details:
