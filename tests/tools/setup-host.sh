@@ -4,6 +4,8 @@
 #     when missing (the one list of what a fresh machine lacks);
 #   - starts dockerd in the background when no engine answers (machines without
 #     systemd), and waits until `docker info` answers.
+#   - leaves the service of Debian's docker-registry stopped and disabled when it installs
+#     it (the image_pull tests run their own registry as a process).
 # Idempotent: a second run installs and starts nothing.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,6 +28,17 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # docker-registry's postinst enables and starts a registry service on :5000 where an init
+  # system lets it (systemd; sysvinit with runlevels). The tests run their own registry as a
+  # process on a free port: stop and disable the packaged one, so nothing stray listens on :5000.
+  if [[ " ${need[*]} " == *" docker-registry "* ]]; then
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+    elif [ -s /var/run/docker-registry.pid ]; then
+      /etc/init.d/docker-registry stop >/dev/null 2>&1 || true
+    fi
+    echo "setup: docker-registry installed; its service is not running (the tests start their own)"
+  fi
 fi
 
 if ! docker info >/dev/null 2>&1; then

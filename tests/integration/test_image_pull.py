@@ -1,0 +1,302 @@
+"""appfleet.docker.image_pull against the real local engine and a real private registry.
+
+The registry is Debian's docker-registry (distribution 2.8), run here as a plain process on
+127.0.0.1 (one for the whole file), with TLS (a CA and a server certificate made by openssl)
+and htpasswd (bcrypt) authentication. The engine treats 127.0.0.0/8 registries as insecure,
+so it does not check the certificate; the TLS and auth paths are real otherwise.
+Test images are tiny (the local busybox image plus a label), pushed with the SDK.
+Several module calls share one playbook where they do not depend on each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import run_module, run_modules
+# busybox_image is a fixture, used by name.
+from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
+    BUSYBOX_IMAGE,
+    busybox_image,
+    cleanup,
+    image_or_none,
+)
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+TOOLS = {REGISTRY_BIN: "docker-registry", "htpasswd": "apache2-utils", "openssl": "openssl"}
+USER = "afa-puller"
+REPOS = ["afa-test/pull", "afa-test/pull-digest"]
+
+
+def free_port():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=str(cwd), check=True, capture_output=True, timeout=60)
+
+
+class PrivateRegistry(object):
+    """A docker-registry process on 127.0.0.1 with TLS and one htpasswd user."""
+
+    def __init__(self, base):
+        self.base = base
+        self.port = free_port()
+        self.host = "127.0.0.1:%d" % self.port
+        self.password = "afa-pw-" + secrets.token_hex(12)
+        self.auth = dict(username=USER, password=self.password)
+        self.proc = None
+
+    def ref(self, repo, tag):
+        return "%s/%s:%s" % (self.host, repo, tag)
+
+    def start(self):
+        base = self.base
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+                "-days", "2", "-subj", "/CN=afa test registry CA", cwd=base)
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+                "-subj", "/CN=127.0.0.1", cwd=base)
+        (base / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "server.crt", "-days", "2", "-extfile", "san.cnf", cwd=base)
+        # bcrypt (-B), the password on stdin (-i), not on a command line.
+        htpasswd = subprocess.run(["htpasswd", "-B", "-i", "-n", USER], input=self.password, text=True,
+                                  check=True, capture_output=True, timeout=60).stdout
+        (base / "htpasswd").write_text(htpasswd)
+        (base / "data").mkdir()
+        (base / "config.yml").write_text(
+            "version: 0.1\n"
+            "log:\n  level: warn\n"
+            "storage:\n  filesystem:\n    rootdirectory: %(base)s/data\n  delete:\n    enabled: true\n"
+            "http:\n  addr: %(host)s\n  tls:\n    certificate: %(base)s/server.crt\n    key: %(base)s/server.key\n"
+            "auth:\n  htpasswd:\n    realm: afa-test\n    path: %(base)s/htpasswd\n"
+            % dict(base=base, host=self.host))
+        log = open(str(base / "registry.log"), "wb")  # pylint: disable=consider-using-with
+        self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(base / "config.yml")],  # pylint: disable=consider-using-with
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+        log.close()
+        context = ssl.create_default_context(cafile=str(base / "ca.crt"))
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen("https://%s/v2/" % self.host, timeout=2, context=context)  # noqa: S310
+                raise AssertionError("the registry answered without credentials: auth is not on")
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    return  # up, TLS with our CA, and asking for credentials
+                raise
+            except (urllib.error.URLError, OSError):
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("docker-registry did not start:\n%s"
+                                         % (base / "registry.log").read_text()[-3000:])
+                time.sleep(0.2)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, docker_client, busybox_image):
+    missing = [package for tool, package in sorted(TOOLS.items()) if not shutil.which(tool)]
+    if missing:
+        pytest.skip("these tests need a private registry: apt-get install -y %s (make setup installs them)"
+                    % " ".join(sorted(set(missing))))
+    reg = PrivateRegistry(tmp_path_factory.mktemp("registry"))
+    try:
+        reg.start()
+        yield reg
+    finally:
+        reg.stop()
+        cleanup(docker_client, repos=[reg.host + "/" + repo for repo in REPOS])
+
+
+def push_new(client, reg, repo, tag):
+    """Build a new tiny image as ``repo:tag`` of the registry, push it, remove it here.
+
+    Returns (image id, manifest digest). The local image is removed so a pull has to fetch it.
+    """
+    ref = reg.ref(repo, tag)
+    dockerfile = "FROM %s\nLABEL afa.pull=%s\n" % (BUSYBOX_IMAGE, secrets.token_hex(8))
+    built, _logs = client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True, pull=False)
+    digest = None
+    for message in client.images.push(reg.host + "/" + repo, tag=tag, auth_config=reg.auth, stream=True,
+                                      decode=True):
+        assert "error" not in message, message
+        digest = (message.get("aux") or {}).get("Digest") or digest
+    assert digest, "the push returned no digest"
+    client.images.remove(built.id, force=True)
+    assert image_or_none(client, ref) is None
+    return built.id, digest
+
+
+def pushed_and_present(client, reg, repo, tag):
+    """push_new(), then the image pulled back with the SDK (not the module): (image id, digest)."""
+    image_id, digest = push_new(client, reg, repo, tag)
+    client.images.pull(reg.host + "/" + repo, tag=tag, auth_config=reg.auth)
+    assert client.images.get(reg.ref(repo, tag)).id == image_id
+    return image_id, digest
+
+
+def ok(res):
+    assert res.get("failed") is not True, res.get("msg")
+    return res
+
+
+def pull_args(reg, name, **extra):
+    args = dict(name=name, username=USER, password=reg.password)
+    args.update(extra)
+    return args
+
+
+def docker_config_state():
+    """What is in the docker config files of this user now: {path: sha256 or None}."""
+    paths = [Path(os.path.expanduser("~")) / ".docker" / "config.json"]
+    if os.environ.get("DOCKER_CONFIG"):
+        paths.append(Path(os.environ["DOCKER_CONFIG"]) / "config.json")
+    return dict((str(p), hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None) for p in paths)
+
+
+@pytest.fixture(scope="module")
+def config_before(registry):  # pylint: disable=unused-argument,redefined-outer-name
+    return docker_config_state()
+
+
+def test_pull_check_apply_again(docker_client, registry, config_before):  # pylint: disable=redefined-outer-name,unused-argument
+    image_id, digest = push_new(docker_client, registry, "afa-test/pull", "1")
+    name = registry.ref("afa-test/pull", "1")
+
+    res = ok(run_module("image_pull", pull_args(registry, name), check=True, diff=True))
+    assert res["changed"] is True
+    assert res["diff"]["before"] == {name: "absent"}
+    assert digest in res["diff"]["after"][name]
+    assert res["image"] == {"id": None, "name": name, "repo_digests": []}
+    assert image_or_none(docker_client, name) is None, "check mode must pull nothing"
+
+    first, again, missing = run_modules("image_pull", [pull_args(registry, name),
+                                                       pull_args(registry, name),
+                                                       pull_args(registry, name, policy="missing")], diff=True)
+    ok(first)
+    assert first["changed"] is True
+    assert first["image"]["id"] == image_id and first["image"]["name"] == name
+    assert "%s/afa-test/pull@%s" % (registry.host, digest) in first["image"]["repo_digests"]
+    assert first["diff"] == {"before": {name: "absent"}, "after": {name: image_id}}
+    assert docker_client.images.get(name).id == image_id
+    assert ok(again)["changed"] is False and again["image"]["id"] == image_id
+    assert ok(missing)["changed"] is False and missing["image"]["id"] == image_id
+
+    res = ok(run_module("image_pull", pull_args(registry, name), check=True))
+    assert res["changed"] is False, "check mode: the registry's digest is the local image's"
+
+
+def test_a_new_push_to_the_tag(docker_client, registry):  # pylint: disable=redefined-outer-name
+    name = registry.ref("afa-test/pull", "moving")
+    old, _digest = pushed_and_present(docker_client, registry, "afa-test/pull", "moving")
+    new_id, new_digest = push_new(docker_client, registry, "afa-test/pull", "moving")
+    docker_client.api.tag(old, registry.host + "/afa-test/pull", "moving")  # push_new removed the new one only
+
+    res = ok(run_module("image_pull", pull_args(registry, name), check=True, diff=True))
+    assert res["changed"] is True and res["image"]["id"] == old
+    assert res["diff"]["before"] == {name: old} and new_digest in res["diff"]["after"][name]
+    assert docker_client.images.get(name).id == old, "check mode must pull nothing"
+
+    missing, always, again = run_modules("image_pull", [pull_args(registry, name, policy="missing"),
+                                                        pull_args(registry, name, policy="always"),
+                                                        pull_args(registry, name, policy="always")])
+    assert ok(missing)["changed"] is False and missing["image"]["id"] == old
+    assert ok(always)["changed"] is True and always["image"]["id"] == new_id
+    assert ok(again)["changed"] is False and again["image"]["id"] == new_id
+    assert docker_client.images.get(name).id == new_id
+
+
+def test_by_digest(docker_client, registry):  # pylint: disable=redefined-outer-name
+    image_id, digest = push_new(docker_client, registry, "afa-test/pull-digest", "1")
+    name = "%s/afa-test/pull-digest@%s" % (registry.host, digest)
+
+    res = ok(run_module("image_pull", pull_args(registry, name), check=True, diff=True))
+    assert res["changed"] is True and res["diff"]["before"] == {name: "absent"}
+    assert image_or_none(docker_client, name) is None
+
+    first, again = run_modules("image_pull", [pull_args(registry, name), pull_args(registry, name)])
+    assert ok(first)["changed"] is True and first["image"]["id"] == image_id
+    assert ok(again)["changed"] is False and again["image"]["id"] == image_id
+    assert docker_client.images.get(name).id == image_id
+
+
+def test_failures_are_clear_and_never_show_the_password(docker_client, registry, tmp_path):  # pylint: disable=redefined-outer-name
+    """Also RELIABILITY 24: with -vvv, --diff and log_path, no password in the output or the log."""
+    name = registry.ref("afa-test/pull", "errors")
+    before, _digest = pushed_and_present(docker_client, registry, "afa-test/pull", "errors")
+    wrong = "afa-wrong-" + secrets.token_hex(12)
+    calls = [
+        dict(name=name, username=USER, password=wrong),
+        pull_args(registry, registry.ref("afa-test/pull", "no-such-tag")),
+        pull_args(registry, registry.host + "/afa-test/pull"),
+        pull_args(registry, name),  # a success, also at -vvv
+        dict(name=name),  # no credentials
+    ]
+    log = tmp_path / "ansible.log"
+    bad_password, unknown_tag, no_tag, good, anonymous = run_modules("image_pull", calls, verbosity=3, diff=True,
+                                                                     env=dict(ANSIBLE_LOG_PATH=str(log)))
+    output = bad_password.stdout + bad_password.stderr + log.read_text()
+    assert wrong not in output and registry.password not in output, "a password is in the -vvv output"
+    assert "/afa-test/pull" in output, "the -vvv output was not captured"
+    assert "refused the credentials" in log.read_text(), "the log_path file was not written"
+
+    assert bad_password.get("failed") is True
+    msg = bad_password["msg"]
+    assert msg.startswith("username, password: the registry %s refused the credentials of user %r"
+                          % (registry.host, USER)), msg
+    assert "check username and password" in msg and "Traceback" not in output
+
+    assert unknown_tag.get("failed") is True
+    assert unknown_tag["msg"].startswith("name: %s was not found in the registry %s"
+                                         % (registry.ref("afa-test/pull", "no-such-tag"), registry.host))
+
+    assert no_tag.get("failed") is True and "neither a tag nor a digest" in no_tag["msg"]
+    # The engine falls back to plain HTTP for a registry on 127.0.0.1, and reports a reset connection.
+    assert anonymous.get("failed") is True and "if the registry requires them, set them" in anonymous["msg"]
+    assert ok(good)["changed"] is False
+    assert docker_client.images.get(name).id == before
+
+    # Check mode meets the same refusal through the registry's distribution inspect.
+    res = run_module("image_pull", dict(name=name, username=USER, password=wrong), check=True, verbosity=3)
+    assert res.get("failed") is True and "refused the credentials" in res["msg"]
+    assert wrong not in res.stdout + res.stderr
+
+
+def test_no_docker_config_is_written(docker_client, registry, config_before, tmp_path):  # pylint: disable=redefined-outer-name
+    """The pulls of this file left the user's docker config as it was; one with a fresh HOME writes none."""
+    image_id, _digest = push_new(docker_client, registry, "afa-test/pull", "home")
+    name = registry.ref("afa-test/pull", "home")
+    home, config_dir = tmp_path / "home", tmp_path / "docker-config"
+    home.mkdir()
+    res = ok(run_module("image_pull", pull_args(registry, name),
+                        env=dict(HOME=str(home), DOCKER_CONFIG=str(config_dir))))
+    assert res["changed"] is True and res["image"]["id"] == image_id
+    assert not config_dir.exists()
+    assert not (home / ".docker").exists()
+    assert docker_config_state() == config_before
