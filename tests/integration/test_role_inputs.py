@@ -123,6 +123,13 @@ ENGINE_CASES = {
     "world-writable preload dir": ({"engine_preload_dir": "/var/tmp/appfleet-preload"},
                                    ["engine_preload_dir must be", "world-writable", "/var/tmp/appfleet-preload"]),
     "preload dir with ..": ({"engine_preload_dir": "/var/lib/../tmp/x"}, ["engine_preload_dir must be", "without '..'"]),
+    "registry CA for a URL": ({"engine_registry_cas": [{"registry": "https://reg.example.com/v2", "ca": "x"}]},
+                              ["engine_registry_cas", "host or", "https://reg.example.com/v2"]),
+    "registry CA that is no certificate": (
+        {"engine_registry_cas": [{"registry": "reg.example.com:5000", "ca": "not a certificate"}]},
+        ["engine_registry_cas", "-----BEGIN CERTIFICATE-----", "reg.example.com:5000"]),
+    "registry name with metacharacters": ({"engine_registry_cas": [{"registry": "reg;reboot", "state": "absent"}]},
+                                          ["engine_registry_cas", "reg;reboot"]),
     "bad repo url": ({"engine_docker_repo_url": "https://example.com/$(id)"}, ["engine_docker_repo_url"]),
     "bad version": ({"engine_version": "1.0; reboot"}, ["engine_version"]),
     "unknown source": ({"engine_source": "snap"}, ["engine_source"]),

@@ -76,6 +76,10 @@ APPS_CASES = {
     "absolute dockerfile": ([app(build={"dockerfile": "/etc/shadow"})], ["app web: build.dockerfile must be"]),
     "dockerfile with ..": ([app(build={"context": "web", "dockerfile": "../Dockerfile"})],
                            ["app web: build.dockerfile must be"]),
+    "image without a tag": ([app(source=None, build=None, image="registry.example.com/team/web")],
+                            ["app web: image", "names no tag or digest", "registry.example.com/team/web:1.4"]),
+    "image on a registry port without a tag": ([app(source=None, build=None, image="registry:5000/web")],
+                                               ["app web: image", "names no tag or digest"]),
 }
 
 
@@ -105,6 +109,12 @@ SELECTION_CASES = {
     "shared upstream dir with ..": ({"appfleet_upstream_dir": "/etc/nginx/../../tmp"},
                                     ["apps_upstream_dir must be an absolute path"]),
     "relative source dir": ({"apps_src_dir": "srv/appfleet/src"}, ["apps_src_dir must be an absolute path"]),
+    "registry login for a URL": ({"apps_registry_logins": [{"registry": "https://reg.example.com/v2",
+                                                            "username": "u", "password": "pw-login-url"}]},
+                                 ["apps_registry_logins: entry 0", "https://reg.example.com/v2", "host or host:port"]),
+    "registry login without password": ({"apps_registry_logins": [{"registry": "reg.example.com", "username": "u",
+                                                                   "password": ""}]},
+                                        ["apps_registry_logins: entry 0", "non-empty `username` and `password`"]),
 }
 
 
@@ -238,12 +248,16 @@ def test_proxy_accepts_good_input():
 
 @pytest.mark.parametrize("inventory", ["lab", "production"])
 def test_shipped_inventories_pass_the_typed_app_options(inventory, tmp_path):
-    """The apps of inventories/lab and inventories/production pass the typed
-    argument spec (health, proxy, tls ...), their values templated as in a run."""
+    """The apps and registry logins of inventories/lab and inventories/production pass
+    the typed argument spec (health, proxy, tls ...), their values templated as in a run."""
     lab_dir = tmp_path / "lab"
     (lab_dir / "ssh").mkdir(parents=True)
     (lab_dir / "ssh" / "id_ed25519.pub").write_text("ssh-ed25519 AAAA test\n")
     (lab_dir / "ssh" / "git_known_hosts").write_text("git ssh-ed25519 AAAA\n")
+    # What labctl makes for the lab registry: its CA and password.
+    (lab_dir / "registry").mkdir()
+    (lab_dir / "registry" / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    (lab_dir / "registry" / "password").write_text("test-registry-password\n")
     play = [{
         "name": "Validate the inventory's apps", "hosts": "vm1", "connection": "local", "gather_facts": False,
         "vars": {"ansible_python_interpreter": sys.executable},
@@ -252,7 +266,8 @@ def test_shipped_inventories_pass_the_typed_app_options(inventory, tmp_path):
             "ansible.builtin.validate_argument_spec": {
                 "argument_spec": "{{ (lookup('ansible.builtin.file', '%s/roles/apps/meta/argument_specs.yml')"
                                  " | from_yaml).argument_specs.main.options }}" % REPO,
-                "provided_arguments": {"apps_definitions": "{{ appfleet_apps }}"},
+                "provided_arguments": {"apps_definitions": "{{ appfleet_apps }}",
+                                       "apps_registry_logins": "{{ apps_registry_logins | default([]) }}"},
             }}],
     }]
     args = ["-i", "inventories/%s" % inventory]

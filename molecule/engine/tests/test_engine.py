@@ -162,6 +162,14 @@ def test_preloaded_image_present(host):
     assert not host.file("/var/lib/appfleet/preload/appfleet-lab_debian_bookworm.tar").exists
 
 
+def test_registry_ca_written_and_the_untrusted_one_gone(host):
+    ca = host.file("/etc/docker/certs.d/registry.lab.test:5000/ca.crt")
+    assert ca.exists and ca.user == "root" and ca.mode == 0o644
+    assert ca.content_string.startswith("-----BEGIN CERTIFICATE-----\n")
+    assert ca.content_string.endswith("-----END CERTIFICATE-----\n")
+    assert not host.file("/etc/docker/certs.d/old-registry.lab.test").exists
+
+
 def test_version_is_not_held_without_a_pin(host):
     assert "hold" not in host.check_output("dpkg --get-selections docker.io")
 
