@@ -623,6 +623,36 @@ def written_sections(text):
     return sections
 
 
+HAND_START = "<!-- written by hand -->"
+HAND_END = "<!-- end written by hand -->"
+
+
+def hand_notes(lines):
+    """The lines of a section between HAND_START and HAND_END (markers included)."""
+    if HAND_START not in lines:
+        return []
+    start = lines.index(HAND_START)
+    end = lines.index(HAND_END, start) if HAND_END in lines[start:] else len(lines) - 1
+    return lines[start:end + 1]
+
+
+def with_notes(new, old):
+    """A section made again from the result it was made from keeps its notes written by
+    hand (between the markers); a section of another run does not: they were about that one."""
+    notes = hand_notes(old or [])
+    if not notes:
+        return new
+
+    def bare(lines):
+        lines = [line for line in lines if line not in notes]
+        return "\n".join(lines).strip()
+    if bare(new) != bare(old):
+        return new
+    while new and not new[-1].strip():
+        new = new[:-1]
+    return new + [""] + notes + [""]
+
+
 def main():
     # bench/results is not committed: a benchmark with no result on this machine
     # keeps the section (and plots) written by its last run instead of losing it.
@@ -635,7 +665,7 @@ def main():
                                   ("## Build once", "build_once", build_once_section)):
         result = newest(prefix)
         if result:
-            sections += make(result)
+            sections += with_notes(make(result), kept.get(heading))
             measured = True
         elif heading in kept:
             sections += kept[heading]

@@ -199,6 +199,26 @@ def test_report_keeps_the_written_section_of_a_benchmark_without_a_result(charts
     assert text.count("## Scale") == 1
 
 
+def test_report_keeps_notes_written_by_hand_for_the_same_run_only(charts):
+    """Notes between the markers stay when the section is made again from the same result,
+    and go when a new run replaces it (they were about the old one)."""
+    scale = {"benchmark": "scale", "date": "2026-12-01T10:00:00+00:00", "commit": "c", "machine": {"cpus": 2},
+             "sizes": [2, 4], "seconds": {"2": {"median": 4.0, "min": 3.0, "max": 5.0},
+                                          "4": {"median": 8.0, "min": 7.0, "max": 9.0}},
+             "growth": {"2": 1.0, "4": 2.0}, "changed": {"2": [0], "4": [0]}}
+    (report.RESULTS / "scale-20261201T100000.json").write_text(json.dumps(scale))
+    assert report.main() == 0
+    note = [report.HAND_START, "Found in this run: the git server reset connections.", report.HAND_END]
+    text = report.DOC.read_text()
+    report.DOC.write_text(text.rstrip("\n") + "\n\n" + "\n".join(note) + "\n")
+    assert report.main() == 0
+    assert "\n".join(note) in report.DOC.read_text()
+    assert report.DOC.read_text().count(report.HAND_START) == 1
+    (report.RESULTS / "scale-20261202T100000.json").write_text(json.dumps(dict(scale, date="2026-12-02T10:00:00+00:00")))
+    assert report.main() == 0
+    assert "git server reset" not in report.DOC.read_text()
+
+
 def test_report_without_any_result_writes_nothing(charts):
     report.DOC.write_text("# Benchmarks\n\n## Build\n\nold build\n")
     assert report.main() == 1
