@@ -183,13 +183,20 @@ def build_plot(result):
                      "build.png", 6.9, ["#999999", "#3b7dd8", "#7fb0ee"])
 
 
+def _run_rows(result):
+    """The date, commit and machine rows of a lab benchmark's run table."""
+    machine = result["machine"]
+    return ["| date | %s |" % result["date"], "| commit | `%s` |" % result["commit"],
+            "| machine | %s cores, Python %s, kernel %s; the lab VMs are systemd containers on it |" % (
+                machine["cpus"], machine["python"], machine["kernel"])]
+
+
 def build_section(result):
     summary = result["summary"]
     done = summary["repetitions"]
     reps = "%d of %d asked" % (done, result["repeat_asked"])
     if done < 3:
         reps += " (**fewer than the 3 the rules ask for**%s)" % (": " + result["stopped"] if result.get("stopped") else "")
-    machine = result["machine"]
     lines = [
         "## Build",
         "",
@@ -211,10 +218,7 @@ def build_section(result):
         "",
         "| | |",
         "|---|---|",
-        "| date | %s |" % result["date"],
-        "| commit | `%s` |" % result["commit"],
-        "| machine | %s cores, Python %s, kernel %s; the lab VMs are systemd containers on it |" % (
-            machine["cpus"], machine["python"], machine["kernel"]),
+        *_run_rows(result),
         "| VM | %s |" % _vm_line(result),
         "| repetitions | %s |" % reps,
         "",
@@ -268,7 +272,6 @@ def build_once_plot(result, sizes):
 def build_once_section(result):
     sizes = [str(size) for size in result["sizes"] if str(size) in result["summary"]]
     done = {size: result["summary"][size]["repetitions"] for size in sizes}
-    machine = result["machine"]
     reps = ", ".join("%s VMs: %d of %d asked" % (size, done[size], result["repeat_asked"]) for size in sizes) or "none"
     if not sizes or min(done.values()) < 3:
         reps += " (**fewer than the 3 the rules ask for**%s)" % (": " + result["stopped"] if result.get("stopped") else "")
@@ -292,10 +295,7 @@ def build_once_section(result):
         "",
         "| | |",
         "|---|---|",
-        "| date | %s |" % result["date"],
-        "| commit | `%s` |" % result["commit"],
-        "| machine | %s cores, Python %s, kernel %s; the lab VMs are systemd containers on it |" % (
-            machine["cpus"], machine["python"], machine["kernel"]),
+        *_run_rows(result),
         "| repetitions | %s |" % reps,
         "",
     ]
