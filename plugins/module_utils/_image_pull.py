@@ -239,11 +239,15 @@ def pull_stream(client, name, auth, timeout):
 
 
 class Puller(object):
-    """One run of image_pull: decide, then pull (or predict in check mode)."""
+    """One run of image_pull: decide, then pull (or predict in check mode).
 
-    def __init__(self, am):
+    ``params`` are image_pull's options (name, username, password, policy, timeout), the
+    module's own by default; another module (image_build's base pulls) passes its own.
+    """
+
+    def __init__(self, am, params=None):
         self.am = am
-        p = am.params
+        self.params = p = params if params is not None else am.params
         self.name = p["name"]
         self.username = p.get("username")
         self.auth = dict(username=p["username"], password=p["password"]) if p.get("username") else None
@@ -253,8 +257,10 @@ class Puller(object):
     def fail(self, text, kind):
         raise AppfleetError(scrub(pull_error(self.name, scrub(text, self.forms), kind, self.username), self.forms))
 
-    def remote_digest(self):
-        """The registry's manifest digest of ``name`` (check mode), or None with a warning when it cannot be asked.
+    def remote_digest(self, purpose="check mode", consequence="reported as changed"):
+        """The registry's manifest digest of ``name``, or None with a warning when it cannot be asked.
+
+        The warning starts with ``purpose`` and ends with ``consequence`` (what the caller does then).
 
         A registry error that a pull would meet too (credentials, unknown reference,
         TLS, unreachable) fails, as the pull would.
@@ -263,9 +269,9 @@ class Puller(object):
         version = api_version_tuple(client.api.api_version)
         if version < DISTRIBUTION_API:
             self.warn(
-                "check mode: the docker engine's API %s has no distribution inspect (it needs %d.%d), so "
-                "whether %s changed on the registry is unknown; reported as changed"
-                % (client.api.api_version, DISTRIBUTION_API[0], DISTRIBUTION_API[1], self.name))
+                "%s: the docker engine's API %s has no distribution inspect (it needs %d.%d), so "
+                "whether %s changed on the registry is unknown; %s"
+                % (purpose, client.api.api_version, DISTRIBUTION_API[0], DISTRIBUTION_API[1], self.name, consequence))
             return None
         try:
             data = client.api.inspect_distribution(self.name, auth_config=self.auth)
@@ -275,14 +281,14 @@ class Puller(object):
             if kind != "other":
                 self.fail(text, kind)
             self.warn(
-                "check mode: the docker engine could not inspect %s on its registry (%s), so whether it "
-                "changed there is unknown; reported as changed" % (self.name, text))
+                "%s: the docker engine could not inspect %s on its registry (%s), so whether it "
+                "changed there is unknown; %s" % (purpose, self.name, text, consequence))
             return None
         return ((data or {}).get("Descriptor") or {}).get("digest")
 
     def run(self):
         am = self.am
-        p = am.params
+        p = self.params
         name = self.name
         digest = parse_reference("name", name)[2]
         if p["timeout"] <= 0:
