@@ -118,18 +118,19 @@ def scale_section(result):
         "Target: from 2 to 8 VMs the no-op grows ≤ 2.5×. Date %s, commit `%s`, %s cores." % (
             result["date"], result["commit"], result["machine"]["cpus"]),
         "",
-        "| VMs | seconds: median (min–max) | growth from %s VMs | changed per run | hosts deployed per run |"
-        % sizes[0],
-        "|---|---|---|---|---|",
+        "| VMs | seconds: median (min–max) | growth from %s VMs | changed per run | hosts deployed per run "
+        "| idle lab CPU (cores) |" % sizes[0],
+        "|---|---|---|---|---|---|",
     ]
-    # Results from before the plan lines were kept have no "deploying".
-    deploying = result.get("deploying", {})
+    # Results from before the plan lines (or the idle CPU) were kept have no "deploying" ("idle_cores").
+    deploying, idle = result.get("deploying", {}), result.get("idle_cores", {})
     for size in sizes:
         runs = deploying.get(size)
-        lines.append("| %s | %s | %.2f× | %s | %s |" % (
+        lines.append("| %s | %s | %.2f× | %s | %s | %s |" % (
             size, fmt(result["seconds"][size]), result["growth"][size],
             ", ".join(map(str, result["changed"][size])),
-            ", ".join(str(len(run)) for run in runs) if runs is not None else "not recorded"))
+            ", ".join(str(len(run)) for run in runs) if runs is not None else "not recorded",
+            "%.2f" % idle[size] if size in idle else "not recorded"))
     reasons = sorted({"%s: %s" % (host, why) for runs in deploying.values() for run in runs
                       for host, why in run.items()})
     if reasons:

@@ -2,6 +2,8 @@
 
 For each fleet size the lab is brought to that many VMs (labctl.py up --vms N),
 converged (site.yml, then deploy.yml once so that every VM has its record), and
+then the CPU the idle lab uses is measured over 30 s (bench/labcpu.py: on this
+one machine the VMs share its cores, where real VMs would each have their own),
 then deploy.yml with nothing to deploy is timed --repeat times. The sizes are
 measured in one run, on one machine: the figure is the growth from the smallest
 size, not the seconds. Writes bench/results/scale-<stamp>.json.
@@ -18,6 +20,7 @@ import argparse
 import subprocess
 import sys
 
+from labcpu import measure as lab_idle_cpu
 from noop import REPO, figures, run_header, run_playbook, write_result
 
 LABCTL = [sys.executable, str(REPO / "tests" / "lab" / "labctl.py")]
@@ -43,13 +46,15 @@ def main(argv=None):
         parser.error("--sizes: at least one size, smallest first, each at least 1")
     if args.repeat < 3:
         parser.error("--repeat: at least 3 runs per size")
-    results = {}
+    results, idle = {}, {}
     try:
         for size in sizes:
             print("bench: lab at %d VMs, converging" % size, flush=True)
             lab_up(size)
             run_playbook(["site.yml"], timeout=5400)
             run_playbook(["playbooks/deploy.yml"])
+            idle[size] = lab_idle_cpu(30)
+            print("bench: %d VMs idle: the lab uses %.2f cores" % (size, idle[size]["cores"]), flush=True)
             runs = []
             for index in range(args.repeat):
                 result = run_playbook(["playbooks/deploy.yml"])
@@ -68,6 +73,8 @@ def main(argv=None):
     report = dict(run_header("scale"), sizes=sizes, seconds=seconds,
                   growth={size: round(fig["median"] / base, 3) for size, fig in seconds.items()},
                   changed={str(size): [r["changed"] for r in runs] for size, runs in results.items()},
+                  # The CPU the idle lab used just before the timed runs (cores of this machine).
+                  idle_cores={str(size): idle[size]["cores"] for size in results},
                   # Per run, the hosts the plan did not find converged, and why.
                   deploying={str(size): [r["deploying"] for r in runs] for size, runs in results.items()})
     write_result("scale", report)

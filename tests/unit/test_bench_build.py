@@ -219,6 +219,19 @@ def test_report_keeps_notes_written_by_hand_for_the_same_run_only(charts):
     assert "git server reset" not in report.DOC.read_text()
 
 
+def test_scale_shows_the_idle_lab_cpu_when_recorded(charts):
+    scale = {"benchmark": "scale", "date": "2026-12-01T10:00:00+00:00", "commit": "c", "machine": {"cpus": 2},
+             "sizes": [2, 8], "seconds": {"2": {"median": 4.0, "min": 3.0, "max": 5.0},
+                                          "8": {"median": 9.0, "min": 8.0, "max": 9.5}},
+             "growth": {"2": 1.0, "8": 2.25}, "changed": {"2": [0], "8": [0]}, "idle_cores": {"2": 0.08}}
+    (report.RESULTS / "scale-20261201T100000.json").write_text(json.dumps(scale))
+    assert report.main() == 0
+    text = report.DOC.read_text()
+    assert "| idle lab CPU (cores) |" in text
+    assert "| 2 | 4.00 (3.00–5.00) | 1.00× | 0 | not recorded | 0.08 |" in text
+    assert "| 8 | 9.00 (8.00–9.50) | 2.25× | 0 | not recorded | not recorded |" in text
+
+
 def test_report_without_any_result_writes_nothing(charts):
     report.DOC.write_text("# Benchmarks\n\n## Build\n\nold build\n")
     assert report.main() == 1
