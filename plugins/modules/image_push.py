@@ -19,7 +19,7 @@ description:
     config file (C(~/.docker/config.json), C($DOCKER_CONFIG)), unlike C(docker login).
   - The registry is asked first for the manifest digest of O(repository):O(tag) (the engine's
     distribution inspect, with the same credentials). When one of the C(RepoDigests) of the local
-    image is C(<repository>@<that digest>), the registry already has this image there: nothing is
+    image is C(<repository>@<that digest>), the registry already has this image there; nothing is
     pushed and C(changed) is false.
   - Otherwise the image is tagged O(repository):O(tag) on the host and pushed. C(changed) is true
     when the registry's digest of O(repository):O(tag) changed, or the local reference
