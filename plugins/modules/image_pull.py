@@ -40,6 +40,7 @@ author:
 extends_documentation_fragment:
   - appfleet.docker.attributes
   - appfleet.docker.docker
+  - appfleet.docker.registry
 attributes:
   check_mode:
     support: full
@@ -59,17 +60,6 @@ options:
       - Without a registry host the image comes from Docker Hub (C(docker.io)).
     type: str
     required: true
-  username:
-    description:
-      - The user name for the registry of O(name), used for this pull only.
-      - Without O(username) and O(password) the pull is anonymous, or uses the credentials the
-        Docker SDK finds in the Docker config file of the user the module runs as, if any.
-    type: str
-  password:
-    description:
-      - The password (or token) of O(username), used for this pull only and never written
-        to a file or shown in a message, warning or return value.
-    type: str
   policy:
     description:
       - V(always) asks the registry each run and pulls what changed; an image by digest that
@@ -99,9 +89,6 @@ options:
     default: []
     version_added: 0.3.0
 notes:
-  - The engine trusts a registry on C(127.0.0.0/8) without checking its certificate
-    (Docker's default insecure registries); every other registry needs a certificate the
-    engine trusts.
   - In check mode an image on the host that has no digest from the registry (built or loaded
     on the host, for example with M(appfleet.docker.image_archive)) is reported as changed,
     although a pull may find it the same image.

@@ -41,6 +41,7 @@ author:
 extends_documentation_fragment:
   - appfleet.docker.attributes
   - appfleet.docker.docker
+  - appfleet.docker.registry
 attributes:
   check_mode:
     support: full
@@ -69,17 +70,6 @@ options:
     description:
       - The tag to push as. By default the tag of O(name); required when O(name) has none (an image id).
     type: str
-  username:
-    description:
-      - The user name for the registry of O(repository), used for this push only.
-      - Without O(username) and O(password) the push is anonymous, or uses the credentials the
-        Docker SDK finds in the Docker config file of the user the module runs as, if any.
-    type: str
-  password:
-    description:
-      - The password (or token) of O(username), used for this push only and never written
-        to a file or shown in a message, warning or return value.
-    type: str
   timeout:
     description:
       - Seconds (wall clock) the push may take in total; it is stopped after that and the
@@ -88,9 +78,6 @@ options:
     type: int
     default: 300
 notes:
-  - The engine trusts a registry on C(127.0.0.0/8) without checking its certificate
-    (Docker's default insecure registries); every other registry needs a certificate the
-    engine trusts.
   - An image that the registry has under O(repository):O(tag) but that the host never pushed or
     pulled there (no C(RepoDigests) entry for O(repository)) is pushed again; the push sends no
     layer the registry has, and C(changed) stays false when the digest is the same.

@@ -11,10 +11,20 @@ from ansible_collections.appfleet.docker.plugins.module_utils import _image_pull
 from ansible_collections.appfleet.docker.plugins.module_utils import _image_push as ipu
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
+from .registry_fakes import FakeClient, InspectApi, StreamApi
+
 DIGEST = "sha256:" + "1780c68e28f29652181ce4f584e896857fe950f26f11553464e550db9b521523"
 OTHER = "sha256:" + "9ca0a2c812710a9aadb1b58b0e16eaba2eb977ec59fa36eaf7b036b6f8df084b"
 PASSWORD = 'p@ss w0rd/"x"+%&=;'
 REPO = "registry.example.com:5000/team/web"
+
+
+def assert_refused(call, *args, words=()):
+    """``call(*args)`` raises an AppfleetError whose message holds each of ``words``."""
+    with pytest.raises(AppfleetError) as err:
+        call(*args)
+    for word in words:
+        assert word in err.value.msg
 
 
 @pytest.mark.parametrize("name, tag", [
@@ -36,10 +46,7 @@ def test_source_tag(name, tag):
     ("web:1@" + DIGEST, ["both a tag and a digest"]),
 ])
 def test_source_tag_refused(name, words):
-    with pytest.raises(AppfleetError) as err:
-        ipu.source_tag(name)
-    for word in words:
-        assert word in err.value.msg
+    assert_refused(ipu.source_tag, name, words=words)
 
 
 @pytest.mark.parametrize("name, tag, want", [
@@ -57,10 +64,7 @@ def test_push_tag(name, tag, want):
     ("web:s1", "-bad", ["tag '-bad'", "not a valid image tag"]),
 ])
 def test_push_tag_refused(name, tag, words):
-    with pytest.raises(AppfleetError) as err:
-        ipu.push_tag(name, tag)
-    for word in words:
-        assert word in err.value.msg
+    assert_refused(ipu.push_tag, name, tag, words=words)
 
 
 @pytest.mark.parametrize("repository", [REPO, "localhost:5000/web", "docker.io/team/web", "127.0.0.1:5599/a/b/c"])
@@ -77,10 +81,7 @@ def test_repository_accepted(repository):
     ("", ["repository: must be a repository"]),
 ])
 def test_repository_refused(repository, words):
-    with pytest.raises(AppfleetError) as err:
-        ipu.check_repository(repository)
-    for word in words:
-        assert word in err.value.msg
+    assert_refused(ipu.check_repository, repository, words=words)
 
 
 @pytest.mark.parametrize("digests, repository, remote, want", [
@@ -97,46 +98,25 @@ def test_up_to_date(digests, repository, remote, want):
     assert ipu.up_to_date(digests, repository, remote) is want
 
 
-class PushApi(object):
-    """client.api with a push that streams ``messages``, sleeping ``pause`` s before each."""
-
-    def __init__(self, messages=(), pause=0.0, error=None):
-        self.messages, self.pause, self.error = list(messages), pause, error
-        self.calls = []
-
-    def push(self, repository, tag=None, auth_config=None, stream=False, decode=False):
-        self.calls.append(dict(repository=repository, tag=tag, auth_config=auth_config, stream=stream, decode=decode))
-        if self.error:
-            raise self.error
-        for message in self.messages:
-            time.sleep(self.pause)
-            yield message
-
-
-class FakeClient(object):
-    def __init__(self, api):
-        self.api = api
-
-
 def test_push_stream_reads_the_digest_with_this_pushs_credentials():
-    api = PushApi([{"status": "Pushed", "id": "1"},
-                   {"status": "s1: digest: %s size: 528" % DIGEST},
-                   {"progressDetail": {}, "aux": {"Tag": "s1", "Digest": DIGEST, "Size": 528}}])
+    api = StreamApi([{"status": "Pushed", "id": "1"},
+                     {"status": "s1: digest: %s size: 528" % DIGEST},
+                     {"progressDetail": {}, "aux": {"Tag": "s1", "Digest": DIGEST, "Size": 528}}])
     auth = dict(username="deploy", password=PASSWORD)
     assert ip.push_stream(FakeClient(api), REPO, "s1", auth, 5) == (None, False, False, DIGEST)
     assert api.calls == [dict(repository=REPO, tag="s1", auth_config=auth, stream=True, decode=True)]
 
 
 def test_push_stream_reports_the_streamed_error():
-    api = PushApi([{"status": "The push refers to repository [%s]" % REPO},
-                   {"errorDetail": {"message": "unauthorized: authentication required"},
-                    "error": "unauthorized: authentication required"}])
+    api = StreamApi([{"status": "The push refers to repository [%s]" % REPO},
+                     {"errorDetail": {"message": "unauthorized: authentication required"},
+                      "error": "unauthorized: authentication required"}])
     assert ip.push_stream(FakeClient(api), REPO, "s1", None, 5) == (
         "unauthorized: authentication required", False, False, None)
 
 
 def test_push_stream_is_a_total_time_limit():
-    api = PushApi([{"status": "Pushing"}] * 3, pause=2.0)
+    api = StreamApi([{"status": "Pushing"}] * 3, pause=2.0)
     started = time.monotonic()
     assert ip.push_stream(FakeClient(api), REPO, "s1", None, 0.3) == (None, False, True, None)
     assert time.monotonic() - started < 1.5
@@ -144,7 +124,7 @@ def test_push_stream_is_a_total_time_limit():
 
 def test_push_stream_reports_the_engines_refusal():
     error = docker_errors.NotFound("404", explanation="An image does not exist locally with the tag: " + REPO)
-    assert ip.push_stream(FakeClient(PushApi(error=error)), REPO, "s1", None, 5) == (
+    assert ip.push_stream(FakeClient(StreamApi(error=error)), REPO, "s1", None, 5) == (
         "An image does not exist locally with the tag: " + REPO, True, False, None)
 
 
@@ -187,16 +167,6 @@ class FakeModule(object):
         return "%s failed: %s" % (self.step, exc)
 
 
-class InspectApi(object):
-    def __init__(self, version="1.41", answer=None, error=None):
-        self.api_version, self.answer, self.error = version, answer, error
-
-    def inspect_distribution(self, name, auth_config=None):
-        if self.error:
-            raise self.error
-        return self.answer
-
-
 def pusher(api):
     p = ipu.Pusher(FakeModule(dict(name="web:s1", repository=REPO, username="deploy", password=PASSWORD), api))
     p.ref = REPO + ":s1"
@@ -228,18 +198,14 @@ def test_refused_credentials_fail_before_the_push_and_are_scrubbed():
     assert PASSWORD not in err.value.msg and "w0rd" not in err.value.msg
 
 
-def test_logic_scrubs_any_other_error():
-    am = FakeModule(dict(name="web:s1", repository=REPO, username="deploy", password=PASSWORD))
-    original = ipu.Pusher.run
-
-    def boom(self):
+def test_logic_scrubs_any_other_error(monkeypatch):
+    """An error that is not a registry one (an OS error, say) is scrubbed on the module's one way out."""
+    def boom(_self):
         raise OSError("cannot read %s" % PASSWORD)
-    ipu.Pusher.run = boom
-    try:
-        with pytest.raises(AppfleetError) as err:
-            ipu.logic(am)
-    finally:
-        ipu.Pusher.run = original
+
+    monkeypatch.setattr(ipu.Pusher, "run", boom)
+    with pytest.raises(AppfleetError) as err:
+        ipu.logic(FakeModule(dict(name="web:s1", repository=REPO, username="deploy", password=PASSWORD)))
     assert PASSWORD not in err.value.msg and ip.MASK in err.value.msg
 
 
@@ -249,10 +215,7 @@ def test_logic_scrubs_any_other_error():
     ("Web:1", ["tag_as", "not a valid image name"]),
 ])
 def test_tag_as_needs_a_tag(ref, words):
-    with pytest.raises(AppfleetError) as err:
-        ip.tag_reference("tag_as", ref)
-    for word in words:
-        assert word in err.value.msg
+    assert_refused(ip.tag_reference, "tag_as", ref, words=words)
 
 
 def test_tag_as_reference():
