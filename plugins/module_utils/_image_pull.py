@@ -147,35 +147,57 @@ def error_kind(text, not_found=False):
     return "missing" if not_found else "other"
 
 
-def pull_error(name, text, kind, username):
-    """The message for a failed pull (or distribution inspect) of ``name``; ``text`` is the engine's, scrubbed."""
-    repo = split_name(name)[0]
+# What each verb's messages say: the gerund, the preposition before the registry, and
+# the option that names the reference (for every failure but refused credentials).
+_VERBS = dict(
+    pull=dict(ing="pulling", to="from", may="pull"),
+    push=dict(ing="pushing", to="to", may="push to"),
+)
+
+
+def registry_error(ref, text, kind, username, option="name", verb="pull"):
+    """The message for a failed pull or push (or distribution inspect) of ``ref``; ``text`` is the engine's, scrubbed.
+
+    ``option`` is the option that names the reference (``name`` for a pull, ``repository``
+    for a push); ``verb`` is ``pull`` or ``push``.
+    """
+    words = _VERBS[verb]
+    repo = split_name(ref)[0]
     host = registry_host(repo)
     if kind == "auth":
         if username:
             return ("username, password: the registry %s refused the credentials of user %r for %s (%s); "
-                    "check username and password, and that this user may pull %s"
-                    % (host, username, name, text, repo))
+                    "check username and password, and that this user may %s %s"
+                    % (host, username, ref, text, words["may"], repo))
         return ("username, password: the registry %s requires credentials for %s (%s); set username "
-                "and password (the pull uses them for this pull only)" % (host, name, text))
+                "and password (the %s uses them for this %s only)" % (host, ref, text, verb, verb))
     if kind == "missing":
-        return ("name: %s was not found in the registry %s (%s); check the repository and the tag or "
-                "digest, and that the image was pushed" % (name, host, text))
+        if verb == "push":
+            return ("%s: the registry %s does not know %s (%s); check the repository, and that it exists "
+                    "on the registry or the registry creates repositories on push" % (option, host, repo, text))
+        return ("%s: %s was not found in the registry %s (%s); check the repository and the tag or "
+                "digest, and that the image was pushed" % (option, ref, host, text))
     if kind == "tls":
-        return ("name: the docker engine does not trust the TLS certificate of the registry %s (%s); put "
+        return ("%s: the docker engine does not trust the TLS certificate of the registry %s (%s); put "
                 "the registry's CA certificate at %s/%s/ca.crt on this host (the engine role's "
                 "engine_registry_cas does it), or fix the registry's certificate"
-                % (host, text, CERTS_DIR, host))
+                % (option, host, text, CERTS_DIR, host))
     if kind == "http":
-        return ("name: the registry %s answers plain HTTP, not HTTPS (%s); give it a TLS certificate "
-                "(and its CA at %s/%s/ca.crt on this host)" % (host, text, CERTS_DIR, host))
+        return ("%s: the registry %s answers plain HTTP, not HTTPS (%s); give it a TLS certificate "
+                "(and its CA at %s/%s/ca.crt on this host)" % (option, host, text, CERTS_DIR, host))
     # Without credentials an engine that falls back to plain HTTP (an insecure registry) reports a
     # registry's refusal as a reset or refused connection: say that credentials may be the cause.
     hint = "" if username else "; no username and password were given: if the registry requires them, set them"
     if kind == "unreachable":
-        return ("name: the docker engine cannot reach the registry %s (%s); check the registry host and "
-                "port in name, that the registry runs, and this host's network and DNS%s" % (host, text, hint))
-    return "name: pulling %s from the registry %s failed: %s%s" % (name, host, text, hint)
+        return ("%s: the docker engine cannot reach the registry %s (%s); check the registry host and "
+                "port in %s, that the registry runs, and this host's network and DNS%s"
+                % (option, host, text, option, hint))
+    return "%s: %s %s %s the registry %s failed: %s%s" % (option, words["ing"], ref, words["to"], host, text, hint)
+
+
+def pull_error(name, text, kind, username):
+    """The message for a failed pull (or distribution inspect) of ``name``."""
+    return registry_error(name, text, kind, username)
 
 
 def exc_text(exc):
@@ -204,66 +226,118 @@ def stream_error(message):
     return message.get("error") or (message.get("errorDetail") or {}).get("message") or None
 
 
-def pull_stream(client, name, auth, timeout):
-    """Pull ``name`` within ``timeout`` seconds (wall clock).
+def read_stream(open_stream, timeout, thread="appfleet-stream"):
+    """Read the decoded messages of ``open_stream()`` (an engine pull or push) within ``timeout`` s (wall clock).
 
-    Returns (the engine's error text or None, True when the engine said 404, True when timed out).
-    The stream is read in a thread and given up on when the time is over, even while
-    the engine sends nothing; the module then exits, which closes the connection, and
-    the engine cancels the pull.
+    Returns (the engine's error text or None, True when the engine said 404, True when timed
+    out, the ``aux`` payloads of the messages). The stream is read in a thread and given up on
+    when the time is over, even while the engine sends nothing; the module then exits, which
+    closes the connection, and the engine cancels the pull or push.
     """
-    state = dict(error=None, not_found=False)
+    state = dict(error=None, not_found=False, aux=[])
     crashes = []  # an error that is not the registry's (the engine gone ...), raised in the caller's thread
 
     def read():
         try:
-            for message in client.api.pull(name, auth_config=auth, stream=True, decode=True):
+            for message in open_stream():
                 error = stream_error(message)
                 if error:
                     state["error"] = error
+                elif isinstance(message, dict) and isinstance(message.get("aux"), dict):
+                    state["aux"].append(message["aux"])
         except APIError as exc:
-            # The engine refused the pull before streaming: the registry's answer, mostly.
+            # The engine refused before streaming: the registry's answer, mostly.
             state["error"] = exc_text(exc)
             state["not_found"] = isinstance(exc, NotFound)
         except Exception as exc:  # pylint: disable=broad-exception-caught  # re-raised below
             crashes.append(exc)
 
-    reader = threading.Thread(target=read, name="appfleet-pull", daemon=True)
+    reader = threading.Thread(target=read, name=thread, daemon=True)
     reader.start()
     reader.join(timeout)
     if reader.is_alive():
-        return None, False, True
+        return None, False, True, []
     if crashes:
         raise crashes[0]
-    return state["error"], state["not_found"], False
+    return state["error"], state["not_found"], False, state["aux"]
 
 
-class Puller(object):
-    """One run of image_pull: decide, then pull (or predict in check mode).
+def pull_stream(client, name, auth, timeout):
+    """Pull ``name`` within ``timeout`` seconds (wall clock), see read_stream.
 
-    ``params`` are image_pull's options (name, username, password, policy, timeout), the
-    module's own by default; another module (image_build's base pulls) passes its own.
+    Returns (the engine's error text or None, True when the engine said 404, True when timed out).
     """
+    return read_stream(lambda: client.api.pull(name, auth_config=auth, stream=True, decode=True),
+                       timeout, "appfleet-pull")[:3]
+
+
+def push_stream(client, repository, tag, auth, timeout):
+    """Push ``repository:tag`` within ``timeout`` seconds (wall clock), see read_stream.
+
+    Returns (the engine's error text or None, True when the engine said 404, True when timed
+    out, the manifest digest from the push's ``aux`` message or None).
+    """
+    error, not_found, timed_out, aux = read_stream(
+        lambda: client.api.push(repository, tag=tag, auth_config=auth, stream=True, decode=True),
+        timeout, "appfleet-push")
+    digests = [a.get("Digest") for a in aux if a.get("Digest")]
+    return error, not_found, timed_out, (digests[-1] if digests else None)
+
+
+def distribution_digest(client, ref, auth):
+    """The registry's manifest digest of ``ref`` through the engine's distribution inspect.
+
+    Returns (digest, None, False); (None, the engine's error text, True when it said 404)
+    when the engine answered with an error. The caller checks the engine's API version first.
+    """
+    try:
+        data = client.api.inspect_distribution(ref, auth_config=auth)
+    except APIError as exc:  # the engine answered: the registry's error, or the engine's own
+        return None, exc_text(exc), isinstance(exc, NotFound)
+    return ((data or {}).get("Descriptor") or {}).get("digest"), None, False
+
+
+def tag_reference(option, ref):
+    """(repository, tag) of a local reference ``repo:tag``; AppfleetError otherwise (a digest, no tag)."""
+    repo, tag, digest = parse_reference(option, ref)
+    if digest is not None:
+        raise AppfleetError("%s %r is a digest; a local reference needs a tag, e.g. %s:1" % (option, ref, repo))
+    return repo, tag
+
+
+class RegistryRun(object):
+    """What a run against a registry shares: the credentials, the scrubbing, the distribution inspect.
+
+    ``ref`` is the registry reference asked about (set by the subclass), ``option`` the
+    option that names it, ``verb`` ``pull`` or ``push``.
+    """
+
+    option = "name"
+    verb = "pull"
 
     def __init__(self, am, params=None):
         self.am = am
         self.params = p = params if params is not None else am.params
-        self.name = p["name"]
+        self.ref = None
         self.username = p.get("username")
         self.auth = dict(username=p["username"], password=p["password"]) if p.get("username") else None
         self.forms = secret_forms(p.get("username"), p.get("password"))
-        self.before = None
 
     def fail(self, text, kind):
-        raise AppfleetError(scrub(pull_error(self.name, scrub(text, self.forms), kind, self.username), self.forms))
+        raise AppfleetError(scrub(registry_error(self.ref, scrub(text, self.forms), kind, self.username,
+                                                 self.option, self.verb), self.forms))
 
-    def remote_digest(self, purpose="check mode", consequence="reported as changed"):
-        """The registry's manifest digest of ``name``, or None with a warning when it cannot be asked.
+    def warn(self, text):
+        self.am.module.warn(scrub(text, self.forms))
+
+    def remote_digest(self, purpose="check mode", consequence="reported as changed", absent_ok=False):
+        """The registry's manifest digest of ``ref``, or None with a warning when it cannot be asked.
 
         The warning starts with ``purpose`` and ends with ``consequence`` (what the caller does then).
+        With ``absent_ok`` a reference the registry does not know gives ABSENT.
 
-        A registry error that a pull would meet too (credentials, unknown reference,
-        TLS, unreachable) fails, as the pull would.
+        A registry error that a pull or push would meet too (credentials, unknown reference,
+        TLS, unreachable) fails, as the pull or push would.
         """
         client = self.am.client
         version = api_version_tuple(client.api.api_version)
@@ -271,42 +345,64 @@ class Puller(object):
             self.warn(
                 "%s: the docker engine's API %s has no distribution inspect (it needs %d.%d), so "
                 "whether %s changed on the registry is unknown; %s"
-                % (purpose, client.api.api_version, DISTRIBUTION_API[0], DISTRIBUTION_API[1], self.name, consequence))
+                % (purpose, client.api.api_version, DISTRIBUTION_API[0], DISTRIBUTION_API[1], self.ref, consequence))
             return None
-        try:
-            data = client.api.inspect_distribution(self.name, auth_config=self.auth)
-        except APIError as exc:  # the engine answered: the registry's error, or the engine's own
-            text = scrub(exc_text(exc), self.forms)
-            kind = error_kind(text, isinstance(exc, NotFound))
-            if kind != "other":
-                self.fail(text, kind)
-            self.warn(
-                "%s: the docker engine could not inspect %s on its registry (%s), so whether it "
-                "changed there is unknown; %s" % (purpose, self.name, text, consequence))
-            return None
-        return ((data or {}).get("Descriptor") or {}).get("digest")
+        digest, error, not_found = distribution_digest(client, self.ref, self.auth)
+        if error is None:
+            return digest
+        text = scrub(error, self.forms)
+        kind = error_kind(text, not_found)
+        if kind == "missing" and absent_ok:
+            return ABSENT
+        if kind != "other":
+            self.fail(text, kind)
+        self.warn(
+            "%s: the docker engine could not inspect %s on its registry (%s), so whether it "
+            "changed there is unknown; %s" % (purpose, self.ref, text, consequence))
+        return None
+
+
+class Puller(RegistryRun):
+    """One run of image_pull: decide, then pull (or predict in check mode), then point ``tag_as`` at the image.
+
+    ``params`` are image_pull's options (name, username, password, policy, timeout, tag_as),
+    the module's own by default; another module (image_build's base pulls) passes its own,
+    where ``tag_as`` may be left out.
+    """
+
+    def __init__(self, am, params=None):
+        super(Puller, self).__init__(am, params)
+        self.name = self.ref = self.params["name"]
+        self.before = None
+        self.tag_as = list(self.params.get("tag_as") or [])
+        self.tags_before = {}
 
     def run(self):
         am = self.am
         p = self.params
         name = self.name
         digest = parse_reference("name", name)[2]
+        for ref in self.tag_as:
+            tag_reference("tag_as", ref)
         if p["timeout"] <= 0:
             raise AppfleetError("timeout: must be greater than 0 (seconds)")
         am.step = "looking up %s on this host" % name
         before, before_digests = local_image(am.client, name)
         self.before = before
+        for ref in self.tag_as:
+            self.tags_before[ref] = local_image(am.client, ref)[0]
         if before is not None and (p["policy"] == "missing" or digest is not None):
             # Present, and the reference cannot move (a digest) or need not be refreshed.
-            return self.result(False, before, before_digests, before)
+            return self.tagged(False, before, before_digests, before)
         if am.check_mode:
             am.step = "asking the registry about %s" % name
             remote = self.remote_digest() if digest is None else digest
             changed = before is None or remote is None or not has_digest(before_digests, remote)
-            predicted = before
-            if changed:
-                predicted = ("a new image (manifest %s)" % remote) if remote else "a new image"
-            return self.result(changed, before, before_digests, predicted)
+            if not changed:
+                return self.tagged(False, before, before_digests, before)
+            predicted = ("a new image (manifest %s)" % remote) if remote else "a new image"
+            # Each tag_as reference would point at the new image.
+            return self.result(True, before, before_digests, predicted, list(self.tag_as))
         am.step = "pulling %s" % name
         error, not_found, timed_out = pull_stream(am.client, name, self.auth, p["timeout"])
         if timed_out:
@@ -322,23 +418,40 @@ class Puller(object):
         if after is None:
             raise AppfleetError("name: the docker engine reported the pull of %s done, but %s is not on this "
                                 "host; run again, and check the engine's log if it repeats" % (name, name))
-        return self.result(after != before, after, after_digests, after)
+        return self.tagged(after != before, after, after_digests, after)
 
-    def result(self, changed, image_id, repo_digests, after):
+    def tagged(self, changed, image_id, repo_digests, after):
+        """The result once each ``tag_as`` reference points at ``image_id`` (in check mode: would)."""
+        moved = [ref for ref in self.tag_as if self.tags_before.get(ref) != image_id]
+        if not self.am.check_mode:
+            for ref in moved:
+                self.am.step = "tagging %s as %s" % (self.name, ref)
+                repo, tag = tag_reference("tag_as", ref)
+                self.am.client.api.tag(image_id, repo, tag, force=True)
+        return self.result(changed or bool(moved), image_id, repo_digests, after, moved)
+
+    def result(self, changed, image_id, repo_digests, after, moved=()):
         result = dict(changed=changed, image=dict(id=image_id, name=self.name, repo_digests=repo_digests))
+        result["tagged"] = list(moved)
         if self.am.diff_mode:
-            result["diff"] = dict(before={self.name: self.before or ABSENT}, after={self.name: after or ABSENT})
+            before_diff = {self.name: self.before or ABSENT}
+            after_diff = {self.name: after or ABSENT}
+            for ref in self.tag_as:
+                before_diff[ref] = self.tags_before.get(ref) or ABSENT
+                after_diff[ref] = after if ref in moved else (self.tags_before.get(ref) or ABSENT)
+            result["diff"] = dict(before=before_diff, after=after_diff)
         return scrub(result, self.forms)
 
-    def warn(self, text):
-        self.am.module.warn(scrub(text, self.forms))
+
+def run_scrubbed(am, runner):
+    """``runner.run()`` (a RegistryRun), with every form of its password masked in a failure too."""
+    try:
+        return runner.run()
+    except (AppfleetError, DockerException, RequestException, EnvironmentError) as exc:  # HANDLED_ERRORS
+        # The password never leaves the module: not in a message built from an engine text either.
+        raise AppfleetError(scrub(am.error_message(exc), runner.forms),
+                            **scrub(getattr(exc, "result", {}), runner.forms))
 
 
 def logic(am):
-    puller = Puller(am)
-    try:
-        return puller.run()
-    except (AppfleetError, DockerException, RequestException, EnvironmentError) as exc:  # HANDLED_ERRORS
-        # The password never leaves the module: not in a message built from an engine text either.
-        raise AppfleetError(scrub(am.error_message(exc), puller.forms),
-                            **scrub(getattr(exc, "result", {}), puller.forms))
+    return run_scrubbed(am, Puller(am))

@@ -22,6 +22,7 @@ description:
     content cannot change.
   - C(changed) is true when the local image id of O(name) changed, that is when O(name) is
     newly present or now stands for another image.
+  - C(changed) is also true when a reference of O(tag_as) moved.
   - In check mode nothing is pulled. Where a pull by tag would happen (O(name) absent, or
     O(policy=always)), the engine's distribution inspect (C(docker manifest inspect) through
     the engine, with the same credentials) gives the registry's manifest digest, which is
@@ -39,6 +40,7 @@ author:
 extends_documentation_fragment:
   - appfleet.docker.attributes
   - appfleet.docker.docker
+  - appfleet.docker.registry
 attributes:
   check_mode:
     support: full
@@ -46,7 +48,7 @@ attributes:
   diff_mode:
     support: full
     details:
-      - Shows O(name) and its local image id before and after (or V(absent)).
+      - Shows O(name) and its local image id before and after (or V(absent)), and so each reference of O(tag_as).
       - In check mode the after side says a new image would be pulled, with the registry's manifest digest when known.
 options:
   name:
@@ -58,17 +60,6 @@ options:
       - Without a registry host the image comes from Docker Hub (C(docker.io)).
     type: str
     required: true
-  username:
-    description:
-      - The user name for the registry of O(name), used for this pull only.
-      - Without O(username) and O(password) the pull is anonymous, or uses the credentials the
-        Docker SDK finds in the Docker config file of the user the module runs as, if any.
-    type: str
-  password:
-    description:
-      - The password (or token) of O(username), used for this pull only and never written
-        to a file or shown in a message, warning or return value.
-    type: str
   policy:
     description:
       - V(always) asks the registry each run and pulls what changed; an image by digest that
@@ -84,10 +75,20 @@ options:
       - The engine API calls before and after the pull use O(api_timeout).
     type: int
     default: 300
+  tag_as:
+    description:
+      - Local references (C(repo:tag), no digest) to point at the image of O(name) once it is
+        pulled, or at once when it is already on the host; a reference that points at another
+        image is moved, as C(docker tag) does.
+      - For example, a host pulls the image a builder pushed by digest and gives it the tag
+        that M(appfleet.docker.image_build) looks for, so that module finds its image and builds nothing.
+      - C(changed) is true when any of them moved. In check mode they are predicted (all of
+        them when a new image would be pulled); diff mode shows each one's image id before and after.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
 notes:
-  - The engine trusts a registry on C(127.0.0.0/8) without checking its certificate
-    (Docker's default insecure registries); every other registry needs a certificate the
-    engine trusts.
   - In check mode an image on the host that has no digest from the registry (built or loaded
     on the host, for example with M(appfleet.docker.image_archive)) is reported as changed,
     although a pull may find it the same image.
@@ -118,6 +119,14 @@ EXAMPLES = r"""
     password: "{{ lab_registry_password }}"
     policy: missing
     timeout: 600
+
+- name: Pull the image the builder pushed, by digest, and give it the tag image_build looks for
+  appfleet.docker.image_pull:
+    name: "registry.example.com/team/web@{{ web_push.image.digest }}"
+    username: deploy
+    password: "{{ vault_registry_password }}"
+    tag_as:
+      - web:3f2a9c1d0b7e
 """
 
 RETURN = r"""
@@ -142,6 +151,15 @@ image:
       elements: str
       sample:
         - registry.example.com/team/web@sha256:1780c68e28f29652181ce4f584e896857fe950f26f11553464e550db9b521523
+tagged:
+  description:
+    - The references of O(tag_as) that were moved to the image (in check mode, that would be); empty when none.
+  returned: success
+  type: list
+  elements: str
+  sample:
+    - web:3f2a9c1d0b7e
+  version_added: 0.3.0
 """
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetModule
@@ -156,6 +174,7 @@ def main():
             password=dict(type="str", no_log=True),
             policy=dict(type="str", default="always", choices=["always", "missing"]),
             timeout=dict(type="int", default=300),
+            tag_as=dict(type="list", elements="str", default=[]),
         ),
         required_together=[("username", "password")],
         supports_check_mode=True,

@@ -12,6 +12,8 @@ from docker import errors as docker_errors
 from ansible_collections.appfleet.docker.plugins.module_utils import _image_pull as ip
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
+from .registry_fakes import FakeClient, InspectApi, StreamApi
+
 DIGEST = "sha256:" + "1780c68e28f29652181ce4f584e896857fe950f26f11553464e550db9b521523"
 PASSWORD = 'p@ss w0rd/"x"+%&=;'
 
@@ -203,42 +205,21 @@ def test_stream_error(message, error):
     assert ip.stream_error(message) == error
 
 
-class FakeApi(object):
-    """client.api with a pull that streams ``messages``, sleeping ``pause`` s before each, or raises ``error``."""
-
-    def __init__(self, messages=(), pause=0.0, error=None):
-        self.messages, self.pause, self.error = list(messages), pause, error
-        self.calls = []
-
-    def pull(self, name, auth_config=None, stream=False, decode=False):
-        self.calls.append(dict(name=name, auth_config=auth_config, stream=stream, decode=decode))
-        if self.error:
-            raise self.error
-        for message in self.messages:
-            time.sleep(self.pause)
-            yield message
-
-
-class FakeClient(object):
-    def __init__(self, api):
-        self.api = api
-
-
 def test_pull_stream_passes_the_credentials_as_this_pulls_auth_config():
-    api = FakeApi([{"status": "Downloaded newer image"}])
+    api = StreamApi([{"status": "Downloaded newer image"}])
     auth = dict(username="deploy", password=PASSWORD)
     assert ip.pull_stream(FakeClient(api), NAME, auth, 5) == (None, False, False)
     assert api.calls == [dict(name=NAME, auth_config=auth, stream=True, decode=True)]
 
 
 def test_pull_stream_reports_the_streamed_error():
-    api = FakeApi([{"status": "Pulling"}, {"error": "manifest unknown", "errorDetail": {"message": "manifest unknown"}}])
+    api = StreamApi([{"status": "Pulling"}, {"error": "manifest unknown", "errorDetail": {"message": "manifest unknown"}}])
     assert ip.pull_stream(FakeClient(api), NAME, None, 5) == ("manifest unknown", False, False)
 
 
 def test_pull_stream_is_a_total_time_limit():
     """A pull whose engine goes silent is given up on after timeout, not after the silence ends."""
-    api = FakeApi([{"status": "Pulling"}] * 3, pause=2.0)
+    api = StreamApi([{"status": "Pulling"}] * 3, pause=2.0)
     started = time.monotonic()
     assert ip.pull_stream(FakeClient(api), NAME, None, 0.3) == (None, False, True)
     assert time.monotonic() - started < 1.5
@@ -251,21 +232,7 @@ def test_pull_stream_is_a_total_time_limit():
      ("unauthorized: authentication required", False, False)),
 ])
 def test_pull_stream_reports_the_engines_refusal(error, want):
-    assert ip.pull_stream(FakeClient(FakeApi(error=error)), NAME, None, 5) == want
-
-
-class InspectApi(object):
-    """client.api for check mode: an engine API version and a distribution inspect answer (or error)."""
-
-    def __init__(self, version="1.41", answer=None, error=None):
-        self.api_version, self.answer, self.error = version, answer, error
-        self.calls = []
-
-    def inspect_distribution(self, name, auth_config=None):
-        self.calls.append((name, auth_config))
-        if self.error:
-            raise self.error
-        return self.answer
+    assert ip.pull_stream(FakeClient(StreamApi(error=error)), NAME, None, 5) == want
 
 
 class WarnModule(FakeModule):
