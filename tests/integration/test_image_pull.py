@@ -8,10 +8,7 @@ Several module calls share one playbook where they do not depend on each other.
 
 from __future__ import annotations
 
-import hashlib
-import os
 import secrets
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +19,7 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     cleanup,
     image_or_none,
 )
-from images.afa_private_registry import USER, private_registry, push_new, pushed_and_present
+from images.afa_private_registry import USER, docker_config_state, private_registry, push_new, pushed_and_present
 
 REPOS = ["afa-test/pull", "afa-test/pull-digest"]
 
@@ -45,14 +42,6 @@ def pull_args(reg, name, **extra):
     args = dict(name=name, username=USER, password=reg.password)
     args.update(extra)
     return args
-
-
-def docker_config_state():
-    """What is in the docker config files of this user now: {path: sha256 or None}."""
-    paths = [Path(os.path.expanduser("~")) / ".docker" / "config.json"]
-    if os.environ.get("DOCKER_CONFIG"):
-        paths.append(Path(os.environ["DOCKER_CONFIG"]) / "config.json")
-    return dict((str(p), hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None) for p in paths)
 
 
 @pytest.fixture(scope="module")

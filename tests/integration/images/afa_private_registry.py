@@ -9,7 +9,9 @@ so it does not check the certificate; the TLS and auth paths are real otherwise.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import os
 import secrets
 import shutil
 import socket
@@ -18,6 +20,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +150,11 @@ def pushed_and_present(client, reg, repo, tag):
     client.images.pull(reg.host + "/" + repo, tag=tag, auth_config=reg.auth)
     assert client.images.get(reg.ref(repo, tag)).id == image_id
     return image_id, digest
+
+
+def docker_config_state():
+    """What is in the docker config files of this user now: {path: sha256 or None}."""
+    paths = [Path(os.path.expanduser("~")) / ".docker" / "config.json"]
+    if os.environ.get("DOCKER_CONFIG"):
+        paths.append(Path(os.environ["DOCKER_CONFIG"]) / "config.json")
+    return dict((str(p), hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None) for p in paths)
