@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from ansible_collections.appfleet.docker.plugins.module_utils._base_images import Bases, check_logins
 from ansible_collections.appfleet.docker.plugins.module_utils._build import (
     BuildFailed,
     Timer,
@@ -35,8 +36,10 @@ from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._source import (
     ContextOutsideWorkTree,
+    base_images,
     compute_source_id,
     find_work_tree,
+    read_dockerfile,
     rekey_bases,
     uses_buildkit_syntax,
 )
@@ -83,7 +86,11 @@ def check_input(am):
             am.fail("app %s: build_args key %r is not a variable name" % (app, key))
     if p["build_timeout"] <= 0:
         am.fail("build_timeout must be a positive number of seconds")
-    return app, path
+    try:
+        logins = check_logins(p["registry_logins"])
+    except AppfleetError as exc:
+        am.fail("app %s: %s" % (app, exc.msg))
+    return app, path, logins
 
 
 def choose_builder(am, app, dockerfile_text):
@@ -125,20 +132,29 @@ def logic(am):
     p = am.params
     am.app = p["app"] or default_app(p["name"])
     am.step = "checking the input"
-    app, _path = check_input(am)
+    app, _path, logins = check_input(am)
     name = p["name"]
     client = am.client
+
+    # The bases first: absent ones are pulled (and moved ones refreshed) by the module, so the
+    # source id counts them by the id the build will use, whichever builder runs.
+    build_args = dict((str(k), "" if v is None else str(v)) for k, v in p["build_args"].items())
+    text = read_dockerfile(p["context"], p["dockerfile"]).decode("utf-8", "replace")
+    bases = Bases(am, app, logins, p["base_refresh"], p["build_timeout"])
+    bases.prepare(base_images(text, build_args))
+    moved = bases.moved()
+    resolved = bases.ids()
 
     am.step = "computing the source id of context %s" % p["context"]
     src = compute_source_id(p["context"], dockerfile=p["dockerfile"], build_args=p["build_args"],
                             target=p["target"], labels=p["labels"],
-                            resolve_image=lambda ref: image_id(client, ref))
+                            resolve_image=lambda ref: resolved[ref] if ref in resolved else image_id(client, ref))
     tag = src["short_id"]
     ref = "%s:%s" % (name, tag)
     existing = image_id(client, ref)
     image = dict(id=existing, tag=ref, source_id=src["source_id"], git_commit=src["git_commit"],
                  dirty=src["dirty"], built=False, builder=None, duration=0.0, also_tagged=[])
-    result = dict(changed=False, image=image)
+    result = dict(changed=bool(moved), image=image, bases=bases.result())
 
     if am.diff_mode:
         old = newest_app_image(client, app)
@@ -147,13 +163,18 @@ def logic(am):
                         image=(old["tags"][0] if old and old["tags"] else (old["id"] if old else None))),
             after=dict(source_id=src["source_id"], image=ref),
         )
+        if moved:
+            result["diff"]["before"]["bases"], result["diff"]["after"]["bases"] = bases.diff()
 
-    if existing and not p["force"]:
-        image["also_tagged"], result["changed"] = ensure_also_tags(am, name, existing)
+    if existing and not p["force"] and not (am.check_mode and moved):
+        image["also_tagged"], tags_moved = ensure_also_tags(am, name, existing)
+        result["changed"] = result["changed"] or tags_moved
         return result
 
     result["changed"] = True
     if am.check_mode:
+        if moved:
+            image["id"] = None  # a base would be pulled: the image would be built on it
         image["also_tagged"] = ["%s:%s" % (name, t) for t in p["also_tag"]]
         return result
 
@@ -163,7 +184,6 @@ def logic(am):
     labels[LABEL_BUILT_AT] = now_label()
     if src["git_commit"]:
         labels[LABEL_GIT_COMMIT] = src["git_commit"]
-    build_args = dict((str(k), "" if v is None else str(v)) for k, v in p["build_args"].items())
 
     am.step = "building the image"
     builder, cli = choose_builder(am, app, src["dockerfile_text"])

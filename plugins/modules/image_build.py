@@ -26,14 +26,20 @@ description:
     does not count, so a commit that touches only files that C(.dockerignore) excludes, or
     only files outside the context (another app of a monorepo), builds nothing. Otherwise
     the context counts as a hash of the content of every file that C(.dockerignore) keeps.
-  - Base images that are not present locally count as absent. A build may pull such a
-    base; the Engine API builder leaves it in the local image store, BuildKit only in its
-    own cache. After a build each base that was absent is looked up again, and the image
-    is tagged and labelled with the source id computed then (a base the build left in the
-    store counts by its id; one it did not leave there still counts as absent; to give
-    the image that label, the module adds it on top of the built image, with no layer).
-    So the next run computes the same id and builds nothing, whichever builder ran.
-    Check mode pulls nothing, so when a base is absent it reports the id before the pull.
+  - Before it computes the source id, the module pulls each base image that is not present
+    locally itself (with the login of its registry from O(registry_logins)), so the first
+    run already counts it by its id, whichever builder runs, and bases from a private
+    registry work with BuildKit too (BuildKit in dockerd uses a base present locally).
+    A pull that fails fails the module before any build, naming the base and, when the
+    registry refused the credentials, O(registry_logins). A base the module cannot pull
+    (a bare image id) counts as absent; after a build it is looked up again, and the image
+    is tagged and labelled with the source id computed then (to give the image that label,
+    the module adds it on top of the built image, with no layer), so the next run computes
+    the same id. Check mode pulls nothing, so when a base is absent it reports the id
+    before the pull, and C(changed=true).
+  - A base present locally is not compared with its registry unless O(base_refresh) is
+    set; a newer image pushed to the base's tag does not trigger a rebuild by itself, and
+    an unchanged source never rebuilds.
   - The work tree is the nearest directory above the context (or the context itself)
     with a real C(.git) directory, found without running git. Every git call names that
     C(.git) and work tree explicitly, with fsmonitor and hooks off, implicit bare
@@ -58,10 +64,13 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reports whether a build would happen; builds and tags nothing.
+    details: Reports whether a build (or a base pull) would happen; builds, pulls and tags nothing.
   diff_mode:
     support: full
-    details: Shows the source id of the newest existing image of the app and the new one.
+    details:
+      - Shows the source id of the newest existing image of the app and the new one.
+      - When a base image is pulled (or would be, in check mode), C(bases) shows its local id
+        before and after.
 options:
   name:
     description:
@@ -144,8 +153,55 @@ options:
       - Seconds the whole build may take, from its start to the image id. It is a wall-clock
         total, not an idle time, so a step that prints nothing counts too. A longer build is
         stopped and reported as failed; nothing is tagged.
+      - Each pull of a base image by the module may take as long, separately.
     type: int
     default: 3600
+  base_refresh:
+    description:
+      - Ask the registry of each base image named by a tag (not C(scratch), a build stage, a
+        bare image id or a reference by digest, which cannot move) for the current manifest
+        digest of that tag, and pull the base when the local image does not have it (or is
+        absent). The base's local id then changes, and so does the source id, so the image is
+        rebuilt on the new base.
+      - In check mode nothing is pulled; C(changed=true) and the C(bases) result say which
+        base would be refreshed.
+      - When the engine cannot ask the registry (an engine API before 1.30, or an error that
+        is not the registry's), the module warns and uses the local base. A registry error
+        that a pull would meet too (refused credentials, an unknown tag, an untrusted TLS
+        certificate, an unreachable registry) fails the module.
+      - When V(false), no registry is asked about a base present locally.
+    type: bool
+    default: false
+    version_added: 0.3.0
+  registry_logins:
+    description:
+      - Credentials for the registries of the base images, used for this module's pulls and
+        registry inspects of bases only. They go to the engine with each call (the Engine
+        API's C(X-Registry-Auth)) and are never written to a docker config file.
+      - A base image's registry is the host of its reference (C(registry.example.com:5000) for
+        C(registry.example.com:5000/team/base:1)), V(docker.io) when it names none (Docker Hub).
+      - One entry per registry. The builder itself does not get them.
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.3.0
+    suboptions:
+      registry:
+        description:
+          - The registry as C(host[:port]), as image references start; no scheme, no path.
+            V(docker.io) for Docker Hub.
+        type: str
+        required: true
+      username:
+        description:
+          - User name on O(registry_logins[].registry).
+        type: str
+        required: true
+      password:
+        description:
+          - Password or token of O(registry_logins[].username); never shown in a message or result.
+        type: str
+        required: true
 notes:
   - Files that git ignores are not part of the source id of a git context even when
     the build copies them; commit them, or change a tracked file, to trigger a rebuild.
@@ -178,6 +234,16 @@ EXAMPLES = r"""
     target: runtime
     also_tag:
       - latest
+
+- name: Rebuild the api image when its base moved on the private registry
+  appfleet.docker.image_build:
+    name: registry.example.com/team/api
+    context: /srv/apps/api
+    base_refresh: true
+    registry_logins:
+      - registry: registry.example.com
+        username: ci-puller
+        password: "{{ vault_registry_password }}"
 
 - name: Rebuild without BuildKit, even when the source did not change
   appfleet.docker.image_build:
@@ -234,6 +300,46 @@ image:
       type: list
       elements: str
       sample: [web:latest]
+bases:
+  description:
+    - The base images of the Dockerfile (C(FROM) and C(COPY --from)), in order of first use.
+  returned: success
+  type: list
+  elements: dict
+  version_added: 0.3.0
+  contains:
+    ref:
+      description: The base reference, as the Dockerfile names it (build args substituted).
+      type: str
+      sample: registry.example.com/team/base:1
+    id:
+      description:
+        - Local image id of the base, the one the source id counts; null when absent.
+        - In check mode, the id before any pull.
+      type: str
+      sample: sha256:0b2f1b7ec8b4a0a4c1ed9c3a5a5fca8d1e8e0a5c4fbc1ac3e0f0ff7b9de4e6f1
+    digest:
+      description:
+        - The manifest digest of the base on its registry, as the registry reported it
+          (O(base_refresh)), else as the local image recorded it when pulled; null when unknown.
+      type: str
+      sample: sha256:4c5a38ad3ee1bbbf12eb9cd0c1e5d2a83e13bda2fe9cfc92b3a02b0f2e1c9d8a
+    pulled:
+      description: Whether this run pulled the base (absent, or refreshed).
+      type: bool
+      sample: true
+    refreshed:
+      description:
+        - Whether the registry has another image for the base's tag than the local one
+          (O(base_refresh)); in check mode, the base that would be pulled.
+      type: bool
+      sample: false
+  sample:
+    - ref: registry.example.com/team/base:1
+      id: sha256:0b2f1b7ec8b4a0a4c1ed9c3a5a5fca8d1e8e0a5c4fbc1ac3e0f0ff7b9de4e6f1
+      digest: sha256:4c5a38ad3ee1bbbf12eb9cd0c1e5d2a83e13bda2fe9cfc92b3a02b0f2e1c9d8a
+      pulled: true
+      refreshed: true
 build_log:
   description: Last lines of the build log.
   returned: when a build ran, also on failure
@@ -266,6 +372,12 @@ def main():
             builder=dict(type="str", choices=["auto", "buildkit", "api"], default="auto"),
             docker_cli=dict(type="path"),
             build_timeout=dict(type="int", default=3600),
+            base_refresh=dict(type="bool", default=False),
+            registry_logins=dict(type="list", elements="dict", default=[], options=dict(
+                registry=dict(type="str", required=True),
+                username=dict(type="str", required=True),
+                password=dict(type="str", required=True, no_log=True),
+            )),
         ),
         supports_check_mode=True,
     )
