@@ -58,22 +58,31 @@ def deploy_fingerprint(inputs):
     return hashlib.sha256(("%s\n%s" % (collection_digest(), text)).encode("utf-8", "surrogateescape")).hexdigest()
 
 
+def _truthy(value):
+    """A boolean as the inventory may write it (true, "yes", "1", ...)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("y", "yes", "on", "1", "true", "t")
+    return bool(value)
+
+
 def _present(apps):
     if not isinstance(apps, list):
         raise AnsibleFilterError("deploy_plan: appfleet_apps must be a list of apps")
     return [app for app in apps if isinstance(app, dict) and app.get("state", "present") != "absent"]
 
 
-def deploy_plan(apps, src_dir, key_dir, versions=None):
+def deploy_plan(apps, src_dir, key_dir, versions=None, base_refresh=False):
     """What deploy_state needs to know about the apps the deploy would run.
 
     ``sources``: per app built from git, its checkout, repository and version (a pin in
     ``versions`` wins, as in the apps role) and the deploy key and known hosts files the
-    role installs; ``mutable_images``: the apps that run an image by tag; ``files``: the
-    controller files whose content goes into the fingerprint (deploy keys, certificates).
+    role installs; ``mutable_images``: the apps that run an image by tag; ``refresh_bases``:
+    the apps built from git whose base images are refreshed (their ``build.base_refresh``,
+    else ``base_refresh``, the role's default); ``files``: the controller files whose
+    content goes into the fingerprint (deploy keys, certificates).
     """
     versions = versions or {}
-    plan = {"sources": [], "mutable_images": [], "files": []}
+    plan = {"sources": [], "mutable_images": [], "refresh_bases": [], "files": []}
     for app in _present(apps):
         name = app.get("name")
         source = app.get("source")
@@ -86,6 +95,9 @@ def deploy_plan(apps, src_dir, key_dir, versions=None):
             if source.get("known_hosts"):
                 entry["known_hosts"] = "%s/%s.known_hosts" % (key_dir, name)
             plan["sources"].append(entry)
+            build = app.get("build") if isinstance(app.get("build"), dict) else {}
+            if _truthy(build.get("base_refresh", base_refresh)):
+                plan["refresh_bases"].append(name)
         elif app.get("image") and "@" not in str(app["image"]):
             plan["mutable_images"].append({"app": name, "image": str(app["image"])})
         proxy = app.get("proxy")

@@ -213,7 +213,7 @@ def read_state(path):
     return data if isinstance(data, dict) else {}
 
 
-def compare(recorded, now, remote, sources, mutable_images):
+def compare(recorded, now, remote, sources, mutable_images, refresh_bases=()):
     """Reasons why a deploy is needed (empty: the host is as the last deploy left it)."""
     if recorded is None:
         return ["no record of a complete deploy on this host yet"]
@@ -225,6 +225,9 @@ def compare(recorded, now, remote, sources, mutable_images):
     for image in mutable_images:
         reasons.append("app %s runs %s, a tag the registry may have moved; only an image by digest "
                        "(name@sha256:...) can be skipped" % (image["app"], image["image"]))
+    for app in refresh_bases:
+        reasons.append("app %s refreshes its base images (base_refresh): only a deploy asks the registry "
+                       "whether one moved" % app)
     for source in sources:
         app = source["app"]
         was = (recorded.get("sources") or {}).get(app)
@@ -297,5 +300,6 @@ def logic(am):
         return {"changed": False, "converged": False, "recorded": False,
                 "reasons": ["no docker engine on this host yet (%s is missing)" % socket]}
     now, remote = current_state(am, with_remote=True)
-    reasons = compare(read_state(path), now, remote, params["sources"] or [], params["mutable_images"] or [])
+    reasons = compare(read_state(path), now, remote, params["sources"] or [], params["mutable_images"] or [],
+                      params["refresh_bases"] or [])
     return {"changed": False, "converged": not reasons, "reasons": reasons, "recorded": False}

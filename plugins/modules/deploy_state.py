@@ -22,7 +22,8 @@ description:
     another commit on its git server (asked with C(git ls-remote), using the app's deploy
     key and known hosts); a checkout, container or image differs from the record; a
     container is not running; a watched file was changed, added or
-    removed; an app runs a mutable image tag (O(mutable_images)); the git server cannot
+    removed; an app runs a mutable image tag (O(mutable_images)) or refreshes its base
+    images (O(refresh_bases)); the git server cannot
     be asked. When in doubt, the answer is to deploy.
   - The module never changes what the host serves. O(state=record) reports
     C(changed=false), because the state file is bookkeeping.
@@ -104,6 +105,14 @@ options:
         description: The image reference.
         type: str
         required: true
+  refresh_bases:
+    description:
+      - Apps built with M(appfleet.docker.image_build)'s O(appfleet.docker.image_build#module:base_refresh).
+        A registry can move a base image's tag at any time, so each is a reason to deploy.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.3.0
   watch_paths:
     description:
       - Absolute paths of files and directories the deploy writes (server blocks, upstream
@@ -185,6 +194,7 @@ def main():
                 app=dict(type="str", required=True),
                 image=dict(type="str", required=True),
             )),
+            refresh_bases=dict(type="list", elements="str", default=[]),
             watch_paths=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,

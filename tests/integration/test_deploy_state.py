@@ -209,6 +209,14 @@ def test_mutable_image_always_needs_a_deploy(host):
     assert res["reasons"][0].startswith("app cache runs redis:7, a tag the registry may have moved")
 
 
+def test_base_refresh_always_needs_a_deploy(host):
+    record(host["args"])
+    res = check(dict(host["args"], refresh_bases=["web"]))
+    assert res["converged"] is False
+    assert res["reasons"] == ["app web refreshes its base images (base_refresh): only a deploy asks the "
+                              "registry whether one moved"]
+
+
 def test_no_engine_is_a_reason_to_deploy_not_an_error(host):
     res = check(dict(host["args"], docker_host="unix://%s" % (host["tmp"] / "no.sock")))
     assert res["converged"] is False

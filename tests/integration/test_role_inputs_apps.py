@@ -115,6 +115,12 @@ SELECTION_CASES = {
     "registry login without password": ({"apps_registry_logins": [{"registry": "reg.example.com", "username": "u",
                                                                    "password": ""}]},
                                         ["apps_registry_logins: entry 0", "non-empty `username` and `password`"]),
+    "build registry without a host": ({"apps_build_registry": "team/web"},
+                                      ["apps_build_registry", "team/web", "must be a registry host", "registry.example.com:5000/team"]),
+    "build registry as a URL": ({"apps_build_registry": "https://reg.example.com/team"},
+                                ["apps_build_registry", "https://reg.example.com/team", "must be a registry host"]),
+    "build registry with a tag": ({"apps_build_registry": "reg.example.com/team:1"},
+                                  ["apps_build_registry", "without scheme, tag or digest"]),
 }
 
 

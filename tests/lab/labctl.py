@@ -68,8 +68,11 @@ GIT_HOST = {"name": "appfleet-git", "hostname": "git", "ssh_port": 2200,
 REGISTRY_DIR = STATE / "registry"
 REGISTRY_USER = "lab"
 # What the lab pushes to its registry: the `hello` image, for apps deployed by
-# `image:` (built here from examples/apps/web, served version "hello-1").
-REGISTRY_IMAGES = {"lab/hello:1": {"context": "web", "version": "hello-1"}}
+# `image:` (built here from examples/apps/web, served version "hello-1"), and
+# the lab's Debian base image, for apps that build FROM the registry
+# (BASE_IMAGE=git:5000/lab/debian:bookworm) as real apps build FROM theirs.
+REGISTRY_IMAGES = {"lab/hello:1": {"context": "web", "version": "hello-1"},
+                   "lab/debian:bookworm": {"image": IMAGE_REPO + ":bookworm"}}
 
 
 def vm_spec(index, suite="bookworm"):
@@ -596,15 +599,19 @@ def setup_registry():
 
 
 def push_registry_image(ref, spec, user, password):
-    """Build `ref` here from a sample app and push it, logged in through a
-    throwaway docker config (nothing is left in ~/.docker/config.json)."""
+    """Push `ref`: a local image (spec "image") or one built here from a sample
+    app, logged in through a throwaway docker config (nothing is left in
+    ~/.docker/config.json)."""
     local = "127.0.0.1:%d/%s" % (REGISTRY_LOCAL_PORT, ref)
     with tempfile.TemporaryDirectory(prefix="appfleet-lab-push-") as tmp:
         env = dict(os.environ, DOCKER_CONFIG=tmp)
-        context = Path(tmp) / "context"
-        shutil.copytree(APPS_DIR / spec["context"], context)
-        (context / "VERSION").write_text(spec["version"] + "\n")
-        docker("build", "-q", "-t", local, str(context), env=env, timeout=600)
+        if "image" in spec:
+            docker("tag", spec["image"], local)
+        else:
+            context = Path(tmp) / "context"
+            shutil.copytree(APPS_DIR / spec["context"], context)
+            (context / "VERSION").write_text(spec["version"] + "\n")
+            docker("build", "-q", "-t", local, str(context), env=env, timeout=600)
         run(["docker", "login", "--username", user, "--password-stdin",
              "127.0.0.1:%d" % REGISTRY_LOCAL_PORT], input=password, env=env)
         docker("push", "-q", local, env=env, timeout=600)

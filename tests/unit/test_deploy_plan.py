@@ -31,6 +31,22 @@ def test_plan_lists_sources_mutable_images_and_controller_files():
     # By digest: nothing a registry can move. Absent apps: nothing to compare.
     assert plan["mutable_images"] == [{"app": "cache", "image": "redis:7"}]
     assert plan["files"] == ["/k/deploy", "/c/web.crt", "/c/web.key"]
+    assert plan["refresh_bases"] == []
+
+
+@pytest.mark.parametrize("default, web, expected", [
+    (False, None, []),
+    (True, None, ["web", "api"]),
+    (False, True, ["web"]),
+    (True, "no", ["api"]),
+    ("yes", False, ["api"]),
+])
+def test_plan_lists_the_apps_that_refresh_their_bases(default, web, expected):
+    """An app's build.base_refresh wins over the role's default; image apps have no base to refresh."""
+    apps = [dict(app) for app in APPS]
+    if web is not None:
+        apps[0]["build"] = {"base_refresh": web}
+    assert deploy.deploy_plan(apps, "/s", "/k", None, default)["refresh_bases"] == expected
 
 
 def test_plan_refuses_apps_that_are_not_a_list():
