@@ -352,12 +352,15 @@ def test_container_logs_stay_bounded(host):
     host.check_output("docker run -d --name afc-chatty %s sh -c 'yes appfleet-log-line-padding-padding-padding'"
                       % IMAGE)
     logpath = host.check_output("docker inspect -f '{{.LogPath}}' afc-chatty")
-    # max-size 1m, max-file 3: wait (bounded) until the logs have rotated twice.
-    for _attempt in range(90):
-        if host.file(logpath + ".2").exists:
-            break
+    # max-size 1m, max-file 3: wait (bounded in time: on a loaded machine each look is an
+    # Ansible call of seconds) until the logs have rotated twice.
+    deadline = time.monotonic() + 300
+    while not host.file(logpath + ".2").exists and time.monotonic() < deadline:
         time.sleep(1)
-    assert host.file(logpath + ".2").exists
+    # What there is to see when it did not rotate: the container's state and the log files.
+    seen = host.run("docker inspect -f '{{.State.Status}} exit={{.State.ExitCode}}' afc-chatty; ls -l %s*"
+                    % logpath)
+    assert host.file(logpath + ".2").exists, seen.stdout + seen.stderr
     time.sleep(2)
     total = int(host.check_output("du -cb %s* | tail -1 | cut -f1" % logpath))
     host.run("docker rm -f afc-chatty")
