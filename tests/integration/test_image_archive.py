@@ -23,6 +23,7 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     busybox_image,
     cleanup,
     image_or_none,
+    ok,
 )
 
 REPO = "afa-test/afa-archive"
@@ -60,11 +61,6 @@ def tar_images(path):
 def archive(check=False, diff=False, **args):
     args.setdefault("name", TAG)
     return run_module("image_archive", args, check=check, diff=diff)
-
-
-def ok(res):
-    assert res.get("failed") is not True, res.get("msg")
-    return res
 
 
 def test_export_check_apply_apply_again(image, tmp_path):

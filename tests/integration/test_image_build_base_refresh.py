@@ -19,10 +19,12 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     busybox_image,
     cleanup,
     image_or_none,
+    ok,
     write_context,
 )
-from images.afa_private_registry import (
+from images.afa_private_registry import (  # noqa: F401 pylint: disable=unused-import
     USER,
+    config_before,
     docker_config_state,
     private_registry,
     push_new,
@@ -42,16 +44,6 @@ def registry(tmp_path_factory, docker_client, busybox_image):  # pylint: disable
         finally:
             cleanup(docker_client, apps=APPS, repos=["afa-test/" + app for app in APPS])
             cleanup(docker_client, repos=[reg.host + "/" + BASE])  # after the images built on them
-
-
-@pytest.fixture(scope="module")
-def config_before(registry):  # pylint: disable=unused-argument,redefined-outer-name
-    return docker_config_state()
-
-
-def ok(res):
-    assert res.get("failed") is not True, res.get("msg")
-    return res
 
 
 def build_args(reg, ctx, app, password=None, **extra):

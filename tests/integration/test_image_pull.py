@@ -18,9 +18,11 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     busybox_image,
     cleanup,
     image_or_none,
+    ok,
 )
-from images.afa_private_registry import (
+from images.afa_private_registry import (  # noqa: F401 pylint: disable=unused-import
     USER,
+    config_before,
     docker_config_state,
     private_registry,
     push_new,
@@ -39,20 +41,10 @@ def registry(tmp_path_factory, docker_client, busybox_image):  # pylint: disable
             cleanup(docker_client, repos=[reg.host + "/" + repo for repo in REPOS])
 
 
-def ok(res):
-    assert res.get("failed") is not True, res.get("msg")
-    return res
-
-
 def pull_args(reg, name, **extra):
     args = dict(name=name, username=USER, password=reg.password)
     args.update(extra)
     return args
-
-
-@pytest.fixture(scope="module")
-def config_before(registry):  # pylint: disable=unused-argument,redefined-outer-name
-    return docker_config_state()
 
 
 def test_pull_check_apply_again(docker_client, registry, config_before):  # pylint: disable=redefined-outer-name,unused-argument

@@ -20,8 +20,14 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     cleanup,
     image_or_none,
     labelled_image,
+    ok,
 )
-from images.afa_private_registry import USER, docker_config_state, private_registry
+from images.afa_private_registry import (  # noqa: F401 pylint: disable=unused-import
+    USER,
+    config_before,
+    docker_config_state,
+    private_registry,
+)
 
 APP = "afa-push-web"
 PRUNE_APP = "afa-push-prune"
@@ -37,16 +43,6 @@ def registry(tmp_path_factory, docker_client, busybox_image):  # pylint: disable
             yield reg
         finally:
             cleanup(docker_client, apps=[APP, PRUNE_APP], repos=[reg.host + "/" + repo for repo in REPOS])
-
-
-@pytest.fixture(scope="module")
-def config_before(registry):  # pylint: disable=unused-argument,redefined-outer-name
-    return docker_config_state()
-
-
-def ok(res):
-    assert res.get("failed") is not True, res.get("msg")
-    return res
 
 
 def push_args(reg, name, repo, **extra):

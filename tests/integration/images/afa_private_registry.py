@@ -158,3 +158,9 @@ def docker_config_state():
     if os.environ.get("DOCKER_CONFIG"):
         paths.append(Path(os.environ["DOCKER_CONFIG"]) / "config.json")
     return dict((str(p), hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None) for p in paths)
+
+
+@pytest.fixture(scope="module")
+def config_before(registry):  # pylint: disable=unused-argument,redefined-outer-name
+    """The docker config files before the tests of a module (``registry``: that module's fixture)."""
+    return docker_config_state()

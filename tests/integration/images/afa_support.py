@@ -130,3 +130,9 @@ def labelled_image(client, base, app, day, tag=None, extra_labels=None):
     dockerfile = io.BytesIO(("FROM %s\nLABEL afa.day=%d\n" % (base, day)).encode())
     image, _logs = client.images.build(fileobj=dockerfile, labels=labels, tag=tag, rm=True, pull=False)
     return image.id
+
+
+def ok(res):
+    """A module result that did not fail (its message shown when it did)."""
+    assert res.get("failed") is not True, res.get("msg")
+    return res
