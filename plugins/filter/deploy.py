@@ -18,6 +18,7 @@ import json
 import os
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 # The collection's root: plugins/filter/deploy.py -> ../..
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -58,13 +59,6 @@ def deploy_fingerprint(inputs):
     return hashlib.sha256(("%s\n%s" % (collection_digest(), text)).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _truthy(value):
-    """A boolean as the inventory may write it (true, "yes", "1", ...)."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("y", "yes", "on", "1", "true", "t")
-    return bool(value)
-
-
 def _present(apps):
     if not isinstance(apps, list):
         raise AnsibleFilterError("deploy_plan: appfleet_apps must be a list of apps")
@@ -96,7 +90,8 @@ def deploy_plan(apps, src_dir, key_dir, versions=None, base_refresh=False):
                 entry["known_hosts"] = "%s/%s.known_hosts" % (key_dir, name)
             plan["sources"].append(entry)
             build = app.get("build") if isinstance(app.get("build"), dict) else {}
-            if _truthy(build.get("base_refresh", base_refresh)):
+            # As the role reads it (| bool): "yes", "on", 1 ... are true.
+            if boolean(build.get("base_refresh", base_refresh), strict=False):
                 plan["refresh_bases"].append(name)
         elif app.get("image") and "@" not in str(app["image"]):
             plan["mutable_images"].append({"app": name, "image": str(app["image"])})
