@@ -38,7 +38,9 @@ METHODS = {
 SITE = {"appfleet site.yml": ["site.yml"]}
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 # deploy.yml's plan line for a host that deploys (YAML result format, quotes doubled).
-DEPLOYING = re.compile(r"ok: \[([^\]]+)\] => msg: '(deploying(?:[^']|'')*)'")
+# deploy.yml's plan task (appfleet.docker.deploy_state) prints its result with the keys
+# sorted: add_group, changed, converged, fingerprint come before msg, none of them quoted.
+DEPLOYING = re.compile(r"ok: \[([^\]]+)\] =>(?:(?!ok: \[)[^'])*? msg: '(deploying(?:[^']|'')*)'")
 
 
 def playbook_env():

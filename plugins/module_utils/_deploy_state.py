@@ -177,6 +177,25 @@ def git_error(rc, err, attempts=1):
     return text + (" (asked %d times)" % attempts if attempts > 1 else "")
 
 
+def ask_servers(sources):
+    """resolve_remote of each source, the servers asked at once."""
+    if not sources:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(sources))) as pool:
+        return list(pool.map(resolve_remote, sources))
+
+
+def resolve(sources):
+    """state=resolve: each distinct repository and version once, with the commit or why not."""
+    distinct = {}
+    for source in sources:
+        distinct.setdefault((source["repo"], source.get("version") or "HEAD"), source)
+    answers = []
+    for (repo, version), (commit, why) in zip(distinct, ask_servers(list(distinct.values()))):
+        answers.append({"repo": repo, "version": version, "commit": commit, "error": why})
+    return answers
+
+
 def same_commit(wanted, recorded):
     return bool(wanted and recorded) and (recorded == wanted or (len(wanted) < 40 and recorded.startswith(wanted)))
 
@@ -192,9 +211,19 @@ def current_state(am, with_remote):
     remote = {}
     if with_remote and sources:
         am.step = "asking the git servers"
-        with ThreadPoolExecutor(max_workers=min(8, len(sources))) as pool:
-            for source, answer in zip(sources, pool.map(resolve_remote, sources)):
-                remote[source["app"]] = answer
+        # Answers a state=resolve call gave for the whole fleet: the same repository and
+        # version are not asked again. A source without one asks its server itself.
+        known = dict(((item["repo"], item["version"]), item["commit"]) for item in params["remote_commits"] or []
+                     if item.get("commit"))
+        ask = []
+        for source in sources:
+            commit = known.get((source["repo"], source.get("version") or "HEAD"))
+            if commit:
+                remote[source["app"]] = (commit, None)
+            else:
+                ask.append(source)
+        for source, answer in zip(ask, ask_servers(ask)):
+            remote[source["app"]] = answer
     am.step = "listing the app containers and images"
     state["containers"], state["images"] = engine_state(am.client)
     am.step = "reading the watched files"
@@ -280,6 +309,10 @@ def logic(am):
     for watched in params["watch_paths"] or []:
         if not os.path.isabs(watched):
             raise AppfleetError("watch_paths: %r is not an absolute path" % watched)
+    if params["state"] == "resolve":
+        am.step = "asking the git servers"
+        # Reads nothing on the host but its deploy keys: never a change, same in check mode.
+        return {"changed": False, "remote_commits": resolve(params["sources"] or [])}
     if params["state"] == "record":
         now, _remote = current_state(am, with_remote=False)
         missing = [app for app, commit in now["sources"].items() if commit is None]
@@ -294,12 +327,14 @@ def logic(am):
                 os.makedirs(directory, 0o700)
             write_file_atomic(path, json.dumps(record, indent=1, sort_keys=True) + "\n", mode=0o600, sync_dir=True)
         # Bookkeeping, not a change to what the host serves: never reported as changed.
-        return {"changed": False, "converged": True, "reasons": [], "recorded": not am.check_mode}
+        return {"changed": False, "converged": True, "reasons": [], "recorded": not am.check_mode,
+                "fingerprint": params["fingerprint"]}
     socket = params["docker_host"][len("unix://"):] if params["docker_host"].startswith("unix://") else None
     if socket and not os.path.exists(socket):
-        return {"changed": False, "converged": False, "recorded": False,
+        return {"changed": False, "converged": False, "recorded": False, "fingerprint": params["fingerprint"],
                 "reasons": ["no docker engine on this host yet (%s is missing)" % socket]}
     now, remote = current_state(am, with_remote=True)
     reasons = compare(read_state(path), now, remote, params["sources"] or [], params["mutable_images"] or [],
                       params["refresh_bases"] or [])
-    return {"changed": False, "converged": not reasons, "reasons": reasons, "recorded": False}
+    return {"changed": False, "converged": not reasons, "reasons": reasons, "recorded": False,
+            "fingerprint": params["fingerprint"]}

@@ -38,12 +38,20 @@ attributes:
     details: O(state=check) runs in check mode as usual; O(state=record) writes nothing in check mode.
   diff_mode:
     support: none
+  action:
+    description: Indicates this has a corresponding action plugin, so some parts of the work run on the controller.
+    support: full
+    details: The action plugin summarises the answer, handles O(force) and adds the host to O(group).
 options:
   state:
     description:
       - V(check) compares the host with the record; V(record) writes the record.
+      - V(resolve) only asks the git servers, once for each distinct O(sources[].repo) and
+        O(sources[].version), and returns RV(remote_commits) for the O(remote_commits) of
+        other hosts' checks (C(playbooks/deploy.yml) asks one host for the whole fleet). It
+        reads nothing else on the host and never changes anything.
     type: str
-    choices: [check, record]
+    choices: [check, record, resolve]
     default: check
   path:
     description:
@@ -56,8 +64,8 @@ options:
         it from the inventory's C(appfleet_*), C(apps_*) and C(proxy_*) variables, the deploy
         key and certificate files and the collection's own files). Any change to it is a
         reason to deploy.
+      - Required with O(state=check) and O(state=record); not used by O(state=resolve).
     type: str
-    required: true
   sources:
     description:
       - The apps built from a git source.
@@ -113,6 +121,31 @@ options:
     elements: str
     default: []
     version_added: 0.3.0
+  remote_commits:
+    description:
+      - With O(state=check), answers of an earlier O(state=resolve) call, of this host or any
+        other (its RV(remote_commits)). A source with the same O(sources[].repo) and
+        O(sources[].version) takes the commit from here instead of asking its git server;
+        an entry without a commit, and a source without an entry, ask the server as usual.
+    type: list
+    elements: dict
+    default: []
+    version_added: 0.3.0
+    suboptions:
+      repo:
+        description: The repository URL.
+        type: str
+        required: true
+      version:
+        description: The branch, tag or commit asked for.
+        type: str
+        default: HEAD
+      commit:
+        description: The commit the server gave for it; empty when it could not be asked.
+        type: str
+      error:
+        description: Why the server could not be asked (ignored here; part of RV(remote_commits)).
+        type: str
   watch_paths:
     description:
       - Absolute paths of files and directories the deploy writes (server blocks, upstream
@@ -121,7 +154,30 @@ options:
     type: list
     elements: path
     default: []
+  group:
+    description:
+      - With O(state=check), the inventory group (created when missing) the host joins when a
+        deploy is needed, as M(ansible.builtin.group_by) would put it there. That is when RV(converged)
+        is false, when O(force=true), and when the check fails (the task's C(failed_when) decides
+        whether that stops the run). C(playbooks/deploy.yml) deploys the hosts of this group only.
+      - As with M(ansible.builtin.group_by), a host that joins the group is reported as changed;
+        set C(changed_when) to V(false) on the task to say otherwise.
+      - Handled on the controller by the action plugin of the same name.
+    type: str
+    version_added: 0.3.0
+  force:
+    description:
+      - With O(state=check), answer that a deploy is needed without asking the host (RV(reasons)
+        says so); nothing is sent to the host. C(playbooks/deploy.yml) sets it when apps or tags
+        are selected, or when C(appfleet_skip_unchanged=false).
+      - Handled on the controller by the action plugin of the same name.
+    type: bool
+    default: false
+    version_added: 0.3.0
 notes:
+  - An action plugin runs with the module. It adds RV(msg), a one-line summary shown at every
+    verbosity, and handles O(group) and O(force); C(playbooks/deploy.yml)'s plan is this one
+    task per host.
   - The record holds digests of the secret files under O(watch_paths), not their content;
     it is readable by root only.
 seealso:
@@ -156,18 +212,39 @@ EXAMPLES = r"""
 RETURN = r"""
 converged:
   description: True when nothing differs from the record (a deploy would change nothing); always true after O(state=record).
-  returned: always
+  returned: when O(state) is V(check) or V(record)
   type: bool
   sample: false
 reasons:
   description: Why a deploy is needed, one sentence each; empty when RV(converged).
-  returned: always
+  returned: when O(state) is V(check) or V(record)
   type: list
   elements: str
   sample: ["app web: main is at 3f2a9c1d0e4b on the git server; 9b8c7d6e5f40 is deployed"]
+remote_commits:
+  description:
+    - With O(state=resolve), each distinct repository and version of O(sources) with the commit
+      its git server gave (C(commit)), or null and why not (C(error)).
+  returned: when O(state=resolve)
+  type: list
+  elements: dict
+  sample: [{"repo": "git@git.example.com:team/web.git", "version": "main",
+            "commit": "3f2a9c1d0e4b5a6978877665544332211f0e9d8c", "error": null}]
+fingerprint:
+  description: The O(fingerprint) the host was compared with (or recorded), for the record written after the deploy.
+  returned: when O(state) is V(check) or V(record), and O(force) is false
+  type: str
+  sample: 5b0f3c0e4d9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c
+msg:
+  description:
+    - With O(state=check), what a deploy will do here, on one line shown at every verbosity.
+      It starts with C(nothing to deploy) or with C(deploying) followed by the RV(reasons).
+  returned: when O(state=check) and the check did not fail
+  type: str
+  sample: "deploying: app web: main is at 3f2a9c1d0e4b on the git server; 9b8c7d6e5f40 is deployed"
 recorded:
   description: Whether O(path) was written (O(state=record) outside check mode).
-  returned: always
+  returned: when O(state) is V(check) or V(record)
   type: bool
   sample: true
 """
@@ -179,9 +256,9 @@ from ansible_collections.appfleet.docker.plugins.module_utils._deploy_state impo
 def main():
     am = AppfleetModule(
         argument_spec=dict(
-            state=dict(type="str", choices=["check", "record"], default="check"),
+            state=dict(type="str", choices=["check", "record", "resolve"], default="check"),
             path=dict(type="path", default="/var/lib/appfleet/deploy-state.json"),
-            fingerprint=dict(type="str", required=True),
+            fingerprint=dict(type="str"),
             sources=dict(type="list", elements="dict", default=[], options=dict(
                 app=dict(type="str", required=True),
                 checkout=dict(type="path", required=True),
@@ -195,9 +272,19 @@ def main():
                 image=dict(type="str", required=True),
             )),
             refresh_bases=dict(type="list", elements="str", default=[]),
+            remote_commits=dict(type="list", elements="dict", default=[], options=dict(
+                repo=dict(type="str", required=True),
+                version=dict(type="str", default="HEAD"),
+                commit=dict(type="str"),
+                error=dict(type="str"),
+            )),
             watch_paths=dict(type="list", elements="path", default=[]),
+            # Read by the action plugin on the controller; the module itself ignores them.
+            group=dict(type="str"),
+            force=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
+        required_if=[("state", "check", ["fingerprint"]), ("state", "record", ["fingerprint"])],
     )
     am.run(logic)
 

@@ -163,11 +163,12 @@ def test_check_mode_on_converged_fleet_changes_nothing(fleet):
 
 
 def plan_lines(stdout):
-    """{vm: what deploy.yml's plan said for it} from the debug task's output."""
+    """{vm: what deploy.yml's plan said for it} from the plan task's output."""
     # The YAML result format may fold a long message over lines: compare with spaces normalised.
     flat = re.sub(r"\s+", " ", stdout)
     # A single-quoted YAML scalar writes a quote as two.
-    found = re.findall(r"ok: \[(vm\d)\] => msg: '((?:nothing to deploy|deploying)(?:[^']|'')*)'", flat)
+    # The plan task prints its whole result, keys sorted: msg comes after keys with no quote in them.
+    found = re.findall(r"ok: \[(vm\d)\] =>(?:(?!ok: \[)[^'])*? msg: '((?:nothing to deploy|deploying)(?:[^']|'')*)'", flat)
     return {vm: msg.replace("''", "'") for vm, msg in found}
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 
 import pytest
 
-from conftest import run_module
+from conftest import run_module, run_modules, run_playbook
 # busybox_image is a fixture, used by name.
 from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
@@ -239,3 +240,100 @@ def test_record_without_a_checkout_fails_and_writes_nothing(host):
     assert res.get("failed") is True
     assert res["msg"] == "sources: no git checkout for app(s) %s; record after a complete deploy" % APP
     assert not (host["tmp"] / "state").exists()
+
+
+# The action plugin (plugins/action/deploy_state.py): the summary line, force and group.
+
+def test_the_answer_is_summed_up_in_msg_and_shown_at_default_verbosity(host):
+    res = check(host["args"])
+    assert res["msg"] == "deploying: no record of a complete deploy on this host yet"
+    assert "msg: 'deploying: no record of a complete deploy on this host yet'" in res.stdout
+    assert res["fingerprint"] == host["args"]["fingerprint"]
+    record(host["args"])
+    res = check(host["args"])
+    assert res["msg"] == "nothing to deploy: the host is as the last deploy left it"
+    assert "msg: 'nothing to deploy: the host is as the last deploy left it'" in res.stdout
+    assert "add_group" not in res
+
+
+def test_force_answers_deploy_without_running_the_module(host):
+    """A relative checkout would fail in the module: with force the module never runs."""
+    record(host["args"])
+    args = dict(host["args"], force=True,
+                sources=[dict(host["args"]["sources"][0], checkout="relative/checkout")])
+    res = check(args)
+    assert res["converged"] is False
+    assert res["reasons"] == ["the plan is off for this run (force): a selection of apps or tags, "
+                              "or appfleet_skip_unchanged=false"]
+    assert res["msg"] == "deploying: " + res["reasons"][0]
+    # No fingerprint: deploy.yml records a host only after a plan that asked it.
+    assert "fingerprint" not in res
+    res = run_module("deploy_state", dict(args, force=False))
+    assert res.get("failed") is True and "must be an absolute path" in res["msg"]
+
+
+def group_play(args, group):
+    """Two plays: deploy_state with group on localhost, then one on the group that writes a file."""
+    marker = os.path.join(os.path.dirname(os.path.dirname(args["path"])), "joined")
+    play = [
+        {"hosts": "localhost", "gather_facts": False, "vars": {"ansible_python_interpreter": sys.executable},
+         "tasks": [{"name": "Ask", "appfleet.docker.deploy_state": dict(args, group=group)}]},
+        {"hosts": group, "gather_facts": False, "vars": {"ansible_python_interpreter": sys.executable},
+         "tasks": [{"name": "Mark", "ansible.builtin.copy": {"content": "x", "dest": marker, "mode": "0600"}}]},
+    ]
+    proc = run_playbook(json.dumps(play, indent=1) + "\n", "-i", "localhost,", "-c", "local")
+    joined = os.path.exists(marker)
+    if joined:
+        os.unlink(marker)
+    return joined, proc.stdout
+
+
+def test_group_takes_exactly_the_hosts_a_deploy_would_change(host):
+    joined, out = group_play(host["args"], "afa_ds_deploy")
+    assert joined, out
+    record(host["args"])
+    joined, out = group_play(host["args"], "afa_ds_deploy_2")
+    assert not joined, out
+    joined, out = group_play(dict(host["args"], force=True), "afa_ds_deploy_3")
+    assert joined, out
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (dict(group=""), "group: give the name of an inventory group (a non-empty string), or leave it out"),
+    (dict(force="maybe"), "force: "),
+    (dict(state="record", group="g"), "force and group go with state=check only; state=record was given"),
+])
+def test_bad_action_input_names_the_option(host, bad, msg):
+    res = run_modules("deploy_state", [dict(host["args"], **bad)])[0]
+    assert res.get("failed") is True
+    assert res["msg"].startswith(msg), res["msg"]
+    assert not (host["tmp"] / "state").exists()
+
+
+def test_resolve_asks_each_repository_and_version_once(host):
+    source = host["args"]["sources"][0]
+    twin = dict(source, app="afa-ds-twin", checkout=str(host["tmp"] / "src" / "twin"))
+    res = run_module("deploy_state", dict(state="resolve", sources=[source, twin]))
+    assert res.get("failed") is not True, res.get("msg")
+    assert res["changed"] is False
+    head = git(host["work"], "rev-parse", "HEAD")
+    assert res["remote_commits"] == [{"repo": source["repo"], "version": "main", "commit": head, "error": None}]
+    gone = dict(source, repo=str(host["tmp"] / "nowhere.git"))
+    res = run_module("deploy_state", dict(state="resolve", sources=[gone]))
+    assert res["remote_commits"][0]["commit"] is None
+    assert res["remote_commits"][0]["error"].startswith("git ls-remote failed: ")
+
+
+def test_check_takes_the_commit_from_remote_commits_and_asks_for_the_rest(host):
+    """An answer given for the repository and version is used as is (the server is not asked);
+    an entry without a commit, or for another version, leaves the host to ask its server."""
+    record(host["args"])
+    source = host["args"]["sources"][0]
+    other = "0123456789abcdef0123456789abcdef01234567"
+    given = [{"repo": source["repo"], "version": "main", "commit": other}]
+    res = check(dict(host["args"], remote_commits=given))
+    assert res["reasons"] == ["app %s: main is at %s on the git server; %s is deployed"
+                              % (APP, other[:12], git(host["checkout"], "rev-parse", "HEAD")[:12])]
+    for unanswered in ([dict(given[0], commit=None, error="no answer")], [dict(given[0], version="other")]):
+        res = check(dict(host["args"], remote_commits=unanswered))
+        assert (res["converged"], res["reasons"]) == (True, []), unanswered

@@ -45,11 +45,19 @@ BEFORE, AFTER = once.BEFORE, once.AFTER
 ONCE_OUTPUT = """
 PLAY [Plan the deploy] *********************************************************
 
-TASK [Show what the deploy will do here] ***************************************
+TASK [appfleet.docker.apps : Ask whether a deploy would change this host] ******
 ok: [vm1] =>
-  msg: 'deploying: a selection of apps or tags was given, or the plan is off'
+  add_group: appfleet_deploy_run
+  changed: false
+  converged: false
+  msg: 'deploying: the plan is off for this run (force): a selection of apps or tags,
+    or appfleet_skip_unchanged=false'
 ok: [vm2] =>
-  msg: 'deploying: a selection of apps or tags was given, or the plan is off'
+  add_group: appfleet_deploy_run
+  changed: false
+  converged: false
+  msg: 'deploying: the plan is off for this run (force): a selection of apps or tags,
+    or appfleet_skip_unchanged=false'
 
 PLAY [Deploy the apps, one host at a time] *************************************
 

@@ -13,16 +13,40 @@ noop = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(noop)
 
 # deploy.yml's plan task as the default callback prints it with callback_result_format=yaml:
-# a long message folded over lines, a quote written twice.
+# the whole result, keys sorted, a long message folded over lines, a quote written twice.
 OUTPUT = """
-TASK [Show what the deploy will do here] ***************************************
+TASK [appfleet.docker.apps : Ask whether a deploy would change this host] ******
 ok: [vm1] =>
+  add_group: appfleet_deploy_run
+  changed: false
+  converged: false
+  fingerprint: 0f3a
   msg: 'deploying: the deploy''s inputs changed (inventory, versions, key or certificate
     files, or the collection)'
+  parent_groups:
+  - all
+  reasons:
+  - the deploy's inputs changed (inventory, versions, key or certificate files, or
+    the collection)
+  recorded: false
 ok: [vm2] =>
+  changed: false
+  converged: true
+  fingerprint: 0f3a
   msg: 'nothing to deploy: the host is as the last deploy left it'
+  reasons: []
+  recorded: false
 ok: [vm10] =>
+  add_group: appfleet_deploy_run
+  changed: false
+  converged: false
+  fingerprint: 0f3a
   msg: 'deploying: container web: exited'
+  parent_groups:
+  - all
+  reasons:
+  - 'container web: exited'
+  recorded: false
 
 PLAY RECAP *********************************************************************
 vm1                        : ok=40   changed=0    unreachable=0    failed=0    skipped=9    rescued=0    ignored=0
