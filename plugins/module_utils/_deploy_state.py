@@ -30,6 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import LABEL_APP, AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._engine_socket import get_json
 from ansible_collections.appfleet.docker.plugins.module_utils._files import write_file_atomic
 
 STATE_VERSION = 1
@@ -91,15 +92,25 @@ def watched_files(paths):
     return entries
 
 
-def engine_state(client):
+def engine_state(am):
     """The appfleet containers ({name: {id, image, status, health}}) and images ({id: tags})."""
+    host, timeout = am.params["docker_host"], am.params["api_timeout"]
+    if host.startswith("unix://"):
+        # The engine's socket, read with the standard library (no Docker SDK import).
+        socket_path = host[len("unix://"):]
+        found_containers = get_json(socket_path, "/containers/json", {"all": "1", "filters": {"label": [LABEL_APP]}},
+                                    timeout)
+        found_images = get_json(socket_path, "/images/json", {"filters": {"label": [LABEL_APP]}}, timeout)
+    else:
+        found_containers = am.client.api.containers(all=True, filters={"label": LABEL_APP})
+        found_images = am.client.api.images(filters={"label": LABEL_APP})
     containers = {}
-    for item in client.api.containers(all=True, filters={"label": LABEL_APP}):
+    for item in found_containers:
         name = (item.get("Names") or ["?"])[0].lstrip("/")
         containers[name] = {"id": item["Id"], "image": item.get("ImageID"), "state": item.get("State"),
                             "status": item.get("Status") or ""}
     images = {}
-    for item in client.api.images(filters={"label": LABEL_APP}):
+    for item in found_images:
         images[item["Id"]] = sorted(item.get("RepoTags") or [])
     return containers, images
 
@@ -225,7 +236,7 @@ def current_state(am, with_remote):
         for source, answer in zip(ask, ask_servers(ask)):
             remote[source["app"]] = answer
     am.step = "listing the app containers and images"
-    state["containers"], state["images"] = engine_state(am.client)
+    state["containers"], state["images"] = engine_state(am)
     am.step = "reading the watched files"
     state["files"] = watched_files(params["watch_paths"] or [])
     return state, remote

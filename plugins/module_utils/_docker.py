@@ -13,27 +13,52 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-try:
-    import docker
-    from docker.errors import APIError, DockerException, NotFound
+# The Docker SDK (and requests, which it brings) is imported on first use, not with this
+# file: appfleet.docker.deploy_state, which runs on every host on every deploy, reads the
+# engine through its socket (_engine_socket.py) and would otherwise spend about as much
+# CPU importing the SDK as on its whole check. ``from ..._docker import APIError`` and the
+# other SDK names below still work: the module-level __getattr__ imports the SDK then.
+_SDK_NAMES = ("docker", "APIError", "DockerException", "NotFound", "RequestException",
+              "HAS_DOCKER", "DOCKER_IMPORT_ERROR", "HANDLED_ERRORS")
+_SDK = {}
 
-    HAS_DOCKER = True
-    DOCKER_IMPORT_ERROR = None
-except ImportError:  # pragma: no cover - exercised only where the SDK is absent
-    docker = None
 
-    class DockerException(Exception):
-        """Stands in for the SDK's base error where the SDK is absent."""
+def sdk():
+    """{name: value} of the Docker SDK names above, importing the SDK on the first call."""
+    if _SDK:
+        return _SDK
+    try:
+        import docker
+        from docker.errors import APIError, DockerException, NotFound
 
-    APIError = NotFound = DockerException
-    HAS_DOCKER = False
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
+        found, error = True, None
+    except ImportError:  # pragma: no cover - exercised only where the SDK is absent
+        docker = None
 
-try:
-    from requests.exceptions import RequestException
-except ImportError:  # pragma: no cover - requests comes with the Docker SDK
-    class RequestException(IOError):
-        """Stands in for requests' base error where requests is absent."""
+        class DockerException(Exception):
+            """Stands in for the SDK's base error where the SDK is absent."""
+
+        APIError = NotFound = DockerException
+        found, error = False, traceback.format_exc()
+    try:
+        from requests.exceptions import RequestException
+    except ImportError:  # pragma: no cover - requests comes with the Docker SDK
+        class RequestException(IOError):
+            """Stands in for requests' base error where requests is absent."""
+
+    _SDK.update(docker=docker, APIError=APIError, DockerException=DockerException, NotFound=NotFound,
+                RequestException=RequestException, HAS_DOCKER=found, DOCKER_IMPORT_ERROR=error,
+                # Errors the wrapper turns into a message; anything else is a bug and keeps its traceback.
+                HANDLED_ERRORS=(AppfleetError, DockerException, RequestException, EnvironmentError))
+    return _SDK
+
+
+def __getattr__(name):
+    """The SDK names of _SDK_NAMES, imported on first use (PEP 562)."""
+    if name in _SDK_NAMES:
+        return sdk()[name]
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
 
 # Labels shared by every module: images and containers of an app carry them.
 LABEL_PREFIX = "io.appfleet."
@@ -81,7 +106,8 @@ class AppfleetError(Exception):
 
 def is_not_found(exc):
     """True for docker.errors.NotFound and its subclasses (ImageNotFound ...)."""
-    return HAS_DOCKER and isinstance(exc, NotFound)
+    names = sdk()
+    return names["HAS_DOCKER"] and isinstance(exc, names["NotFound"])
 
 
 def api_version_tuple(text):
@@ -93,13 +119,14 @@ def describe_error(exc):
     """What went wrong, in a lowercase phrase, for an error that is not an AppfleetError."""
     if isinstance(exc, AppfleetError):
         return exc.msg
+    names = sdk()
     # APIError first: it is a requests HTTPError too, but the engine did answer.
-    if isinstance(exc, APIError):
+    if isinstance(exc, names["APIError"]):
         return "the docker engine refused it: %s" % (exc.explanation or exc,)
-    if isinstance(exc, RequestException):
+    if isinstance(exc, names["RequestException"]):
         return ("the docker engine did not answer (%s: %s); is dockerd running, or was it "
                 "restarting? run again once it answers" % (type(exc).__name__, exc))
-    if isinstance(exc, DockerException):
+    if isinstance(exc, names["DockerException"]):
         return "docker error: %s" % (exc,)
     if isinstance(exc, EnvironmentError):
         where = " (%s)" % exc.filename if getattr(exc, "filename", None) else ""
@@ -108,12 +135,11 @@ def describe_error(exc):
     return "%s: %s" % (type(exc).__name__, exc)
 
 
-# Errors the wrapper turns into a message; anything else is a bug and keeps its traceback.
-HANDLED_ERRORS = (AppfleetError, DockerException, RequestException, EnvironmentError)
-
-
 class AppfleetModule(object):
     """AnsibleModule plus a lazily built Docker SDK client.
+
+    ``docker_sdk=False`` (deploy_state) leaves the SDK unimported until ``client`` is used,
+    which then fails as usual when the SDK is absent.
 
     Modules call ``run(main_logic)``; an AppfleetError, a Docker SDK error, a
     requests error (engine gone or restarting), an OS error or a git error
@@ -121,18 +147,25 @@ class AppfleetModule(object):
     naming the app (``self.app``) and the step (``self.step``), never a traceback.
     """
 
-    def __init__(self, argument_spec, **kwargs):
+    def __init__(self, argument_spec, docker_sdk=True, **kwargs):
         spec = dict(DOCKER_COMMON_ARGS)
         spec.update(argument_spec)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
-        if not HAS_DOCKER:
-            self.module.fail_json(msg=missing_required_lib("docker"), exception=DOCKER_IMPORT_ERROR)
+        if docker_sdk:
+            self.require_sdk()
         self._client = None
         # Set by the module as it goes: they name the app and the step in a failure message.
         self.app = None
         self.step = None
         # Extra result fields for a failure (changed, removed ...), kept current by the module.
         self.fail_fields = {}
+
+    def require_sdk(self):
+        """Fail as modules do when the Docker SDK for Python is absent; else its names."""
+        names = sdk()
+        if not names["HAS_DOCKER"]:
+            self.module.fail_json(msg=missing_required_lib("docker"), exception=names["DOCKER_IMPORT_ERROR"])
+        return names
 
     @property
     def params(self):
@@ -149,13 +182,14 @@ class AppfleetModule(object):
     @property
     def client(self):
         if self._client is None:
+            names = self.require_sdk()
             try:
-                self._client = docker.DockerClient(
+                self._client = names["docker"].DockerClient(
                     base_url=self.params["docker_host"],
                     timeout=self.params["api_timeout"],
                 )
                 self._client.ping()
-            except (DockerException, RequestException) as exc:
+            except (names["DockerException"], names["RequestException"]) as exc:
                 self.fail(
                     "%scannot reach the docker engine at %s: %s; is dockerd running and "
                     "is docker_host right?" % ("app %s: " % self.app if self.app else "",
@@ -179,7 +213,9 @@ class AppfleetModule(object):
         failure = None
         try:
             result = logic(self)
-        except (AppfleetError, DockerException, RequestException, EnvironmentError) as exc:  # HANDLED_ERRORS
+        # Evaluated only when something was raised: a module that never used the SDK
+        # imports it here, to tell its errors from a bug.
+        except sdk()["HANDLED_ERRORS"] as exc:
             fields = dict(self.fail_fields)
             if isinstance(exc, AppfleetError):
                 fields.update(exc.result)

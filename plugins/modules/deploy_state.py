@@ -175,6 +175,8 @@ options:
     default: false
     version_added: 0.3.0
 notes:
+  - With the default O(docker_host) (a C(unix://) socket) the engine is read with Python's
+    standard library; the Docker SDK for Python is imported only for another O(docker_host).
   - An action plugin runs with the module. It adds RV(msg), a one-line summary shown at every
     verbosity, and handles O(group) and O(force); C(playbooks/deploy.yml)'s plan is this one
     task per host.
@@ -285,6 +287,8 @@ def main():
         ),
         supports_check_mode=True,
         required_if=[("state", "check", ["fingerprint"]), ("state", "record", ["fingerprint"])],
+        # The engine's socket is read without the SDK; another docker_host imports it.
+        docker_sdk=False,
     )
     am.run(logic)
 

@@ -337,3 +337,17 @@ def test_check_takes_the_commit_from_remote_commits_and_asks_for_the_rest(host):
     for unanswered in ([dict(given[0], commit=None, error="no answer")], [dict(given[0], version="other")]):
         res = check(dict(host["args"], remote_commits=unanswered))
         assert (res["converged"], res["reasons"]) == (True, []), unanswered
+
+
+def test_an_engine_that_does_not_answer_is_named(host, tmp_path):
+    """A socket file nobody listens on: the check fails naming the engine, no traceback."""
+    dead = tmp_path / "dead.sock"
+    import socket as socket_module  # pylint: disable=import-outside-toplevel
+    listener = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
+    listener.bind(str(dead))
+    listener.close()
+    res = run_module("deploy_state", dict(host["args"], docker_host="unix://%s" % dead))
+    assert res.get("failed") is True
+    assert res["msg"].startswith("listing the app containers and images failed: cannot reach the docker engine "
+                                 "at unix://%s: " % dead), res["msg"]
+    assert "Traceback" not in res.stdout + res.stderr
