@@ -339,12 +339,19 @@ def test_new_commit_is_built_on_vm1_and_loaded_on_vm2(fleet, tmp_path):
     the same image id; the controller's copy is gone at the end, and so are the hosts' archives.
     After the ignored-file test (converged fleet); the rolling-failure test reads VERSION afresh."""
     new = read_work_file("web", "VERSION").strip() + "-once"
-    commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
+    head = commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
     archives = tmp_path / "archives"
     proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab",
                         "-e", "apps_archive_controller_dir=%s" % archives, check=False)
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
     out = proc.stdout
+    # The plan asked the git server once for the fleet (on vm1, the first host); each host's
+    # check found the new commit in that answer (tests/integration/test_deploy_state.py shows
+    # that a check given an answer does not ask the server itself).
+    assert task_results(out, "Ask the git servers once for the whole fleet") == {"vm1": "ok"}, out[-8000:]
+    said = plan_lines(out)
+    assert all(re.search(r"app web: \S+ is at %s on the git server" % head[:12], said.get(vm, ""))
+               for vm in VMS), said
     # vm1 built it and shared it; vm2 loaded it, and its image_build found the tag: no build.
     assert task_results(out, "Build the image of web") == {"vm1": "changed", "vm2": "ok"}, out[-8000:]
     assert task_results(out, "Load the image of web built on vm1") == {"vm2": "changed"}, out[-8000:]

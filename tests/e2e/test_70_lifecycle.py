@@ -21,6 +21,10 @@ from test_50_fleet import BOTH, app_container_ids, fleet, recap, served_version 
 
 VMS = ("vm1", "vm2")
 NEW_APP = "shop"
+# deploy.yml's plan, tagged always, runs under any --tags or --skip-tags: forced, so the first
+# task is skipped and the second contacts no host (plan_was_forced checks both).
+PLAN_TASKS = ("appfleet.docker.apps : Ask the git servers once for the whole fleet",
+              "appfleet.docker.apps : Ask whether a deploy would change this host")
 # BOTH (from test_50_fleet): both VMs in one batch, as these tests are about what
 # a run does on each host, not about the order of the hosts.
 
@@ -42,6 +46,14 @@ def apps_with_shop(tmp_path_factory):
 
 def task_names(output):
     return re.findall(r"^TASK \[([^\]]+)\]", output, re.M)
+
+
+def plan_was_forced(output):
+    """deploy.yml's plan asked no host: the fleet-wide question skipped, every VM answered 'forced'."""
+    flat = re.sub(r"\s+", " ", output)
+    forced = re.findall(r"ok: \[(vm\d)\] =>(?:(?!ok: \[)[^'])*? msg: 'deploying: the plan is off for this run \(force\)", flat)
+    return sorted(forced) == sorted(VMS) and re.search(
+        r"TASK \[%s\] \*+ skipping: \[vm1\]" % re.escape(PLAN_TASKS[0]), flat) is not None
 
 
 def skipped_on_every_vm(output, task):
@@ -101,7 +113,8 @@ def test_skip_tags_apps_skips_the_deploys(fleet, apps_with_shop):
     proc = run_playbook("playbooks/deploy.yml", *BOTH, "-i", "inventories/lab", "-e", apps_with_shop,
                         "--skip-tags", "apps")
     tasks = task_names(proc.stdout)
-    assert not [t for t in tasks if t.startswith("appfleet.docker.")], tasks
+    assert not [t for t in tasks if t.startswith("appfleet.docker.") and t not in PLAN_TASKS], tasks
+    assert plan_was_forced(proc.stdout), proc.stdout[:4000]
     assert skipped_on_every_vm(proc.stdout, "Deploy the selected apps"), proc.stdout[-3000:]
 
 
@@ -111,8 +124,10 @@ def test_site_tags_engine_runs_only_the_engine(fleet, apps_with_shop):
     tasks = task_names(proc.stdout)
     assert any(t.startswith("appfleet.docker.engine : Install") for t in tasks), tasks
     # Other roles: at most their argument checks (Ansible tags those `always`).
-    others = [t for t in tasks if re.match(r"appfleet\.docker\.(bootstrap|proxy|apps) : (?!Validating arguments)", t)]
+    others = [t for t in tasks if re.match(r"appfleet\.docker\.(bootstrap|proxy|apps) : (?!Validating arguments)", t)
+              and t not in PLAN_TASKS]
     assert others == [], others
+    assert plan_was_forced(proc.stdout), proc.stdout[-6000:]
     assert skipped_on_every_vm(proc.stdout, "Deploy the selected apps"), proc.stdout[-3000:]
     for vm, row in recap(proc.stdout).items():
         assert row == (0, 0, 0), (vm, proc.stdout[-4000:])
