@@ -23,9 +23,6 @@ CONVERGED = "nothing to deploy: the host is as the last deploy left it"
 class ActionModule(ActionBase):
     """Run the module (unless forced), then summarise and group on the controller."""
 
-    TRANSFERS_FILES = False
-    _requires_connection = True
-
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp  # unused: the module runs with pipelining or in the connection's own temp dir

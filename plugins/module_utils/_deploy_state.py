@@ -92,12 +92,16 @@ def watched_files(paths):
     return entries
 
 
+def unix_socket(docker_host):
+    """The socket path of a ``unix://`` docker_host, else None."""
+    return docker_host[len("unix://"):] if docker_host.startswith("unix://") else None
+
+
 def engine_state(am):
     """The appfleet containers ({name: {id, image, status, health}}) and images ({id: tags})."""
-    host, timeout = am.params["docker_host"], am.params["api_timeout"]
-    if host.startswith("unix://"):
+    socket_path, timeout = unix_socket(am.params["docker_host"]), am.params["api_timeout"]
+    if socket_path:
         # The engine's socket, read with the standard library (no Docker SDK import).
-        socket_path = host[len("unix://"):]
         found_containers = get_json(socket_path, "/containers/json", {"all": "1", "filters": {"label": [LABEL_APP]}},
                                     timeout)
         found_images = get_json(socket_path, "/images/json", {"filters": {"label": [LABEL_APP]}}, timeout)
@@ -149,9 +153,14 @@ def checkout_commit(source):
     return out.strip() if rc == 0 else None
 
 
+def remote_key(source):
+    """(repository, version) of a source: what its git server is asked, and what an answer is known by."""
+    return source["repo"], source.get("version") or "HEAD"
+
+
 def resolve_remote(source):
     """(commit or None, why not) of the app's version on its git server, as the git module would check it out."""
-    version = source.get("version") or "HEAD"
+    version = remote_key(source)[1]
     if FULL_SHA_RE.match(version):
         return version, None
     # The second pattern lists an annotated tag's commit (refs/tags/<v>^{}).
@@ -200,7 +209,7 @@ def resolve(sources):
     """state=resolve: each distinct repository and version once, with the commit or why not."""
     distinct = {}
     for source in sources:
-        distinct.setdefault((source["repo"], source.get("version") or "HEAD"), source)
+        distinct.setdefault(remote_key(source), source)
     answers = []
     for (repo, version), (commit, why) in zip(distinct, ask_servers(list(distinct.values()))):
         answers.append({"repo": repo, "version": version, "commit": commit, "error": why})
@@ -228,7 +237,7 @@ def current_state(am, with_remote):
                      if item.get("commit"))
         ask = []
         for source in sources:
-            commit = known.get((source["repo"], source.get("version") or "HEAD"))
+            commit = known.get(remote_key(source))
             if commit:
                 remote[source["app"]] = (commit, None)
             else:
@@ -279,7 +288,7 @@ def compare(recorded, now, remote, sources, mutable_images, refresh_bases=()):
             reasons.append("app %s: %s" % (app, why))
         elif not same_commit(commit, was):
             reasons.append("app %s: %s is at %s on the git server; %s is deployed"
-                           % (app, source.get("version") or "HEAD", commit[:12], was[:12]))
+                           % (app, remote_key(source)[1], commit[:12], was[:12]))
     old_containers = recorded.get("containers") or {}
     for name in sorted(set(old_containers) | set(now["containers"])):
         old, new = old_containers.get(name), now["containers"].get(name)
@@ -340,7 +349,7 @@ def logic(am):
         # Bookkeeping, not a change to what the host serves: never reported as changed.
         return {"changed": False, "converged": True, "reasons": [], "recorded": not am.check_mode,
                 "fingerprint": params["fingerprint"]}
-    socket = params["docker_host"][len("unix://"):] if params["docker_host"].startswith("unix://") else None
+    socket = unix_socket(params["docker_host"])
     if socket and not os.path.exists(socket):
         return {"changed": False, "converged": False, "recorded": False, "fingerprint": params["fingerprint"],
                 "reasons": ["no docker engine on this host yet (%s is missing)" % socket]}
