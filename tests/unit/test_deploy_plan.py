@@ -86,7 +86,7 @@ def state(**over):
     return base
 
 
-SOURCES = [{"app": "web", "version": "main"}]
+SOURCES = [{"app": "web", "repo": "https://git.example.com/team/web.git", "version": "main"}]
 
 
 @pytest.mark.parametrize("now, remote, reasons", [
