@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The proxy role's input check and its sites, from module_utils/_proxy_settings.py.
+
+``proxy_problems`` runs on the controller before anything on a host changes:
+the pure rules, then whether each TLS file exists here (a relative path is read
+from the inventory directory). ``proxy_sites`` gives the role the apps nginx
+serves, with those paths resolved the same way.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.appfleet.docker.plugins.module_utils import _proxy_settings as model
+
+SETTINGS = ("proxy_listen_port", "proxy_tls_listen_port", "proxy_connect_timeout", "proxy_read_timeout",
+            "proxy_send_timeout", "proxy_client_max_body_size", "proxy_maintenance_retry_after",
+            "proxy_maintenance_dir", "proxy_hsts_max_age", "proxy_upstream_dir", "proxy_sites_dir",
+            "proxy_tls_dir", "proxy_package", "proxy_maintenance_app", "proxy_maintenance_state")
+
+
+def _apps(apps, name):
+    if not isinstance(apps, list):
+        raise AnsibleFilterError("%s: proxy_apps must be a list of apps, got %s" % (name, type(apps).__name__))
+    return apps
+
+
+def proxy_problems(apps, settings, var="appfleet_apps", base_dir=None):
+    """One line per problem of the proxy settings and the apps' proxy dicts; [] when all is well."""
+    missing = [k for k in SETTINGS if k not in settings]
+    if missing:
+        raise AnsibleFilterError("proxy_problems: settings lack %s" % ", ".join(missing))
+    if not isinstance(apps, list):
+        return ["%s must be a list of apps; got %s" % (var, type(apps).__name__)]
+    problems = model.proxy_problems(apps, settings, var)
+    for where, option, path in model.tls_files(apps, var, base_dir):
+        if not os.path.isfile(path):
+            hint = " (a relative path is read from the inventory directory %s)" % base_dir if base_dir else ""
+            problems.append("%s: proxy.tls.%s: no such file on the controller: %s%s" % (where, option, path, hint))
+    return problems
+
+
+def proxy_sites(apps, absent=(), upstream_names=(), base_dir=None):
+    """{app: proxy settings} of the apps nginx serves, TLS paths absolute on the controller."""
+    return model.proxy_sites(_apps(apps, "proxy_sites"), list(absent), list(upstream_names), base_dir)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"proxy_problems": proxy_problems, "proxy_sites": proxy_sites}
