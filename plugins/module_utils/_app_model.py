@@ -270,6 +270,10 @@ def _app_facts(app, settings, problems, given):
     health.setdefault("timeout", defaults.get("health_timeout"))
     facts["health"] = health
     facts["controller_files"] = []
+    # Where the role puts the app on the host (also for an absent app: what to remove).
+    facts["src"] = "%s/%s" % (dirs.get("src", ""), name)
+    facts["key"] = "%s/%s" % (dirs.get("key", ""), name)
+    facts["known_hosts"] = "%s/%s.known_hosts" % (dirs.get("key", ""), name)
     source, image = app.get("source"), app.get("image")
     facts["kind"] = "source" if source is not None else "image" if image is not None else None
     if state != "absent":
@@ -297,19 +301,15 @@ def _app_facts(app, settings, problems, given):
             problems.append("source.version: %s must be a branch, tag or commit (letters, digits, . _ / + -)"
                             % _shown(written))
         facts["version"] = version
-        facts["src"] = "%s/%s" % (dirs.get("src", ""), name)
         if "key_file" in source:
             path, relative = _resolve(source["key_file"], settings.get("base_dir"))
             facts["source"] = dict(source, key_file=path)
-            facts["key"] = "%s/%s" % (dirs.get("key", ""), name)
             facts["controller_files"].append({"option": "source.key_file", "path": path, "relative": relative})
-        if "known_hosts" in source:
-            facts["known_hosts"] = "%s/%s.known_hosts" % (dirs.get("key", ""), name)
         build = dict(app.get("build") or {})
         build.setdefault("context", ".")
         build.setdefault("dockerfile", "Dockerfile")
         build.setdefault("args", {})
-        build.setdefault("base_refresh", bool(defaults.get("base_refresh", False)))
+        build.setdefault("base_refresh", _convert("bool", defaults.get("base_refresh", False))[0] is True)
         for key in ("context", "dockerfile"):
             if not RELATIVE_PATH_RE.match(build[key]):
                 problems.append("build.%s: %s must be a path relative to the %s, without '..' and made of letters, "
@@ -450,7 +450,7 @@ def _check_selection(settings, apps, problems):
 
 
 def app_model(apps, settings):
-    """``{"apps", "problems", "selected", "absent"}`` of the app definitions ``apps``.
+    """``{"apps", "problems", "selected", "absent", "build_registry"}`` of the app definitions ``apps``.
 
     ``settings``: ``only`` (apps_only), ``versions`` (pins), ``base_dir`` (of relative controller
     paths), ``directories`` ({src, key, upstream, secret}), ``defaults`` ({strategy, keep_images,
@@ -467,7 +467,8 @@ def app_model(apps, settings):
     if not isinstance(apps, (list, tuple)):
         problems.append("appfleet_apps: must be a list of apps (each a mapping with name and source or image), "
                         "not %s: see %s" % (_what(apps), README))
-        return {"apps": [], "problems": problems, "selected": [], "absent": []}
+        return {"apps": [], "problems": problems, "selected": [], "absent": [],
+                "build_registry": {"repository": "", "login": None}}
     effective = []
     named = []
     first = {}
@@ -497,5 +498,12 @@ def app_model(apps, settings):
             effective.append(facts)
         problems.extend("%s: %s" % (label, line) for line in own)
     selected = _check_selection(settings, named, problems)
+    # Build once through a registry: the repository prefix and its entry of apps_registry_logins.
+    share = (settings.get("build_registry") or "").strip().rstrip("/") if isinstance(
+        settings.get("build_registry"), str) else ""
+    logins = settings.get("registry_logins") if isinstance(settings.get("registry_logins"), list) else []
+    share_login = next((i for i, entry in enumerate(logins) if isinstance(entry, dict)
+                        and entry.get("registry") == share.split("/")[0]), None) if share else None
     absent = [a["name"] for a in effective if a["state"] == "absent"]
-    return {"apps": effective, "problems": problems, "selected": selected, "absent": absent}
+    return {"apps": effective, "problems": problems, "selected": selected, "absent": absent,
+            "build_registry": {"repository": share, "login": share_login}}
