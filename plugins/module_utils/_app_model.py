@@ -293,7 +293,8 @@ def _app_facts(app, settings, problems, given):
                                 "and the like): give the URL, for example git@git.example.com:team/web.git"
                                 % _shown(repo))
         written = source.get("version", "main")
-        version = str((settings.get("versions") or {}).get(name, written))
+        pins = settings.get("versions") if isinstance(settings.get("versions"), dict) else {}
+        version = str(pins.get(name, written))
         if written.startswith("-"):
             problems.append("source.version: %s starts with '-', which git would read as an option: give a "
                             "branch, tag or commit" % _shown(written))
@@ -301,9 +302,10 @@ def _app_facts(app, settings, problems, given):
             problems.append("source.version: %s must be a branch, tag or commit (letters, digits, . _ / + -)"
                             % _shown(written))
         facts["version"] = version
+        facts["source"] = dict(source, submodules=source.get("submodules", False))
         if "key_file" in source:
             path, relative = _resolve(source["key_file"], settings.get("base_dir"))
-            facts["source"] = dict(source, key_file=path)
+            facts["source"]["key_file"] = path
             facts["controller_files"].append({"option": "source.key_file", "path": path, "relative": relative})
         build = dict(app.get("build") or {})
         build.setdefault("context", ".")

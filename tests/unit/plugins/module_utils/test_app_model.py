@@ -135,6 +135,8 @@ BAD = {
                                                                       'one of web']),
     "pin for an image app": ([web(), {"name": "cache", "image": "redis:7"}], {"versions": {"cache": "v2"}}, [
         "appfleet_versions: cache runs an image, not a git source: change its image instead of pinning it"]),
+    "pins not a mapping": ([web()], {"versions": ["web=abc"]}, [
+        "appfleet_versions: must be a mapping {app name: branch, tag or commit}, not a list"]),
     "pin that is a git option": ([web()], {"versions": {"web": "--orphan"}}, [
         "appfleet_versions: the pin of web, \"--orphan\", must be a branch, tag or commit (letters, digits, . _ / + "
         "-, not starting with '-')"]),
