@@ -389,9 +389,8 @@ def _check_settings(settings, problems):
         registry = login.get("registry")
         for key in sorted(set(login) - {"registry", "username", "password", "persistent"}):
             close = difflib.get_close_matches(str(key), ["registry", "username", "password", "persistent"], n=1)
-            problems.append("%s: %s: unknown option; %s" % (where, key, "did you mean %s?" % close[0] if close
-                                                             else "the options are registry, username, password, "
-                                                                  "persistent"))
+            fix = "did you mean %s?" % close[0] if close else "the options are registry, username, password, persistent"
+            problems.append("%s: %s: unknown option; %s" % (where, key, fix))
         if not isinstance(registry, str) or not REGISTRY_RE.match(registry):
             problems.append("%s: registry: %s must be the host or host:port as image references name it, without "
                             "scheme or path: for example registry.example.com:5000, or docker.io"

@@ -56,8 +56,9 @@ APPS_CASES = {
     "version with a command": ([app(source={"repo": "git@h:x.git", "version": "main$(id)"})],
                                [W0 + 'source.version: "main$(id)" must be a branch, tag or commit']),
     "port out of range": ([app(port=70000)], [W0 + "port: 70000 is not a port: give the port 1-65535"]),
-    "health path without port": ([app(port=None)], [W0 + "health.path needs port: set port to the port the app "
-                                                          "listens on inside its container"]),
+    "health path without port": ([app(port=None)],
+                                 [W0 + "health.path needs port: set port to the port the app listens on inside "
+                                       "its container"]),
     "unknown strategy": ([app(strategy="yolo")], [W0 + 'strategy: "yolo" is not one of start-first, stop-first']),
     "unknown key": ([app(enviroment={"A": "1"})], [W0 + "enviroment: unknown option; did you mean env?"]),
     "duplicate names": ([app(), app()], ["appfleet_apps[1] (web): name: web is also the name of appfleet_apps[0]: "
@@ -106,8 +107,8 @@ APPS_CASES = {
                                               '["serve --port 8080"]']),
     "relative key_file that does not exist": (
         [app(source={"repo": "git@h:x.git", "key_file": "keys/web"})],
-        [W0 + "source.key_file: no such file on the controller: /", "/keys/web (a relative path is read from the "
-                                                                     "inventory directory /"]),
+        [W0 + "source.key_file: no such file on the controller: /",
+         "/keys/web (a relative path is read from the inventory directory /"]),
     "two problems of one app": ([app(port=None, keep_images=0)],
                                 [W0 + "health.path needs port", W0 + "keep_images: 0 keeps no image to roll back to"]),
     "bad secret key, its value kept out": ([app(secret_env={"DB-PASS": "pw-secret-kept-out"})],

@@ -21,8 +21,6 @@ APPS = [
 ]
 
 
-
-
 def effective(apps, versions=None, base_refresh=False):
     """The app model's effective apps, as the role passes them to deploy_plan."""
     model = app_model(apps, {"directories": {"src": "/srv/src", "key": "/etc/keys"}, "versions": versions or {},

@@ -48,13 +48,14 @@ def settings(**changes):
 BAD = {
     "not a list": ("web", {}, ["appfleet_apps: must be a list of apps (each a mapping with name and source or "
                                "image), not a string: see roles/apps/README.md#the-app-definition"]),
-    "entry not a mapping": (["web"], {}, ['appfleet_apps[0]: must be a mapping with name and source or image, '
-                                         'not a string "web"']),
-    "no name": ([web(name=None)], {}, ["appfleet_apps[0]: name: required: give the app a name (lowercase letters, "
-                                       "digits, _ and -, starting with a letter or digit, at most 63 characters)"]),
-    "bad name": ([web(name="Web")], {}, ['appfleet_apps[0] ("Web"): name: "Web" is not an app name: use lowercase '
-                                        'letters, digits, _ and -, starting with a letter or digit, at most 63 '
-                                        'characters']),
+    "entry not a mapping": (["web"], {}, [
+        'appfleet_apps[0]: must be a mapping with name and source or image, not a string "web"']),
+    "no name": ([web(name=None)], {}, [
+        "appfleet_apps[0]: name: required: give the app a name (lowercase letters, digits, _ and -, starting with a "
+        "letter or digit, at most 63 characters)"]),
+    "bad name": ([web(name="Web")], {}, [
+        'appfleet_apps[0] ("Web"): name: "Web" is not an app name: use lowercase letters, digits, _ and -, starting '
+        'with a letter or digit, at most 63 characters']),
     "name with metacharacters": ([web(name="web;reboot")], {}, [
         'appfleet_apps[0] ("web;reboot"): name: "web;reboot" is not an app name: use lowercase letters, digits, _ '
         'and -, starting with a letter or digit, at most 63 characters']),
