@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, run_playbook
+from conftest import run_playbook
 from role_batch import BatchGroup, assert_refused
 
 # One ansible-playbook run per role, one host per case (see role_batch.py).
