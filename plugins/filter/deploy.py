@@ -18,7 +18,6 @@ import json
 import os
 
 from ansible.errors import AnsibleFilterError
-from ansible.module_utils.parsing.convert_bool import boolean
 
 # The collection's root: plugins/filter/deploy.py -> ../..
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -59,46 +58,36 @@ def deploy_fingerprint(inputs):
     return hashlib.sha256(("%s\n%s" % (collection_digest(), text)).encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def _present(apps):
-    if not isinstance(apps, list):
-        raise AnsibleFilterError("deploy_plan: appfleet_apps must be a list of apps")
-    return [app for app in apps if isinstance(app, dict) and app.get("state", "present") != "absent"]
-
-
-def deploy_plan(apps, src_dir, key_dir, versions=None, base_refresh=False):
+def deploy_plan(apps):
     """What deploy_state needs to know about the apps the deploy would run.
 
-    ``sources``: per app built from git, its checkout, repository and version (a pin in
-    ``versions`` wins, as in the apps role) and the deploy key and known hosts files the
-    role installs; ``mutable_images``: the apps that run an image by tag; ``refresh_bases``:
-    the apps built from git whose base images are refreshed (their ``build.base_refresh``,
-    else ``base_refresh``, the role's default); ``files``: the controller files whose
-    content goes into the fingerprint (deploy keys, certificates).
+    ``apps``: the effective apps of the app model (``app_model(...).apps``), which owns
+    their checkout and key paths, versions (a pin wins) and base refresh. ``sources``:
+    per app built from git, its checkout, repository and version and the deploy key and
+    known hosts files the role installs; ``mutable_images``: the apps that run an image
+    by tag; ``refresh_bases``: the apps built from git whose base images are refreshed;
+    ``files``: the controller files whose content goes into the fingerprint (deploy
+    keys, certificates), as absolute paths.
     """
-    versions = versions or {}
+    if not isinstance(apps, list):
+        raise AnsibleFilterError("deploy_plan: give the effective apps of appfleet.docker.app_model")
     plan = {"sources": [], "mutable_images": [], "refresh_bases": [], "files": []}
-    for app in _present(apps):
-        name = app.get("name")
-        source = app.get("source")
-        if isinstance(source, dict):
-            entry = {"app": name, "checkout": "%s/%s" % (src_dir, name), "repo": source.get("repo"),
-                     "version": str(versions.get(name, source.get("version", "main")))}
+    for app in apps:
+        if app["state"] == "absent":
+            continue
+        if app["kind"] == "source":
+            source = app["source"]
+            entry = {"app": app["name"], "checkout": app["src"], "repo": source["repo"], "version": app["version"]}
             if source.get("key_file"):
-                entry["key_file"] = "%s/%s" % (key_dir, name)
-                plan["files"].append(source["key_file"])
+                entry["key_file"] = app["key"]
             if source.get("known_hosts"):
-                entry["known_hosts"] = "%s/%s.known_hosts" % (key_dir, name)
+                entry["known_hosts"] = app["known_hosts"]
             plan["sources"].append(entry)
-            build = app.get("build") if isinstance(app.get("build"), dict) else {}
-            # As the role reads it (| bool): "yes", "on", 1 ... are true.
-            if boolean(build.get("base_refresh", base_refresh), strict=False):
-                plan["refresh_bases"].append(name)
-        elif app.get("image") and "@" not in str(app["image"]):
-            plan["mutable_images"].append({"app": name, "image": str(app["image"])})
-        proxy = app.get("proxy")
-        tls = proxy.get("tls") if isinstance(proxy, dict) else None
-        if isinstance(tls, dict):
-            plan["files"].extend(tls[key] for key in ("certificate", "key") if tls.get(key))
+            if app["build"]["base_refresh"]:
+                plan["refresh_bases"].append(app["name"])
+        elif app["kind"] == "image" and not app.get("pinned"):
+            plan["mutable_images"].append({"app": app["name"], "image": app["image"]})
+        plan["files"].extend(entry["path"] for entry in app["controller_files"])
     return plan
 
 

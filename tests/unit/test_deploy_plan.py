@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.appfleet.docker.plugins.filter import deploy
 from ansible_collections.appfleet.docker.plugins.module_utils import _deploy_state
+from ansible_collections.appfleet.docker.plugins.module_utils._app_model import app_model
 
 APPS = [
     {"name": "web", "source": {"repo": "git@git:/srv/git/web.git", "version": "main", "key_file": "/k/deploy",
@@ -20,8 +21,17 @@ APPS = [
 ]
 
 
+def effective(apps, versions=None, base_refresh=False):
+    """The app model's effective apps, as the role passes them to deploy_plan."""
+    model = app_model(apps, {"directories": {"src": "/srv/src", "key": "/etc/keys"}, "versions": versions or {},
+                             "defaults": {"strategy": "start-first", "keep_images": 3,
+                                          "base_refresh": base_refresh}})
+    assert model["problems"] == []
+    return model["apps"]
+
+
 def test_plan_lists_sources_mutable_images_and_controller_files():
-    plan = deploy.deploy_plan(APPS, "/srv/src", "/etc/keys", {"api": "v2.0"})
+    plan = deploy.deploy_plan(effective(APPS, {"api": "v2.0"}))
     assert plan["sources"] == [
         {"app": "web", "checkout": "/srv/src/web", "repo": "git@git:/srv/git/web.git", "version": "main",
          "key_file": "/etc/keys/web", "known_hosts": "/etc/keys/web.known_hosts"},
@@ -39,19 +49,19 @@ def test_plan_lists_sources_mutable_images_and_controller_files():
     (True, None, ["web", "api"]),
     (False, True, ["web"]),
     (True, "no", ["api"]),
-    ("yes", False, ["api"]),
+    (True, False, ["api"]),
 ])
 def test_plan_lists_the_apps_that_refresh_their_bases(default, web, expected):
     """An app's build.base_refresh wins over the role's default; image apps have no base to refresh."""
     apps = [dict(app) for app in APPS]
     if web is not None:
         apps[0]["build"] = {"base_refresh": web}
-    assert deploy.deploy_plan(apps, "/s", "/k", None, default)["refresh_bases"] == expected
+    assert deploy.deploy_plan(effective(apps, base_refresh=default))["refresh_bases"] == expected
 
 
 def test_plan_refuses_apps_that_are_not_a_list():
-    with pytest.raises(deploy.AnsibleFilterError, match="appfleet_apps must be a list"):
-        deploy.deploy_plan({"name": "web"}, "/s", "/k")
+    with pytest.raises(deploy.AnsibleFilterError, match="effective apps of appfleet.docker.app_model"):
+        deploy.deploy_plan({"name": "web"})
 
 
 def test_fingerprint_depends_on_content_not_key_order():

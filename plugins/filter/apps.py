@@ -1,0 +1,46 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The app model (module_utils/_app_model.py) for the roles, as a filter.
+
+``{{ appfleet_apps | appfleet.docker.app_model(settings) }}`` returns
+``{"apps": [...], "problems": [...], "selected": [...], "absent": [...]}``: the effective
+facts of each valid app, every problem found (one line each, naming the app as
+``appfleet_apps[i] (name)`` and the fix), the names of the apps to deploy and those
+marked ``state: absent``. On top of the pure model it checks that the controller files
+the apps name (``source.key_file``, ``proxy.tls.certificate``, ``proxy.tls.key``) exist,
+before any host task. ``settings`` is described in ``app_model()``'s docstring; the apps
+role passes ``apps_model_settings`` (roles/apps/vars/main.yml).
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.appfleet.docker.plugins.module_utils._app_model import app_model as _model
+
+
+def app_model(apps, settings):
+    """The checked apps, their effective facts and every problem (see the module's docstring)."""
+    if not isinstance(settings, dict):
+        raise AnsibleFilterError("app_model: settings must be a mapping, not %s" % type(settings).__name__)
+    model = _model(apps, settings)
+    for app in model["apps"]:
+        if app["state"] == "absent":
+            continue
+        for entry in app["controller_files"]:
+            if not os.path.isfile(entry["path"]):
+                model["problems"].append(
+                    "appfleet_apps[%d] (%s): %s: no such file on the controller: %s%s"
+                    % (app["index"], app["name"], entry["option"], entry["path"],
+                       " (a relative path is read from the inventory directory %s)" % settings.get("base_dir")
+                       if entry["relative"] else ""))
+    return model
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"app_model": app_model}
