@@ -417,7 +417,7 @@ def _names(value, option, problems):
 
 
 def _check_selection(settings, apps, problems):
-    """The selected app names: -e apps / apps_only and --tags, less --skip-tags; problems for unknown names and pins.
+    """The selected app names (apps_only; [] selects every app); problems for unknown names and pins.
 
     ``apps``: {"name", "kind"} of every app with a good name, valid or not otherwise.
     """
@@ -444,10 +444,7 @@ def _check_selection(settings, apps, problems):
                 or not VERSION_RE.match(str(pin)):
             problems.append("appfleet_versions: the pin of %s, %s, must be a branch, tag or commit (letters, digits, "
                             ". _ / + -, not starting with '-')" % (name, _shown(pin)))
-    tagged = [n for n in known if n in (settings.get("run_tags") or [])]
-    wanted = named + tagged
-    skipped = settings.get("skip_tags") or []
-    return [n for n in known if (not wanted or n in wanted) and n not in skipped]
+    return [n for n in known if not named or n in named]
 
 
 def app_model(apps, settings):
@@ -457,7 +454,7 @@ def app_model(apps, settings):
     paths), ``directories`` ({src, key, upstream, secret}), ``defaults`` ({strategy, keep_images,
     health_timeout, drain_seconds, restart_policy, secret_delivery, read_only, tmpfs, cap_drop,
     pids_limit, security_opts, base_refresh}), ``image_prefix``, ``registry_logins``,
-    ``build_registry``, ``run_tags``, ``skip_tags``. ``apps`` holds the effective facts of each
+    ``build_registry``. ``apps`` holds the effective facts of each
     app whose own definition is valid, even when others are not.
     """
     problems = []

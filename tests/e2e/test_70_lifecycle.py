@@ -23,7 +23,9 @@ VMS = ("vm1", "vm2")
 NEW_APP = "shop"
 # deploy.yml's plan, tagged always, is skipped under a tag that selects no app (--skip-tags apps,
 # site.yml --tags engine): neither of its tasks asks a host (plan_asked_no_host checks both).
-PLAN_TASKS = ("appfleet.docker.apps : Ask the git servers once for the whole fleet",
+PLAN_TASKS = ("appfleet.docker.apps : Check the app definitions",
+              "appfleet.docker.apps : Check the app definitions have no problem",
+              "appfleet.docker.apps : Ask the git servers once for the whole fleet",
               "appfleet.docker.apps : Ask whether a deploy would change this host")
 # BOTH (from test_50_fleet): both VMs in one batch, as these tests are about what
 # a run does on each host, not about the order of the hosts.
@@ -65,7 +67,7 @@ def test_unknown_app_name_fails_listing_the_known_ones(fleet):
     proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=wbe", check=False)
     out = re.sub(r"\s+", " ", proc.stdout)
     assert proc.returncode != 0, out[-3000:]
-    assert "apps: unknown app(s) wbe" in out and "known apps: web, api" in out, out[-3000:]
+    assert 'apps_only: unknown app "wbe" (from -e apps= or apps_only): name one of web, api' in out, out[-3000:]
     # It stopped at the first host, before anything changed.
     rows = recap(proc.stdout)
     assert rows and all(changed == 0 for changed, _failed, _unr in rows.values()), rows

@@ -24,8 +24,6 @@ SETTINGS = {
     "registry_logins": [{"registry": "reg.example.com:5000", "username": "u", "password": "pw-secret-1"},
                         {"registry": "docker.io", "username": "d", "password": "pw-secret-2"}],
     "build_registry": "",
-    "run_tags": ["all"],
-    "skip_tags": [],
 }
 WEB = {"name": "web", "source": {"repo": "git@git.example.com:team/web.git"}, "port": 8080,
        "health": {"path": "/health"}}
@@ -251,16 +249,16 @@ def test_absent_app_needs_only_a_name():
     assert model["selected"] == ["web", "old"]
 
 
-@pytest.mark.parametrize("only, run_tags, skip_tags, expected", [
-    ([], ["all"], [], ["web", "api", "cache"]),
-    ("api, cache", ["all"], [], ["api", "cache"]),
-    (["web"], ["all"], [], ["web"]),
-    ([], ["api"], [], ["api"]),
-    ([], ["all"], ["web"], ["api", "cache"]),
+@pytest.mark.parametrize("only, expected", [
+    ([], ["web", "api", "cache"]),
+    ("api, cache", ["api", "cache"]),
+    (["web"], ["web"]),
+    # The role reads no tags: deploy.yml turns app tags into apps_only.
+    (["cache", "web"], ["web", "cache"]),
 ])
-def test_selection(only, run_tags, skip_tags, expected):
+def test_selection(only, expected):
     apps = [web(), web(name="api"), {"name": "cache", "image": "redis:7"}]
-    model = app_model(apps, settings(only=only, run_tags=run_tags, skip_tags=skip_tags))
+    model = app_model(apps, settings(only=only))
     assert model["problems"] == []
     assert model["selected"] == expected
 
