@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: nginx_apply
 short_description: Put staged nginx files in place only if nginx accepts the whole configuration
-version_added: 0.1.0
+version_added: 0.3.0
 description:
   - Takes the candidate files the C(appfleet.docker.proxy) role rendered into O(stage) and makes
     the live files match them, only once C(nginx -t) accepted the whole configuration with the
