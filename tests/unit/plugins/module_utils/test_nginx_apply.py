@@ -121,5 +121,5 @@ def test_file_diff_shows_text_links_and_mode_changes():
     link = na.Change("absent", "default", "/d", "remove", na.FileState(None, None, 0, 0, "/x"), None)
     assert na.file_diff(link)["before"] == "(symbolic link to /x)\n"
     mode = na.Change("tls", "api.crt", TLS + "/api.crt", "update", state("c", 0o600), state("c"))
-    assert (na.file_diff(mode)["before"], na.file_diff(mode)["after"]) == ("(mode 0o600, owner 0:0)\n",
-                                                                          "(mode 0o644, owner 0:0)\n")
+    expected = ("(mode 0o600, owner 0:0)\n", "(mode 0o644, owner 0:0)\n")
+    assert (na.file_diff(mode)["before"], na.file_diff(mode)["after"]) == expected
