@@ -1,0 +1,156 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: nginx_apply
+short_description: Put staged nginx files in place only if nginx accepts the whole configuration
+version_added: 0.3.0
+description:
+  - Takes the candidate files the C(appfleet.docker.proxy) role rendered into O(stage) and makes
+    the live files match them, only once C(nginx -t) accepted the whole configuration with the
+    candidates in place. A configuration nginx refuses never lands.
+  - The test runs on a private copy of the live configuration (the directory of O(nginx_conf)
+    and the managed directories), whose absolute paths are pointed into the copy, so the live
+    files are not touched until nginx accepted the result.
+  - The files are then put in place with atomic renames (certificates and upstreams first,
+    removals last), C(nginx -t) runs again on the live configuration, and every previous file is
+    put back if that fails.
+  - Server blocks (C(*.conf) in O(sites_dir)) and TLS files (C(*.crt), C(*.key) in O(tls_dir))
+    of apps no longer staged are removed, and so is every path of O(absent).
+  - An upstream file already in O(upstream_dir) belongs to M(appfleet.docker.app_container) and
+    is never replaced; the staged one (a placeholder) is used only where none exists yet.
+  - When nginx refuses, the module fails with nginx's message, naming the app and the option
+    behind the line nginx names, and nothing is changed.
+  - It does not reload nginx; notify a handler when it reports a change.
+author:
+  - appfleet developers (@appfleet)
+extends_documentation_fragment:
+  - appfleet.docker.attributes
+attributes:
+  check_mode:
+    support: full
+    details: Runs the same C(nginx -t) on the private copy and reports the changes; installs nothing.
+  diff_mode:
+    support: full
+    details: Shows the before and after of every changed file; a private key is shown only as C((private key changed)).
+options:
+  stage:
+    description:
+      - Directory of the candidates, with the subdirectories C(conf.d), C(sites), C(upstreams) and C(tls).
+      - A missing subdirectory stages no file of its kind (and so removes every server block or TLS file).
+    type: path
+    required: true
+  conf_dir:
+    description:
+      - Live directory of the http-level files (the stage's C(conf.d)), for example C(/etc/nginx/conf.d).
+    type: path
+    required: true
+  sites_dir:
+    description:
+      - Live directory of the apps' server blocks (the stage's C(sites)).
+    type: path
+    required: true
+  upstream_dir:
+    description:
+      - Live directory of the apps' upstream files (the stage's C(upstreams)), the one M(appfleet.docker.app_container) writes.
+    type: path
+    required: true
+  tls_dir:
+    description:
+      - Live directory of the apps' certificates and private keys (the stage's C(tls)).
+    type: path
+    required: true
+  absent:
+    description:
+      - Further live files to remove, for example Debian's C(/etc/nginx/sites-enabled/default).
+    type: list
+    elements: path
+    default: []
+  nginx_conf:
+    description:
+      - The main nginx configuration file; its directory is part of the copy that is tested.
+    type: path
+    default: /etc/nginx/nginx.conf
+  nginx:
+    description:
+      - Path of the nginx binary. By default C(nginx) from the E(PATH) or C(/usr/sbin).
+    type: path
+notes:
+  - Runs as root on the managed host; installed files are owned by root with the mode of the candidate.
+seealso:
+  - module: appfleet.docker.app_container
+"""
+
+EXAMPLES = r"""
+- name: Test the candidate configuration with nginx -t and put it in place
+  appfleet.docker.nginx_apply:
+    stage: /tmp/appfleet-nginx.x1y2/stage
+    conf_dir: /etc/nginx/conf.d
+    sites_dir: /etc/nginx/appfleet/sites
+    upstream_dir: /etc/nginx/appfleet/upstreams
+    tls_dir: /etc/nginx/appfleet/tls
+    absent:
+      - /etc/nginx/sites-enabled/default
+  notify: Reload nginx
+"""
+
+RETURN = r"""
+changes:
+  description: The files changed (in check mode, that would be changed), in plan order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The live file.
+      type: str
+    action:
+      description: One of V(create), V(update), V(remove).
+      type: str
+  sample:
+    - path: /etc/nginx/appfleet/sites/web.conf
+      action: update
+    - path: /etc/nginx/sites-enabled/default
+      action: remove
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._nginx_apply import apply
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            stage=dict(type="path", required=True),
+            conf_dir=dict(type="path", required=True),
+            sites_dir=dict(type="path", required=True),
+            upstream_dir=dict(type="path", required=True),
+            tls_dir=dict(type="path", required=True),
+            absent=dict(type="list", elements="path", default=[]),
+            nginx_conf=dict(type="path", default="/etc/nginx/nginx.conf"),
+            nginx=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    params = dict(module.params)
+    params["nginx"] = params["nginx"] or module.get_bin_path("nginx", required=True, opt_dirs=["/usr/sbin"])
+    failure = None
+    try:
+        result = apply(params, module.check_mode, module._diff, module.run_command)
+    except AppfleetError as exc:
+        failure = exc.msg
+    if failure is not None:
+        # Outside the except block: fail_json adds no traceback to an expected failure.
+        module.fail_json(msg=failure, changed=False)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
