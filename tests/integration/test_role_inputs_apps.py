@@ -132,8 +132,8 @@ def test_apps_refuses_bad_input(case):
 
 # Variables beside appfleet_apps: the selection and the version pins.
 SELECTION_CASES = {
-    "unknown app name": ({"apps": "wbe"}, ['apps_only: unknown app "wbe"', "name one of web, api, cache"]),
-    "unknown app in a list": ({"apps": ["web", "apii"]}, ['apps_only: unknown app "apii"', "name one of web, api"]),
+    "unknown app name": ({"apps_only": "wbe"}, ['apps_only: unknown app "wbe"', "name one of web, api, cache"]),
+    "unknown app in a list": ({"apps_only": ["web", "apii"]}, ['apps_only: unknown app "apii"', "name one of web, api"]),
     "pin for an unknown app": ({"appfleet_versions": {"wbe": "abc123"}},
                                ['appfleet_versions: unknown app "wbe": pin one of web, api, cache']),
     "pin that is a git option": ({"appfleet_versions": {"web": "--orphan"}},
@@ -178,50 +178,25 @@ def test_apps_refuses_unknown_names_and_bad_pins(case):
 
 
 # Per-app proxy settings (merged into the app's `proxy` dict; None drops a key).
+# Every rule has its unit test (tests/unit/plugins/module_utils/test_proxy_settings.py); these
+# show the role runs the check first, on the controller, and names the app as written.
 PROXY_CASES = {
     "server name with metacharacters": ({"server_name": "web.example.com;"},
-                                        ["app web: proxy.server_name must be host names", "web.example.com;"]),
-    "server name with a trailing newline": ({"server_name": "web.example.com\n"},
-                                            ["app web: proxy.server_name must be host names", "web.example.com\\n"]),
-    "server name with a space": ({"server_name": "web.example.com evil.example.com"},
-                                 ["app web: proxy.server_name must be host names"]),
-    "server name with a unicode look-alike": ({"server_name": "w\u0435b.example.com"},
-                                              ["app web: proxy.server_name must be host names"]),
-    "server name with an empty label": ({"server_name": "web..example.com"},
-                                        ["app web: proxy.server_name must be host names"]),
-    "server name too long": ({"server_name": "a." * 130 + "com"}, ["app web: proxy.server_name must be host names"]),
-    "server name that is a regex": ({"server_name": "~^(?<x>.+)\\.example\\.com$"},
-                                    ["app web: proxy.server_name must be host names"]),
-    "server name list with a number": ({"server_name": ["web.example.com", 5]},
-                                       ["app web: proxy.server_name must be host names", "[5]"]),
-    "listen port out of range": ({"listen": 70000}, ["app web: proxy.listen must be a port 1-65535", "70000"]),
-    "listen not a number": ({"listen": "80; include /etc/passwd"}, ["app web: proxy.listen must be a port 1-65535"]),
-    "listen with a trailing newline": ({"listen": "8080\n"}, ["app web: proxy.listen must be a port 1-65535"]),
-    "listen on the https port": ({"listen": 443}, ["app web: proxy.listen is the HTTPS port 443"]),
-    "tls without key": ({"tls": {"certificate": "web.crt"}}, ["app web: proxy.tls needs both certificate and key"]),
+                                        ["appfleet_apps[0] (web): proxy.server_name must be host names",
+                                         "web.example.com;"]),
+    "listen on the https port": ({"listen": 443}, ["appfleet_apps[0] (web): proxy.listen is the HTTPS port 443"]),
     "tls certificate missing on the controller": (
         {"tls": {"certificate": "/nonexistent/web.crt", "key": "/etc/hostname"}},
-        ["app web: proxy.tls.certificate: no such file on the controller", "/nonexistent/web.crt"]),
-    "tls key with a newline": ({"tls": {"certificate": "/etc/hostname", "key": "/etc/hostname\n"}},
-                               ["app web: proxy.tls.key must be a file path on the controller"]),
-    "tls key that is an option": ({"tls": {"certificate": "/etc/hostname", "key": "-rf"}},
-                                  ["app web: proxy.tls.key must be a file path on the controller"]),
-    "tls without server name": ({"server_name": None, "tls": {"certificate": "/etc/hostname", "key": "/etc/hostname"}},
-                                ["app web: proxy.tls needs proxy.server_name"]),
-    "redirect_http not a boolean": ({"redirect_http": "no"}, ["app web: proxy.redirect_http must be true or false"]),
-    "hsts not a boolean": ({"hsts": "off"}, ["app web: proxy.hsts must be true or false"]),
-    "negative hsts max-age": ({"hsts_max_age": -1}, ["app web: proxy.hsts_max_age must be a number of seconds"]),
+        ["appfleet_apps[0] (web): proxy.tls.certificate: no such file on the controller", "/nonexistent/web.crt"]),
+    "relative tls certificate missing in the inventory directory": (
+        {"tls": {"certificate": "certs/web.crt", "key": "/etc/hostname"}},
+        ["appfleet_apps[0] (web): proxy.tls.certificate: no such file on the controller", "/certs/web.crt",
+         "a relative path is read from the inventory directory"]),
     "read timeout with an injected directive": (
         {"read_timeout": "60s; proxy_pass http://evil.example.com"},
-        ["app web: proxy.read_timeout must be an nginx time", "proxy_pass http://evil.example.com"]),
-    "send timeout with a trailing newline": ({"send_timeout": "60s\n"},
-                                             ["app web: proxy.send_timeout must be an nginx time"]),
-    "connect timeout with a unit nginx lacks": ({"connect_timeout": "5sec"},
-                                                ["app web: proxy.connect_timeout must be an nginx time"]),
-    "body size with a unit nginx lacks": ({"client_max_body_size": "1t"},
-                                          ["app web: proxy.client_max_body_size must be an nginx size"]),
+        ["appfleet_apps[0] (web): proxy.read_timeout must be an nginx time", "proxy_pass http://evil.example.com"]),
     "unknown setting": ({"redirect_https": False},
-                        ["app web: unknown proxy setting(s) redirect_https", "known: server_name"]),
+                        ["appfleet_apps[0] (web): unknown proxy setting(s) redirect_https", "known: server_name"]),
 }
 
 
@@ -237,20 +212,10 @@ def test_proxy_refuses_bad_input(case):
 
 
 PROXY_FLEET_CASES = {
-    "proxy that is not a dict": ([app(proxy="web.example.com")], ["app web: proxy must be a dict of settings"]),
-    "proxied app without a name": ([app(name=None)], ["proxy_apps: an app with proxy settings needs a name"]),
-    "proxied app name with a newline": ([app(name="web\n")],
-                                        ["proxy_apps: an app with proxy settings needs a name", "web\\n"]),
-    "two proxied apps with one name": ([app(), app(proxy={"server_name": "www.example.com"})],
-                                       ["proxy_apps: two apps share a name: web"]),
+    "proxied app without a name": ([app(name=None)], ["appfleet_apps[0]: an app with proxy settings needs a name"]),
     "duplicate server name": (
         [app(), app(name="api", proxy={"server_name": ["api.example.com", "WEB.example.com"]})],
-        ["proxy_apps: apps web and api both claim server_name web.example.com (port 80)"]),
-    "duplicate server name over https": (
-        [app(proxy={"server_name": "web.example.com", "tls": {"certificate": "/etc/hostname", "key": "/etc/hostname"}}),
-         app(name="api", proxy={"server_name": "web.example.com", "listen": 8080,
-                                "tls": {"certificate": "/etc/hostname", "key": "/etc/hostname"}})],
-        ["proxy_apps: apps web and api both claim server_name web.example.com (port 443)"]),
+        ["appfleet_apps[1] (api): apps web and api both claim server_name web.example.com (port 80)"]),
 }
 
 

@@ -402,9 +402,9 @@ def test_bad_nginx_value_keeps_the_old_config_serving(host, web_deployed, case):
 
 BAD_INPUT = {
     "duplicate server name": ({"converge_extra_apps": [{"name": "blog", "proxy": {"server_name": "WEB.test"}}]},
-                              ["apps web and blog both claim server_name web.test (port 80)"]),
+                              ["(blog): apps web and blog both claim server_name web.test (port 80)"]),
     "server name with a trailing newline": ({"converge_web_proxy": {"server_name": "web.test\n"}},
-                                            ["app web: proxy.server_name must be host names", "web.test"]),
+                                            ["(web): proxy.server_name must be host names", "web.test"]),
 }
 
 
