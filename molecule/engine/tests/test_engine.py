@@ -17,6 +17,8 @@ IMAGE = "appfleet-lab/debian:bookworm"
 NET = "afc-engine-net"
 CHECKER = "/usr/local/sbin/appfleet-dockerd-config-check"
 RULES = "/usr/local/sbin/appfleet-docker-user"
+CHECKER_SETTINGS = "/etc/appfleet/engine/dockerd-config-check.json"
+RULES_SETTINGS = "/etc/appfleet/engine/docker-user.json"
 
 # An HTTP GET run inside another VM: exit 0 when the URL answers.
 PROBE = ("import sys, urllib.request\n"
@@ -226,6 +228,25 @@ def test_role_refuses_hosts_before_anything_changes(host, hosts, message):
     assert "changed=0" in words(proc.stdout).split("PLAY RECAP")[-1]
     assert host.file("/etc/docker/daemon.json").content_string == before
     assert dockerd_pid(host) == pid
+
+
+def test_programs_read_their_settings_as_the_role_wrote_them(host):
+    """The programs are the role's Python files; their settings are JSON data."""
+    for program in (CHECKER, RULES):
+        assert host.file(program).mode == 0o755
+        assert host.file(program).content_string.startswith("#!/usr/bin/python3\n")
+    settings = json.loads(host.file(RULES_SETTINGS).content_string)
+    assert "192.0.2.0/24" in settings["allowed_networks"] and "::1/128" in settings["allowed_networks"]
+    checker = json.loads(host.file(CHECKER_SETTINGS).content_string)
+    assert checker["allow_tcp"] is False and checker["daemon_keys"]["live-restore"] == "boolean"
+    assert host.file(RULES_SETTINGS).user == "root" and host.file(RULES_SETTINGS).mode == 0o644
+    unit = host.check_output("systemctl show -p ExecStart appfleet-docker-user")
+    assert "argv[]=%s --settings %s " % (RULES, RULES_SETTINGS) in unit
+    assert host.run("%s --settings %s --check" % (RULES, RULES_SETTINGS)).rc == 0
+    assert host.run("%s --settings %s /etc/docker/daemon.json" % (CHECKER, CHECKER_SETTINGS)).rc == 0
+    # Without its settings the checker refuses: a validate that cannot check never passes.
+    res = host.run("%s --settings /nonexistent.json /etc/docker/daemon.json" % CHECKER)
+    assert res.rc == 2 and "cannot read the checker's settings" in res.stderr
 
 
 def test_docker_user_rules_in_place(host):
