@@ -368,6 +368,57 @@ def test_rules_survive_a_dockerd_restart_and_containers_live_on(host):
     assert_only_allowed_sources_served(host, addresses(host.backend.get_hostname()), peer_of(host))
 
 
+def unit_props(host, unit, *names):
+    out = host.check_output("systemctl show %s %s" % (unit, " ".join("-p " + name for name in names)))
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_rules_in_place_before_dockerd_starts(host):
+    """As at boot: no DOCKER-USER chain and dockerd stopped; starting docker.service
+    starts the rules unit first, which makes the chain before dockerd's main process
+    starts (dockerd keeps it)."""
+    props = unit_props(host, "appfleet-docker-user", "Before", "WantedBy", "Restart")
+    assert "docker.service" in props["Before"].split() and "docker.service" in props["WantedBy"].split()
+    assert props["Restart"] == "on-failure"
+    assert "appfleet-docker-user.service" in unit_props(host, "docker", "Wants")["Wants"].split()
+    host.check_output("systemctl stop docker")
+    try:
+        assert unit_props(host, "appfleet-docker-user", "ActiveState")["ActiveState"] == "inactive"  # PartOf
+        for tool in ("iptables", "ip6tables"):
+            host.run("%s -w 10 -D FORWARD -j DOCKER-USER" % tool)
+            host.run("%s -w 10 -F DOCKER-USER" % tool)
+            host.run("%s -w 10 -X DOCKER-USER" % tool)
+            assert host.run("%s -w 10 -S DOCKER-USER" % tool).rc != 0, tool
+    finally:
+        host.check_output("systemctl start docker")
+    rules_ready = int(unit_props(host, "appfleet-docker-user", "ActiveEnterTimestampMonotonic")[
+        "ActiveEnterTimestampMonotonic"])
+    dockerd_started = int(unit_props(host, "docker", "ExecMainStartTimestampMonotonic")[
+        "ExecMainStartTimestampMonotonic"])
+    assert 0 < rules_ready <= dockerd_started
+    assert host.run("%s --check" % RULES).rc == 0
+    assert_served_on_loopback(host)
+    assert_only_allowed_sources_served(host, addresses(host.backend.get_hostname()), peer_of(host))
+
+
+def test_failed_rules_run_is_retried(host):
+    """Restart=on-failure: a run that fails (here: its settings missing) is tried again."""
+    host.check_output("systemctl reset-failed appfleet-docker-user")
+    before = int(unit_props(host, "appfleet-docker-user", "NRestarts")["NRestarts"])
+    host.check_output("mv %s %s.aside" % (RULES_SETTINGS, RULES_SETTINGS))
+    try:
+        assert host.run("systemctl restart appfleet-docker-user").rc != 0
+    finally:
+        host.check_output("mv %s.aside %s" % (RULES_SETTINGS, RULES_SETTINGS))
+    for _attempt in range(30):
+        props = unit_props(host, "appfleet-docker-user", "ActiveState", "NRestarts")
+        if props["ActiveState"] == "active":
+            break
+        time.sleep(1)
+    assert props["ActiveState"] == "active" and int(props["NRestarts"]) > before, props
+    assert host.run("%s --check" % RULES).rc == 0
+
+
 def test_container_logs_stay_bounded(host):
     host.run("docker rm -f afc-chatty")
     host.check_output("docker run -d --name afc-chatty %s sh -c 'yes appfleet-log-line-padding-padding-padding'"
