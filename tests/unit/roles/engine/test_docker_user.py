@@ -44,8 +44,8 @@ def test_wanted_rules(rules, networks, family, allowed_rules):
 ])
 def test_apply_commands(rules, family, jump_present, commands):
     planned = rules.apply_commands(family, nets(rules, "127.0.0.0/8", "::1/128"), jump_present)
-    assert [argv for argv, _ in planned] == commands
-    assert [stdin is None for _, stdin in planned] == [False] + [True] * (len(commands) - 1)
+    assert [argv for argv, _stdin in planned] == commands
+    assert [stdin is None for _argv, stdin in planned] == [False] + [True] * (len(commands) - 1)
 
 
 def test_restore_input_declares_only_the_chain(rules):
