@@ -39,6 +39,12 @@ BOOTSTRAP_CASES = {
     "bad reboot time": ({"bootstrap_unattended_reboot_time": "25:00"},
                         ["bootstrap_unattended_reboot_time"]),
     "wrong type": ({"bootstrap_sudo_nopasswd": "perhaps"}, ["bootstrap_sudo_nopasswd"]),
+    # One key given as a string, not a list: one line, not one malformed entry per character.
+    "key as a string": ({"bootstrap_authorized_keys": GOOD_KEY},
+                        ["bootstrap_authorized_keys: give a list of SSH public keys, one string each, for example",
+                         'got the string "ssh-ed25519 AAAAC3Nza']),
+    "ntp servers as a number": ({"bootstrap_ntp_servers": 7},
+                                ["bootstrap_ntp_servers: give a list of host names", "got the number 7"]),
 }
 
 
@@ -53,6 +59,11 @@ for _role, _batch in BY_ROLE.items():
 def test_bootstrap_refuses_bad_input(case):
     """The case's bad variable (beside a good key) fails a bootstrap check, named in its message."""
     assert_refused(BOOTSTRAP.outcome(case), *BOOTSTRAP_CASES[case][1])
+
+
+def test_bootstrap_names_a_string_key_once():
+    """A string is not read as a list of one-character keys."""
+    assert "Malformed entries" not in BOOTSTRAP.outcome("key as a string").message
 
 
 def test_bootstrap_refuses_unsupported_os():
@@ -134,6 +145,16 @@ ENGINE_CASES = {
     "bad version": ({"engine_version": "1.0; reboot"}, ["engine_version"]),
     "unknown source": ({"engine_source": "snap"}, ["engine_source"]),
     "bad user": ({"engine_docker_users": ["bob smith"]}, ["engine_docker_users"]),
+    # The argument spec converts these for its own check only; the role reads them as given.
+    "users as a number": ({"engine_docker_users": 12},
+                          ["engine_docker_users: give a list of user names, for example [deploy]; got the number 12"]),
+    "users as a string": ({"engine_docker_users": "acmeops"},
+                          ['engine_docker_users: give a list of user names, for example [deploy]; '
+                           'got the string "acmeops"']),
+    "user that is not a string": ({"engine_docker_users": ["deploy", 12]},
+                                  ["engine_docker_users: give a list of user names", "entries that are not strings: [12]"]),
+    "networks as a string": ({"engine_allowed_networks": "10.0.0.0/8"},
+                             ["engine_allowed_networks: give a list of networks in CIDR form", 'the string "10.0.0.0/8"']),
 }
 
 

@@ -17,6 +17,8 @@ IMAGE = "appfleet-lab/debian:bookworm"
 NET = "afc-engine-net"
 CHECKER = "/usr/local/sbin/appfleet-dockerd-config-check"
 RULES = "/usr/local/sbin/appfleet-docker-user"
+CHECKER_SETTINGS = "/etc/appfleet/engine/dockerd-config-check.json"
+RULES_SETTINGS = "/etc/appfleet/engine/docker-user.json"
 
 # An HTTP GET run inside another VM: exit 0 when the URL answers.
 PROBE = ("import sys, urllib.request\n"
@@ -228,6 +230,25 @@ def test_role_refuses_hosts_before_anything_changes(host, hosts, message):
     assert dockerd_pid(host) == pid
 
 
+def test_programs_read_their_settings_as_the_role_wrote_them(host):
+    """The programs are the role's Python files; their settings are JSON data."""
+    for program in (CHECKER, RULES):
+        assert host.file(program).mode == 0o755
+        assert host.file(program).content_string.startswith("#!/usr/bin/python3\n")
+    settings = json.loads(host.file(RULES_SETTINGS).content_string)
+    assert "192.0.2.0/24" in settings["allowed_networks"] and "::1/128" in settings["allowed_networks"]
+    checker = json.loads(host.file(CHECKER_SETTINGS).content_string)
+    assert checker["allow_tcp"] is False and checker["daemon_keys"]["live-restore"] == "boolean"
+    assert host.file(RULES_SETTINGS).user == "root" and host.file(RULES_SETTINGS).mode == 0o644
+    unit = host.check_output("systemctl show -p ExecStart appfleet-docker-user")
+    assert "argv[]=%s --settings %s " % (RULES, RULES_SETTINGS) in unit
+    assert host.run("%s --settings %s --check" % (RULES, RULES_SETTINGS)).rc == 0
+    assert host.run("%s --settings %s /etc/docker/daemon.json" % (CHECKER, CHECKER_SETTINGS)).rc == 0
+    # Without its settings the checker refuses: a validate that cannot check never passes.
+    res = host.run("%s --settings /nonexistent.json /etc/docker/daemon.json" % CHECKER)
+    assert res.rc == 2 and "cannot read the checker's settings" in res.stderr
+
+
 def test_docker_user_rules_in_place(host):
     rules = host.check_output("iptables -S DOCKER-USER")
     assert "-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN" in rules
@@ -345,6 +366,57 @@ def test_rules_survive_a_dockerd_restart_and_containers_live_on(host):
     # The published port (restored by live-restore) is as closed as before.
     assert_served_on_loopback(host)
     assert_only_allowed_sources_served(host, addresses(host.backend.get_hostname()), peer_of(host))
+
+
+def unit_props(host, unit, *names):
+    out = host.check_output("systemctl show %s %s" % (unit, " ".join("-p " + name for name in names)))
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_rules_in_place_before_dockerd_starts(host):
+    """As at boot: no DOCKER-USER chain and dockerd stopped; starting docker.service
+    starts the rules unit first, which makes the chain before dockerd's main process
+    starts (dockerd keeps it)."""
+    props = unit_props(host, "appfleet-docker-user", "Before", "WantedBy", "Restart")
+    assert "docker.service" in props["Before"].split() and "docker.service" in props["WantedBy"].split()
+    assert props["Restart"] == "on-failure"
+    assert "appfleet-docker-user.service" in unit_props(host, "docker", "Wants")["Wants"].split()
+    host.check_output("systemctl stop docker")
+    try:
+        assert unit_props(host, "appfleet-docker-user", "ActiveState")["ActiveState"] == "inactive"  # PartOf
+        for tool in ("iptables", "ip6tables"):
+            host.run("%s -w 10 -D FORWARD -j DOCKER-USER" % tool)
+            host.run("%s -w 10 -F DOCKER-USER" % tool)
+            host.run("%s -w 10 -X DOCKER-USER" % tool)
+            assert host.run("%s -w 10 -S DOCKER-USER" % tool).rc != 0, tool
+    finally:
+        host.check_output("systemctl start docker")
+    rules_ready = int(unit_props(host, "appfleet-docker-user", "ActiveEnterTimestampMonotonic")[
+        "ActiveEnterTimestampMonotonic"])
+    dockerd_started = int(unit_props(host, "docker", "ExecMainStartTimestampMonotonic")[
+        "ExecMainStartTimestampMonotonic"])
+    assert 0 < rules_ready <= dockerd_started
+    assert host.run("%s --check" % RULES).rc == 0
+    assert_served_on_loopback(host)
+    assert_only_allowed_sources_served(host, addresses(host.backend.get_hostname()), peer_of(host))
+
+
+def test_failed_rules_run_is_retried(host):
+    """Restart=on-failure: a run that fails (here: its settings missing) is tried again."""
+    host.check_output("systemctl reset-failed appfleet-docker-user")
+    before = int(unit_props(host, "appfleet-docker-user", "NRestarts")["NRestarts"])
+    host.check_output("mv %s %s.aside" % (RULES_SETTINGS, RULES_SETTINGS))
+    try:
+        assert host.run("systemctl restart appfleet-docker-user").rc != 0
+    finally:
+        host.check_output("mv %s.aside %s" % (RULES_SETTINGS, RULES_SETTINGS))
+    for _attempt in range(30):
+        props = unit_props(host, "appfleet-docker-user", "ActiveState", "NRestarts")
+        if props["ActiveState"] == "active":
+            break
+        time.sleep(1)
+    assert props["ActiveState"] == "active" and int(props["NRestarts"]) > before, props
+    assert host.run("%s --check" % RULES).rc == 0
 
 
 def test_container_logs_stay_bounded(host):
