@@ -26,6 +26,7 @@ repository's content never runs code here (see the git section).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -39,6 +40,92 @@ SOURCE_ID_VERSION = 2
 SHORT_ID_LENGTH = 12
 
 _CHUNK = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- repository files
+
+# A repository's author controls its .dockerignore and its Dockerfile: they are read as data,
+# only as regular files inside the checkout and no bigger than these, so that a link to
+# /dev/zero, a FIFO or a file of the host never makes this read forever or read the host.
+DOCKERIGNORE_MAX_BYTES = 1024 * 1024
+DOCKERFILE_MAX_BYTES = 1024 * 1024
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class RepositoryFileRefused(AppfleetError):
+    """A file the repository controls is not a small regular file inside the checkout."""
+
+    def __init__(self, rel, why, noun):
+        super(RepositoryFileRefused, self).__init__(
+            "%s %s; a repository's %s must be a regular file inside the build context" % (rel, why, noun))
+        self.rel = rel
+
+
+def _kind(mode):
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _open_regular(path):
+    """A file descriptor on the regular file ``path`` (never through a final symlink, never
+    blocking on a FIFO), or None when it is no regular file."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except (IOError, OSError):
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def read_repo_file(context, rel, noun, limit, missing_ok=False):
+    """The bytes of the repository file ``rel`` (below ``context``), read as data.
+
+    Refused (RepositoryFileRefused) unless it is a regular file, not a symlink, whose real
+    path is inside the context, of at most ``limit`` bytes. None when it is absent and
+    ``missing_ok``.
+    """
+    context = os.path.abspath(context)
+    path = os.path.join(context, rel)
+    try:
+        st = os.lstat(path)
+    except (IOError, OSError) as exc:
+        if missing_ok and exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise RepositoryFileRefused(rel, "cannot be read (%s)" % (exc.strerror or exc), noun)
+    if stat.S_ISLNK(st.st_mode):
+        raise RepositoryFileRefused(rel, "is a symbolic link (to %s)" % os.readlink(path), noun)
+    if not stat.S_ISREG(st.st_mode):
+        raise RepositoryFileRefused(rel, "is %s" % _kind(st.st_mode), noun)
+    real = os.path.realpath(path)
+    if not _inside(real, os.path.realpath(context)):
+        raise RepositoryFileRefused(rel, "resolves to %s, outside the context" % real, noun)
+    too_big = "is bigger than %d bytes" % limit
+    if st.st_size > limit:
+        raise RepositoryFileRefused(rel, too_big, noun)
+    fd = _open_regular(path)
+    if fd is None:
+        raise RepositoryFileRefused(rel, "changed while it was read", noun)
+    try:
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(limit + 1)
+    except (IOError, OSError) as exc:
+        raise RepositoryFileRefused(rel, "cannot be read (%s)" % (exc.strerror or exc), noun)
+    if len(data) > limit:
+        raise RepositoryFileRefused(rel, too_big, noun)
+    return data
+
+
+def read_dockerignore(context):
+    """The context's .dockerignore bytes (b"" when it has none), read as data."""
+    return read_repo_file(context, ".dockerignore", ".dockerignore", DOCKERIGNORE_MAX_BYTES,
+                          missing_ok=True) or b""
 
 
 # --------------------------------------------------------------------------- .dockerignore
@@ -169,12 +256,7 @@ class DockerIgnore(object):
 
     @classmethod
     def from_context(cls, context):
-        path = os.path.join(context, ".dockerignore")
-        try:
-            with open(path, "rb") as f:
-                return cls(f.read().decode("utf-8", "replace"))
-        except (IOError, OSError):
-            return cls("")
+        return cls(read_dockerignore(context).decode("utf-8", "replace"))
 
     def ignored(self, relpath):
         """True when ``relpath`` (slash separated, relative to the context) is excluded.
@@ -225,7 +307,11 @@ def _hash_file_into(digest, path):
     elif stat.S_ISREG(st.st_mode):
         digest.update(b"file\0" + (b"x" if st.st_mode & 0o111 else b"-") + b"\0")
         file_digest = hashlib.sha256()
-        with open(path, "rb") as f:
+        fd = _open_regular(path)
+        if fd is None:
+            digest.update(b"changed\0")
+            return
+        with os.fdopen(fd, "rb") as f:
             while True:
                 block = f.read(_CHUNK)
                 if not block:
@@ -433,7 +519,10 @@ class _IgnoreFilter(object):
 
 
 def _read_small(path):
-    with open(path, "rb") as f:
+    fd = _open_regular(path)
+    if fd is None:
+        raise IOError(errno.EINVAL, "not a regular file", path)
+    with os.fdopen(fd, "rb") as f:
         return f.read(4096).decode("utf-8", "replace").strip()
 
 
@@ -476,8 +565,9 @@ def submodule_head(path):
                 if os.path.isfile(os.path.join(base, ref)):
                     head = _read_small(os.path.join(base, ref))
                     break
-            if head is None and os.path.isfile(os.path.join(common, "packed-refs")):
-                with open(os.path.join(common, "packed-refs"), "rb") as f:
+            fd = None if head is not None else _open_regular(os.path.join(common, "packed-refs"))
+            if fd is not None:
+                with os.fdopen(fd, "rb") as f:
                     for raw in f:
                         fields = raw.decode("utf-8", "replace").split()
                         if len(fields) == 2 and fields[1] == ref:
@@ -715,9 +805,10 @@ def uses_buildkit_syntax(dockerfile_text):
 # --------------------------------------------------------------------------- source id
 
 def read_dockerfile(context, dockerfile):
-    path = dockerfile if os.path.isabs(dockerfile) else os.path.join(context, dockerfile)
-    with open(path, "rb") as f:
-        return f.read()
+    """The Dockerfile's bytes, read as data (see read_repo_file)."""
+    context = os.path.abspath(context)
+    rel = os.path.relpath(dockerfile, context) if os.path.isabs(dockerfile) else dockerfile
+    return read_repo_file(context, rel, "Dockerfile", DOCKERFILE_MAX_BYTES)
 
 
 def normal_dockerfile_path(context, dockerfile):
@@ -748,12 +839,7 @@ def compute_source_id(context, dockerfile="Dockerfile", build_args=None, target=
     labels = dict((str(k), "" if v is None else str(v)) for k, v in (labels or {}).items())
     dockerfile_bytes = read_dockerfile(context, dockerfile)
     dockerfile_text = dockerfile_bytes.decode("utf-8", "replace")
-    ignore_path = os.path.join(context, ".dockerignore")
-    try:
-        with open(ignore_path, "rb") as f:
-            ignore_bytes = f.read()
-    except (IOError, OSError):
-        ignore_bytes = b""
+    ignore_bytes = read_dockerignore(context)
     ignore = DockerIgnore(ignore_bytes.decode("utf-8", "replace"))
 
     git = git_state(context, ignore)

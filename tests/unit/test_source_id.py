@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -266,6 +268,76 @@ def test_context_linked_out_of_its_work_tree_is_refused(tmp_path):
     # a link that stays in the work tree is fine
     (repo / "inner").symlink_to(repo / "scratch")
     assert _source.find_work_tree(str(repo / "inner")) == (str(repo.resolve()), "scratch")
+
+
+# --------------------------------------------------------------------------- repository files as data
+
+def _hostile(tmp_path, rel, target, use_git):
+    """A context whose ``rel`` is a symlink to ``target``."""
+    ctx = make_context(tmp_path / "ctx", False)
+    (ctx / rel).unlink()
+    (ctx / rel).symlink_to(target)
+    if use_git:
+        git(ctx, "init", "-q")
+        commit_all(ctx, "hostile")
+    return ctx
+
+
+def _host_secret(tmp_path):
+    secret = tmp_path / "host" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text("root:$6$secret:19000:0:99999:7:::\n")
+    return secret
+
+
+@pytest.mark.parametrize("use_git", [False, True], ids=["files", "git"])
+@pytest.mark.parametrize("rel, target, why", [
+    (".dockerignore", "/dev/zero", "is a symbolic link (to /dev/zero)"),
+    (".dockerignore", "SECRET", "is a symbolic link (to SECRET)"),
+    ("Dockerfile", "SECRET", "is a symbolic link (to SECRET)"),
+], ids=["dockerignore to /dev/zero", "dockerignore to a host file", "Dockerfile to a host file"])
+def test_repository_file_linked_out_is_refused_at_once(tmp_path, use_git, rel, target, why):
+    secret = _host_secret(tmp_path)
+    target = target.replace("SECRET", str(secret))
+    ctx = _hostile(tmp_path, rel, target, use_git)
+    started = time.monotonic()
+    # A read of /dev/zero never ends: the alarm turns a regression into a failure, not a hang.
+    signal.alarm(5)
+    try:
+        with pytest.raises(_source.RepositoryFileRefused) as err:
+            compute_source_id(str(ctx), resolve_image=BASES.get)
+    finally:
+        signal.alarm(0)
+    assert time.monotonic() - started < 1
+    noun = "Dockerfile" if rel == "Dockerfile" else ".dockerignore"
+    assert err.value.msg == ("%s %s; a repository's %s must be a regular file inside the build context"
+                             % (rel, why.replace("SECRET", str(secret)), noun))
+    assert "secret" not in err.value.msg.replace(str(secret), "")
+
+
+def test_repository_file_must_be_a_regular_file_inside_and_small(tmp_path):
+    ctx = make_context(tmp_path / "ctx", False)
+    (ctx / ".dockerignore").unlink()
+    os.mkfifo(str(ctx / ".dockerignore"))
+    with pytest.raises(_source.RepositoryFileRefused, match=r"^\.dockerignore is a named pipe; "):
+        compute_source_id(str(ctx))
+    (ctx / ".dockerignore").unlink()
+    (ctx / ".dockerignore").write_bytes(b"#" * (_source.DOCKERIGNORE_MAX_BYTES + 1))
+    with pytest.raises(_source.RepositoryFileRefused, match=r"^\.dockerignore is bigger than 1048576 bytes; "):
+        compute_source_id(str(ctx))
+    (ctx / ".dockerignore").write_bytes(b"#" * _source.DOCKERIGNORE_MAX_BYTES)
+    assert compute_source_id(str(ctx))["kind"] == "files"
+    # a directory of the context that is a link out: the Dockerfile below it resolves outside
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "docker").symlink_to(outside)
+    with pytest.raises(_source.RepositoryFileRefused,
+                       match=r"^docker/Dockerfile resolves to %s, outside the context; " % (outside / "Dockerfile")):
+        compute_source_id(str(ctx), dockerfile="docker/Dockerfile")
+    # no .dockerignore at all is fine
+    (ctx / ".dockerignore").unlink()
+    assert compute_source_id(str(ctx))["kind"] == "files"
 
 
 # --------------------------------------------------------------------------- v2: what the builder sees
