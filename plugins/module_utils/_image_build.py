@@ -27,13 +27,8 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     AppfleetError,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import image_id, newest_app_image
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
-    app_error,
-    default_app,
-    name_error,
-    now_label,
-    tag_error,
-)
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import default_app, name_error, tag_error
+from ansible_collections.appfleet.docker.plugins.module_utils._spec import app_error, now_label
 from ansible_collections.appfleet.docker.plugins.module_utils._source import (
     ContextOutsideWorkTree,
     RepositoryFileRefused,

@@ -27,15 +27,18 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     RequestException,
     api_version_tuple,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import name_error, tag_error
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import (
+    DIGEST_RE,
+    name_error,
+    registry_host,
+    split_ref,
+    tag_error,
+)
 
 ABSENT = "absent"
 MASK = "********"
 # The engine's Engine API has the distribution inspect endpoint from this version on.
 DISTRIBUTION_API = (1, 30)
-# algorithm:encoded, as distribution/reference and opencontainers/go-digest accept it.
-DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\Z")
-SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
 CERTS_DIR = "/etc/docker/certs.d"
 
 # What a registry error is, from the engine's text (lowercased), first match wins.
@@ -57,19 +60,6 @@ _KINDS = (
 )
 
 
-def split_name(ref):
-    """``reg:5000/team/web:1@sha256:..`` -> (``reg:5000/team/web``, ``1``, ``sha256:..``); None for parts absent."""
-    text = ref or ""
-    digest = None
-    if "@" in text:
-        text, digest = text.split("@", 1)
-    slash = text.rfind("/")
-    colon = text.rfind(":")
-    if colon > slash:
-        return text[:colon], text[colon + 1:], digest
-    return text, None, digest
-
-
 def parse_reference(option, ref):
     """(repository, tag, digest) of an image reference with a tag or a digest; AppfleetError otherwise.
 
@@ -79,7 +69,7 @@ def parse_reference(option, ref):
     if not isinstance(ref, str) or not ref.strip():
         raise AppfleetError("%s: must be an image reference with a tag or a digest, e.g. "
                             "registry.example.com/team/web:1" % option)
-    repo, tag, digest = split_name(ref)
+    repo, tag, digest = split_ref(ref)
     if tag is None and digest is None:
         raise AppfleetError(
             "%s %r has neither a tag nor a digest; give one explicitly, e.g. %s:1 or %s@sha256:<digest> "
@@ -99,14 +89,6 @@ def parse_reference(option, ref):
         raise AppfleetError("%s %r: %r is not a digest; use sha256: and 64 lowercase hex digits"
                             % (option, ref, digest))
     return repo, tag, digest
-
-
-def registry_host(repo):
-    """The registry of a repository name, as the engine decides it: ``docker.io`` when it names none."""
-    first, sep, _rest = repo.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return "docker.io"
 
 
 def secret_forms(username, password):
@@ -162,7 +144,7 @@ def registry_error(ref, text, kind, username, option="name", verb="pull"):
     for a push); ``verb`` is ``pull`` or ``push``.
     """
     words = _VERBS[verb]
-    repo = split_name(ref)[0]
+    repo = split_ref(ref)[0]
     host = registry_host(repo)
     if kind == "auth":
         if username:
@@ -409,7 +391,7 @@ class Puller(RegistryRun):
             raise AppfleetError(
                 "timeout: pulling %s took longer than %s s and was stopped; %s is as it was; raise timeout, "
                 "or check the registry %s and this host's network"
-                % (name, p["timeout"], name, registry_host(split_name(name)[0])))
+                % (name, p["timeout"], name, registry_host(split_ref(name)[0])))
         if error:
             text = scrub(error, self.forms)
             self.fail(text, error_kind(text, not_found))

@@ -31,6 +31,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_SOURCE_ID,
     AppfleetError,
 )
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import image_error
 
 # The collection's app-name rule (module_utils/_docker.py).
 NAME_RE = APP_NAME_RE
@@ -197,6 +198,10 @@ def validate(params):
                             "starting with a letter or digit, at most 63 characters)" % (cname,))
     if params.get("state", "present") == "present" and not params.get("rollback") and not params.get("image"):
         raise AppfleetError("image: required unless rollback is true or state is absent")
+    if params.get("image"):
+        err = image_error("image", params["image"])
+        if err:
+            raise AppfleetError(err)
     if params.get("port") is not None:
         _port_number(params["port"], "port")
     fixed_host_port = False
@@ -552,29 +557,7 @@ def create_arguments(params, cfg, app, image_id, name, host_port, secret_release
 
 BUILT_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
-# Docker's reference grammar (distribution/reference), without tag or digest.
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = r"(?:%s(?:\.%s)*(?::[0-9]+)?)" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT)
-_NAME_RE = re.compile(r"^(?:%s/)?%s(?:/%s)*$" % (_DOMAIN, _PATH_COMPONENT, _PATH_COMPONENT))
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DURATION_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:h|m|s|ms))+$")
-
-
-def name_error(option, value):
-    """None when ``value`` is a valid image repository name, else a message."""
-    if not value or len(value) > 255 or not _NAME_RE.match(value):
-        return ("%s %r is not a valid image name: use lowercase letters, digits and . _ - "
-                "separators, optionally prefixed by a registry host and / (e.g. web or "
-                "registry.example.com/team/web), and no tag" % (option, value))
-    return None
-
-
-def tag_error(option, value):
-    if not _TAG_RE.match(value or ""):
-        return ("%s %r is not a valid image tag: use up to 128 letters, digits, _ . -, "
-                "not starting with . or -" % (option, value))
-    return None
 
 
 def app_error(option, value):
@@ -594,11 +577,6 @@ def duration_seconds(value):
     """Seconds in a Go-style duration such as 24h, 1h30m or 90s."""
     units = dict(h=3600.0, m=60.0, s=1.0, ms=0.001)
     return sum(float(num) * units[unit] for num, unit in re.findall(r"([0-9.]+)(ms|h|m|s)", value))
-
-
-def default_app(name):
-    """The app name of an image repository name: its last path component."""
-    return name.rsplit("/", 1)[-1]
 
 
 def now_label():

@@ -96,6 +96,10 @@ def params(**over):
     ({"published_ports": ["80:8080\n"]}, "published_ports:"),
     ({"published_ports": ["+80:8080"]}, "published_ports:"),
     ({"published_ports": ["8000-8010:8000-8010"]}, "published_ports:"),
+    # the image reference
+    ({"image": "Web:1"}, "image 'Web:1'"),
+    ({"image": "web:-1"}, "image 'web:-1'"),
+    ({"image": "web@sha256:abc"}, "image 'web@sha256:abc'"),
 ])
 def test_validate_names_the_option(over, option):
     with pytest.raises(AppfleetError) as err:
@@ -117,6 +121,7 @@ def test_validate_names_the_option(over, option):
     {"cap_drop": ["all"], "cap_add": ["cap_net_bind_service", "CHOWN"]},
     {"user": "1000:1000"}, {"user": "nobody"}, {"user": "app:app"},
     {"pids_limit": -1}, {"pids_limit": 1},
+    {"image": "sha256:" + "a" * 64}, {"image": "registry.example.com:5000/team/web:1@sha256:" + "b" * 64},
     {"security_opts": ["no-new-privileges", "no-new-privileges:true", "apparmor=docker-default",
                        "label=disable", "seccomp=unconfined", 'seccomp={"defaultAction": "SCMP_ACT_ALLOW"}']},
     {"strategy": "stop-first", "published_ports": ["[::]:9000:9000", "[::1]::9001/udp", "0.0.0.0:80:8080"]},

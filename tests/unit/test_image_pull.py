@@ -47,17 +47,6 @@ def test_reference_refused_naming_name(ref, words):
     assert err.value.msg.startswith("name")
 
 
-@pytest.mark.parametrize("repo, host", [
-    ("git:5000/lab/hello", "git:5000"),
-    ("registry.example.com/team/web", "registry.example.com"),
-    ("localhost/web", "localhost"),
-    ("team/web", "docker.io"),
-    ("web", "docker.io"),
-])
-def test_registry_host(repo, host):
-    assert ip.registry_host(repo) == host
-
-
 def test_scrub_masks_every_form_of_the_password():
     forms = ip.secret_forms("deploy", PASSWORD)
     header = base64.urlsafe_b64encode(json.dumps(dict(username="deploy", password=PASSWORD)).encode()).decode()
