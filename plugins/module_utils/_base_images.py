@@ -35,6 +35,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import 
     tag_error,
 )
 
+
 def base_registry(ref):
     """The registry of a base reference, as the engine decides it (``docker.io`` when it names none)."""
     return normal_registry(registry_host(split_ref(ref)[0]))
