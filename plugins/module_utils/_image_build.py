@@ -25,10 +25,11 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_GIT_COMMIT,
     LABEL_SOURCE_ID,
     AppfleetError,
+    app_error,
+    now_label,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import image_id, newest_app_image
 from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import default_app, name_error, tag_error
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import app_error, now_label
 from ansible_collections.appfleet.docker.plugins.module_utils._dockerfile import base_images, read_dockerfile, uses_buildkit_syntax
 from ansible_collections.appfleet.docker.plugins.module_utils._dockerignore import read_dockerignore
 from ansible_collections.appfleet.docker.plugins.module_utils._git import ContextOutsideWorkTree, find_work_tree

@@ -6,7 +6,8 @@ import pytest
 
 from ansible_collections.appfleet.docker.plugins.module_utils._build import buildkit_failed_step
 from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import default_app
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import app_error, duration_error, duration_seconds
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import app_error
+from ansible_collections.appfleet.docker.plugins.module_utils._image_prune import duration_error, duration_seconds
 
 
 @pytest.mark.parametrize("app, ok", [("web", True), ("web_1-api", True), ("a" * 63, True), ("Web", False),
