@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 
 from urllib.parse import quote, quote_plus
 
@@ -34,6 +33,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import 
     split_ref,
     tag_error,
 )
+from ansible_collections.appfleet.docker.plugins.module_utils._stream import read_stream_within
 
 ABSENT = "absent"
 MASK = "********"
@@ -217,30 +217,21 @@ def read_stream(open_stream, timeout, thread="appfleet-stream"):
     closes the connection, and the engine cancels the pull or push.
     """
     state = dict(error=None, not_found=False, aux=[])
-    crashes = []  # an error that is not the registry's (the engine gone ...), raised in the caller's thread
 
-    def read():
-        try:
-            for message in open_stream():
-                error = stream_error(message)
-                if error:
-                    state["error"] = error
-                elif isinstance(message, dict) and isinstance(message.get("aux"), dict):
-                    state["aux"].append(message["aux"])
-        except APIError as exc:
-            # The engine refused before streaming: the registry's answer, mostly.
-            state["error"] = exc_text(exc)
-            state["not_found"] = isinstance(exc, NotFound)
-        except Exception as exc:  # pylint: disable=broad-exception-caught  # re-raised below
-            crashes.append(exc)
+    def on_message(message):
+        error = stream_error(message)
+        if error:
+            state["error"] = error
+        elif isinstance(message, dict) and isinstance(message.get("aux"), dict):
+            state["aux"].append(message["aux"])
 
-    reader = threading.Thread(target=read, name=thread, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if reader.is_alive():
-        return None, False, True, []
-    if crashes:
-        raise crashes[0]
+    try:
+        if not read_stream_within(open_stream, on_message, timeout, thread):
+            return None, False, True, []
+    except APIError as exc:
+        # The engine refused before streaming: the registry's answer, mostly.
+        state["error"] = exc_text(exc)
+        state["not_found"] = isinstance(exc, NotFound)
     return state["error"], state["not_found"], False, state["aux"]
 
 
