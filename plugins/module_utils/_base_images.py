@@ -17,13 +17,8 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     DockerException,
     RequestException,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._image_pull import (
-    Puller,
-    has_digest,
-    local_image,
-    scrub,
-    secret_forms,
-)
+from ansible_collections.appfleet.docker.plugins.module_utils._image_pull import Puller
+from ansible_collections.appfleet.docker.plugins.module_utils._registry import has_digest, local_image, scrub, secret_forms
 from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import (
     REGISTRY_RE,
     familiar,

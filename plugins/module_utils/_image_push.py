@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
-from ansible_collections.appfleet.docker.plugins.module_utils._image_pull import (
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import familiar, name_error, split_ref, split_registry, tag_error
+from ansible_collections.appfleet.docker.plugins.module_utils._registry import (
     ABSENT,
     RegistryRun,
     error_kind,
@@ -27,7 +28,6 @@ from ansible_collections.appfleet.docker.plugins.module_utils._image_pull import
     run_scrubbed,
     scrub,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import familiar, name_error, split_ref, split_registry, tag_error
 
 # A local image id: sha256:<64 hex>, or a prefix of its hex of 12 or more digits.
 IMAGE_ID_RE = re.compile(r"^(?:sha256:[0-9a-f]{64}|[0-9a-f]{12,64})\Z")

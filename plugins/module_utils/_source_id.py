@@ -157,7 +157,7 @@ def git_state(context, ignore=None):
     keep = IgnoreFilter(ignore)
     try:
         status = git(top, "status", "--porcelain=v1", "-z", "--untracked-files=all",
-                      "--no-renames", "--ignore-submodules=dirty", "--", prefix or ".")
+                     "--no-renames", "--ignore-submodules=dirty", "--", prefix or ".")
         listing = git(top, "ls-tree", "-r", "-z", "--full-tree", "HEAD", "--", prefix or ".")
     except GitError:
         # A context inside a submodule, say: count it by content.

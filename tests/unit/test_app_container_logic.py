@@ -11,6 +11,7 @@ import pytest
 
 from ansible_collections.appfleet.docker.plugins.module_utils import _engine, _files, _lock, _proxy
 
+
 def c(cid, name, running=True, created="2024-01-01", host_port=None):
     return {"id": cid, "name": name, "running": running, "created": created, "host_port": host_port}
 

@@ -157,7 +157,7 @@ def test_port_spec_without_address_hashes_as_loopback():
 def test_config_hash_ignores_order_and_module_only_settings():
     a = _container_spec.desired_config(params(env={"A": "1", "B": "2"}, volumes=["b:/b", "a:/a"]))
     b = _container_spec.desired_config(params(env={"B": "2", "A": "1"}, volumes=["a:/a", "b:/b"],
-                                    strategy="stop-first", drain_seconds=30))
+                                              strategy="stop-first", drain_seconds=30))
     assert _config_hash.config_hash(a) == _config_hash.config_hash(b)
     c = _container_spec.desired_config(params(env={"A": "1", "B": "3"}))
     assert _config_hash.config_hash(a) != _config_hash.config_hash(c)
@@ -191,18 +191,18 @@ def test_hardening_options_change_the_hash(over):
 
 def test_hardening_options_normalised():
     a = _container_spec.desired_config(params(cap_drop=["net_raw", "CAP_MKNOD", "NET_RAW"], cap_add=["cap_chown"],
-                                    security_opts=["b=x", "no-new-privileges:true"], tmpfs=["/b", "/a:size=1m"]))
+                                              security_opts=["b=x", "no-new-privileges:true"], tmpfs=["/b", "/a:size=1m"]))
     assert a["cap_drop"] == ["MKNOD", "NET_RAW"] and a["cap_add"] == ["CHOWN"]
     assert a["security_opts"] == ["b=x", "no-new-privileges:true"]
     assert a["tmpfs"] == ["/a:size=1m", "/b"]
     b = _container_spec.desired_config(params(cap_drop=["MKNOD", "net_raw"], cap_add=["CHOWN"],
-                                    security_opts=["no-new-privileges:true", "b=x"], tmpfs=["/a:size=1m", "/b"]))
+                                              security_opts=["no-new-privileges:true", "b=x"], tmpfs=["/a:size=1m", "/b"]))
     assert _config_hash.config_hash(a) == _config_hash.config_hash(b)
 
 
 def test_changed_secret_keys_and_masked_diff():
     changed = _container_spec.changed_secret_keys({"A": "new", "B": "same"}, {"A": "old", "B": "same", "C": "x"},
-                                        ["A", "B", "C"])
+                                                  ["A", "B", "C"])
     assert changed == ["A", "C"]
     before_cfg = {"env": {"X": "1"}, "secret_env_keys": ["A", "B", "C"], "port": 8080}
     after_cfg = {"env": {"X": "2"}, "secret_env_keys": ["A", "B"], "port": 8080}
