@@ -68,12 +68,3 @@ def stored_config(labels):
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def stored_config(labels):
-    """The desired config a container was created with (from its label), or {}."""
-    try:
-        data = json.loads((labels or {}).get(LABEL_CONFIG) or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
