@@ -22,7 +22,12 @@ def test_run_git_pins_the_work_tree_and_turns_hooks_and_fsmonitor_off(tmp_path, 
     repo = _repo(tmp_path / "repo")
     calls = []
     real = subprocess.run
-    monkeypatch.setattr(_git.subprocess, "run", lambda cmd, **kw: (calls.append((cmd, kw)), real(cmd, **kw))[1])
+
+    def spy(cmd, check, **kw):
+        calls.append((cmd, dict(kw, check=check)))
+        return real(cmd, check=check, **kw)
+
+    monkeypatch.setattr(_git.subprocess, "run", spy)
     monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
     rc, out, err = _git.run_git(["rev-parse", "HEAD"], top=str(repo))
     assert rc == 0 and len(out.strip()) == 40 and err == ""
