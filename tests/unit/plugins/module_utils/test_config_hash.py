@@ -61,10 +61,10 @@ def test_v2_leaves_out_defaults_and_none():
     assert _config_hash.config_hash(dict(base, read_only=False)) == _config_hash.config_hash(base)
     # The same container asked for with and without the module's defaults spelled out.
     bare = _container_spec.desired_config({"name": "web", "port": 8080, "env": {"LOG_LEVEL": "info"},
-                                          "secret_env": {"API_TOKEN": "x"},
-                                          "log_options": {"max-size": "10m", "max-file": "3"},
-                                          "pids_limit": 1024, "stop_timeout": 10,
-                                          "security_opts": ["no-new-privileges:true"]})
+                                           "secret_env": {"API_TOKEN": "x"},
+                                           "log_options": {"max-size": "10m", "max-file": "3"},
+                                           "pids_limit": 1024, "stop_timeout": 10,
+                                           "security_opts": ["no-new-privileges:true"]})
     assert _config_hash.config_hash(bare) == _config_hash.config_hash(base)
 
 
