@@ -6,7 +6,7 @@
 Private to this collection (leading underscore): not a public API.
 
 AppContainer reads the app's containers (module_utils/_engine.py), compares
-them with the desired config (module_utils/_spec.py), keeps the release log
+them with the desired config (module_utils/_container_spec.py), keeps the release log
 (module_utils/_releases.py) and hands a swap to the strategies
 (module_utils/_strategies.py); state absent removes the app.
 """
@@ -33,14 +33,13 @@ from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
     render_placeholder,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils import _releases
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
+from ansible_collections.appfleet.docker.plugins.module_utils._config_hash import hash_matches, stored_config
+from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import (
     NAME_RE,
     changed_secret_keys,
     config_diff,
     create_arguments,
     desired_config,
-    hash_matches,
-    stored_config,
     uses_secret_files,
     validate,
 )

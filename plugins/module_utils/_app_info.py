@@ -11,6 +11,7 @@ from __future__ import annotations
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_PREVIOUS_IMAGE,
     LABEL_SOURCE_ID,
+    app_error,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils import _releases
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import (
@@ -19,7 +20,6 @@ from ansible_collections.appfleet.docker.plugins.module_utils._engine import (
     image_label,
     published_ports,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import app_error
 
 
 def container_report(c):

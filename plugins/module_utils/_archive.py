@@ -21,7 +21,7 @@ import re
 import tarfile
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import name_error, tag_error
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import familiar, name_error, split_ref, tag_error
 
 MANIFEST = "manifest.json"
 # manifest.json lists a few entries per image: anything this large is not one.
@@ -35,22 +35,12 @@ class ArchiveError(AppfleetError):
     """An archive that cannot be used; the message names the option and the path."""
 
 
-def split_reference(ref):
-    """``registry:5000/team/web:1`` -> (``registry:5000/team/web``, ``1``); tag None when absent."""
-    text = ref or ""
-    slash = text.rfind("/")
-    colon = text.rfind(":")
-    if colon > slash:
-        return text[:colon], text[colon + 1:]
-    return text, None
-
-
 def reference_error(option, ref):
     """None when ``ref`` is an image name with a tag (and no digest), else a message."""
     if "@" in (ref or ""):
         return ("%s %r has a digest; use a name with a tag, e.g. appfleet/web:1 (docker save "
                 "records tags, not digests)" % (option, ref))
-    repo, tag = split_reference(ref)
+    repo, tag, _digest = split_ref(ref)
     if tag is None:
         return ("%s %r has no tag; use a name with a tag, e.g. %s:1 (the archive records the "
                 "image under that exact tag)" % (option, ref, repo or "appfleet/web"))
@@ -58,18 +48,6 @@ def reference_error(option, ref):
     if err:
         return err.replace(", and no tag", ", then :tag")
     return tag_error(option, tag)
-
-
-def familiar_reference(ref):
-    """The reference as docker save writes it in RepoTags: ``docker.io/library/x:1`` -> ``x:1``."""
-    text = ref
-    for prefix in ("index.docker.io/", "docker.io/"):
-        if text.startswith(prefix):
-            text = text[len(prefix):]
-            break
-    if text.startswith("library/") and text.count("/") == 1:
-        text = text[len("library/"):]
-    return text
 
 
 def parse_mode(value):
@@ -182,7 +160,7 @@ def read_archive(path):
 def archive_image(path, ref):
     """(image id of ``ref`` in the archive, or None, {tag: id} of the archive)."""
     images = read_archive(path)
-    return images.get(familiar_reference(ref)), images
+    return images.get(familiar(ref)), images
 
 
 def describe_tags(images):

@@ -12,66 +12,41 @@ is written to a docker config file, and every text that leaves goes through ``sc
 
 from __future__ import annotations
 
-import re
-
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     AppfleetError,
     DockerException,
     RequestException,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._image_pull import (
-    Puller,
-    has_digest,
-    local_image,
+from ansible_collections.appfleet.docker.plugins.module_utils._image_pull import Puller
+from ansible_collections.appfleet.docker.plugins.module_utils._registry import has_digest, local_image, scrub, secret_forms
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import (
+    REGISTRY_RE,
+    familiar,
+    is_image_id,
+    name_error,
+    normal_registry,
     registry_host,
-    scrub,
-    secret_forms,
-    split_name,
+    split_ref,
+    tag_error,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import name_error, tag_error
-
-# The names Docker Hub goes by in a reference; registry_logins and the bases use docker.io.
-DOCKER_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
-_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-REGISTRY_RE = re.compile(r"^(?:%s(?:\.%s)*|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?\Z" % (_LABEL, _LABEL))
-IMAGE_ID_RE = re.compile(r"^(?:sha256:)?[0-9a-f]{64}\Z")
-
-
-def normal_registry(host):
-    """``host`` lowercased, with Docker Hub's other names as ``docker.io``."""
-    host = (host or "").lower()
-    return "docker.io" if host in DOCKER_HUB_ALIASES else host
 
 
 def base_registry(ref):
     """The registry of a base reference, as the engine decides it (``docker.io`` when it names none)."""
-    return normal_registry(registry_host(split_name(ref)[0]))
-
-
-def familiar(repo):
-    """A repository as the engine shows Docker Hub's: ``docker.io/library/busybox`` is ``busybox``."""
-    first, sep, rest = repo.partition("/")
-    if sep and normal_registry(first) == "docker.io":
-        repo = rest
-    return repo[len("library/"):] if repo.startswith("library/") and repo.count("/") == 1 else repo
+    return normal_registry(registry_host(split_ref(ref)[0]))
 
 
 def pull_name(ref):
     """The reference a pull of the base ``ref`` asks for: an implicit tag is ``latest``, as for FROM."""
-    _repo, tag, digest = split_name(ref)
+    _repo, tag, digest = split_ref(ref)
     return ref if tag is not None or digest is not None else ref + ":latest"
-
-
-def is_image_id(ref):
-    """True for a bare image id (``sha256:<64 hex>`` or 64 hex): no registry has it."""
-    return bool(IMAGE_ID_RE.match(ref or ""))
 
 
 def pullable(ref):
     """True when ``ref`` names a registry image that a pull could fetch (not a bare image id)."""
     if not ref or is_image_id(ref):
         return False
-    repo, tag, digest = split_name(ref)
+    repo, tag, digest = split_ref(ref)
     if name_error("base", repo):
         return False
     if tag is not None and tag_error("base", tag):
@@ -81,7 +56,7 @@ def pullable(ref):
 
 def refreshable(ref):
     """True when base_refresh asks the registry about ``ref``: a pullable reference by tag, not by digest."""
-    return pullable(ref) and split_name(ref)[2] is None
+    return pullable(ref) and split_ref(ref)[2] is None
 
 
 def check_logins(logins):
@@ -202,7 +177,7 @@ class Bases(object):
     @staticmethod
     def local_digest(ref, repo_digests):
         """The manifest digest the local image of ``ref`` was pulled with, from its RepoDigests; else None."""
-        repo = familiar(split_name(ref)[0])
+        repo = familiar(split_ref(ref)[0])
         for entry in repo_digests or []:
             name, _sep, digest = entry.rpartition("@")
             if familiar(name) == repo:

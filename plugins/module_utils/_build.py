@@ -17,7 +17,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
@@ -25,6 +24,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     AppfleetError,
     api_version_tuple,
 )
+from ansible_collections.appfleet.docker.plugins.module_utils._stream import read_stream_within
 
 LOG_TAIL_LINES = 30
 
@@ -169,39 +169,34 @@ def build_with_api(client, context, dockerfile, build_args, target, labels, time
     engine cancels the build; the caller tags nothing.
     """
     state = dict(lines=[], iid=None, error=None)
-    crashes = []  # an unexpected error of the reading thread, raised in this one
 
-    def read():
-        try:
-            # The HTTP read timeout only has to outlast the total limit, enforced below.
-            stream = client.api.build(path=context, dockerfile=dockerfile, buildargs=build_args or None,
-                                      target=target or None, labels=labels, rm=True, forcerm=True,
-                                      decode=True, timeout=timeout + 60, pull=False)
-            for chunk in stream:
-                if "stream" in chunk:
-                    state["lines"].extend(chunk["stream"].splitlines())
-                if "error" in chunk:
-                    state["error"] = chunk.get("error") or "build failed"
-                    state["lines"].extend(state["error"].splitlines())
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and aux.get("ID"):
-                    state["iid"] = aux["ID"]
-        except APIError as exc:
-            # The engine refused the build itself (a Dockerfile it cannot parse, say).
-            state["error"] = str(exc.explanation or exc)
+    def on_chunk(chunk):
+        if "stream" in chunk:
+            state["lines"].extend(chunk["stream"].splitlines())
+        if "error" in chunk:
+            state["error"] = chunk.get("error") or "build failed"
             state["lines"].extend(state["error"].splitlines())
-        except Exception as exc:  # handed to the caller's thread below
-            crashes.append(exc)
+        aux = chunk.get("aux")
+        if isinstance(aux, dict) and aux.get("ID"):
+            state["iid"] = aux["ID"]
 
-    reader = threading.Thread(target=read, name="appfleet-build", daemon=True)
-    reader.start()
-    reader.join(timeout)
+    # The HTTP read timeout only has to outlast the total limit, enforced by the reader.
+    def open_stream():
+        return client.api.build(path=context, dockerfile=dockerfile, buildargs=build_args or None,
+                                target=target or None, labels=labels, rm=True, forcerm=True,
+                                decode=True, timeout=timeout + 60, pull=False)
+
+    try:
+        done = read_stream_within(open_stream, on_chunk, timeout, "appfleet-build")
+    except APIError as exc:
+        # The engine refused the build itself (a Dockerfile it cannot parse, say).
+        done = True
+        state["error"] = str(exc.explanation or exc)
+        state["lines"].extend(state["error"].splitlines())
     lines = list(state["lines"])
-    if reader.is_alive():
+    if not done:
         raise BuildFailed("the build took longer than build_timeout (%s s)" % timeout,
                           step=_api_step(lines), log_tail=_tail(lines), timed_out=True)
-    if crashes:
-        raise crashes[0]
     iid, error = state["iid"], state["error"]
     if not iid and error is None:
         for line in reversed(lines):

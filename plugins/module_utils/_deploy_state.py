@@ -25,13 +25,13 @@ import random
 import re
 import shlex
 import stat
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import LABEL_APP, AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_socket import get_json
 from ansible_collections.appfleet.docker.plugins.module_utils._files import write_file_atomic
+from ansible_collections.appfleet.docker.plugins.module_utils._git import run_git
 
 STATE_VERSION = 1
 # Bounds, so that a watched directory with a surprise in it cannot stall a deploy.
@@ -119,38 +119,22 @@ def engine_state(am):
     return containers, images
 
 
-def git_env(source):
-    """Environment for a git call about ``source``: its deploy key and known hosts, no prompt."""
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", LC_ALL="C")
+def ssh_env(source):
+    """What a git call about ``source`` adds to git's environment: its deploy key and known hosts."""
     ssh = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
     if source.get("key_file"):
         ssh += ["-i", source["key_file"], "-o", "IdentitiesOnly=yes"]
     if source.get("known_hosts"):
         ssh += ["-o", "UserKnownHostsFile=%s" % source["known_hosts"]]
-    env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(part) for part in ssh)
-    env.pop("GIT_SSH", None)
-    return env
-
-
-def run_git(args, source, cwd="/"):
-    """(rc, stdout, stderr) of git with the repository's hooks and fsmonitor off."""
-    cmd = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null"] + args
-    try:
-        proc = subprocess.run(cmd, cwd=cwd, env=git_env(source), capture_output=True, text=True,
-                              timeout=GIT_TIMEOUT, check=False)
-    except subprocess.TimeoutExpired:
-        return 124, "", "no answer within %d s" % GIT_TIMEOUT
-    except FileNotFoundError as exc:
-        return 127, "", "git is not installed (%s)" % exc
-    return proc.returncode, proc.stdout, proc.stderr
+    return {"GIT_SSH_COMMAND": " ".join(shlex.quote(part) for part in ssh)}
 
 
 def checkout_commit(source):
     """The commit checked out for an app, or None."""
     if not os.path.isdir(os.path.join(source["checkout"], ".git")):
         return None
-    rc, out, _err = run_git(["rev-parse", "--verify", "HEAD^{commit}"], source, cwd=source["checkout"])
-    return out.strip() if rc == 0 else None
+    rc, out, _err = run_git(["rev-parse", "--verify", "HEAD^{commit}"], top=source["checkout"], timeout=GIT_TIMEOUT)
+    return out.decode("ascii", "replace").strip() if rc == 0 else None
 
 
 def remote_key(source):
@@ -165,7 +149,9 @@ def resolve_remote(source):
         return version, None
     # The second pattern lists an annotated tag's commit (refs/tags/<v>^{}).
     for attempt in range(1, LS_REMOTE_ATTEMPTS + 1):
-        rc, out, err = run_git(["ls-remote", "--", source["repo"], version, version + "^{}"], source)
+        rc, out, err = run_git(["ls-remote", "--", source["repo"], version, version + "^{}"], timeout=GIT_TIMEOUT,
+                               own_config_only=False, env=ssh_env(source))
+        out = out.decode("utf-8", "replace")
         if rc == 0 or attempt == LS_REMOTE_ATTEMPTS or not TRANSIENT_SSH_RE.search(err):
             break
         time.sleep(random.uniform(0.2, 0.6) * attempt)

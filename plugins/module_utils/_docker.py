@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import traceback
+from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -66,6 +67,8 @@ LABEL_APP = LABEL_PREFIX + "app"
 LABEL_SOURCE_ID = LABEL_PREFIX + "source-id"
 LABEL_GIT_COMMIT = LABEL_PREFIX + "git-commit"
 LABEL_BUILT_AT = LABEL_PREFIX + "built-at"
+# The built-at label's value: UTC, microseconds (now_label, built_at_epoch).
+BUILT_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 LABEL_PREVIOUS_IMAGE = LABEL_PREFIX + "previous-image"
 LABEL_CONFIG_HASH = LABEL_PREFIX + "config-hash"
 # The non-secret desired config as JSON, for diff output.
@@ -79,6 +82,32 @@ LABEL_CONFIG = LABEL_PREFIX + "config"
 APP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}\Z"
 APP_NAME_RULE = "lowercase letters, digits, _ and -, starting with a letter or digit, at most 63 characters"
 APP_NAME_RE = re.compile(APP_NAME_PATTERN)
+
+
+def app_error(option, value):
+    """None when ``value`` follows the app-name rule, else a message naming ``option``."""
+    if not APP_NAME_RE.match(value or ""):
+        return "%s %r is not a valid app name: use %s" % (option, value, APP_NAME_RULE)
+    return None
+
+
+def now_label():
+    """The built-at label of an image built now."""
+    return datetime.now(timezone.utc).strftime(BUILT_AT_FORMAT)
+
+
+def built_at_epoch(built_at, created):
+    """Seconds since the epoch of an image: its built-at label, else its creation time."""
+    if built_at:
+        try:
+            return datetime.strptime(built_at, BUILT_AT_FORMAT).replace(tzinfo=timezone.utc).timestamp()
+        except ValueError:
+            pass
+    try:
+        return float(created or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
 
 # Options every module takes (documented in doc_fragments/docker.py).
 DOCKER_COMMON_ARGS = dict(

@@ -31,15 +31,11 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     APIError,
     AppfleetError,
     NotFound,
+    built_at_epoch,
     is_not_found,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._files import passwd_uid
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
-    SECRET_MOUNT_DIR,
-    built_at_epoch,
-    env_list_to_dict,
-    temp_name,
-)
+from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import SECRET_MOUNT_DIR, env_list_to_dict, temp_name
 
 
 def choose_serving(containers, stable_name, upstream_port):
@@ -365,7 +361,7 @@ class Engine(object):
         return data if data else "(none)"
 
     def create(self, kwargs, host_kwargs, networks):
-        """Create (not start) a container from create_arguments() (module_utils/_spec.py); return its id."""
+        """Create (not start) a container from create_arguments() (module_utils/_container_spec.py); return its id."""
         import docker.types  # the SDK is present: AppfleetModule checked it
 
         host_kwargs = dict(host_kwargs)

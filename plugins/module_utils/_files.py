@@ -22,7 +22,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import ENV_KEY_RE
+from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import ENV_KEY_RE
 
 DEFAULT_SECRET_DIR = "/etc/appfleet/secrets"
 SECRET_FILE_MODE = 0o400

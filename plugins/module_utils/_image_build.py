@@ -25,24 +25,16 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_GIT_COMMIT,
     LABEL_SOURCE_ID,
     AppfleetError,
+    app_error,
+    now_label,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import image_id, newest_app_image
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
-    app_error,
-    default_app,
-    name_error,
-    now_label,
-    tag_error,
-)
-from ansible_collections.appfleet.docker.plugins.module_utils._source import (
-    ContextOutsideWorkTree,
-    base_images,
-    compute_source_id,
-    find_work_tree,
-    read_dockerfile,
-    rekey_bases,
-    uses_buildkit_syntax,
-)
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import default_app, name_error, tag_error
+from ansible_collections.appfleet.docker.plugins.module_utils._dockerfile import base_images, read_dockerfile, uses_buildkit_syntax
+from ansible_collections.appfleet.docker.plugins.module_utils._dockerignore import read_dockerignore
+from ansible_collections.appfleet.docker.plugins.module_utils._git import ContextOutsideWorkTree, find_work_tree
+from ansible_collections.appfleet.docker.plugins.module_utils._repo_files import RepositoryFileRefused
+from ansible_collections.appfleet.docker.plugins.module_utils._source_id import compute_source_id, rekey_bases
 
 DEFAULT_CLIS = ["/usr/bin/docker", "docker"]
 
@@ -139,16 +131,24 @@ def logic(am):
     # The bases first: absent ones are pulled (and moved ones refreshed) by the module, so the
     # source id counts them by the id the build will use, whichever builder runs.
     build_args = dict((str(k), "" if v is None else str(v)) for k, v in p["build_args"].items())
-    text = read_dockerfile(p["context"], p["dockerfile"]).decode("utf-8", "replace")
+    try:
+        # Both files the repository controls, refused before any base is pulled.
+        text = read_dockerfile(p["context"], p["dockerfile"]).decode("utf-8", "replace")
+        read_dockerignore(p["context"])
+    except RepositoryFileRefused as exc:
+        raise AppfleetError("app %s: %s" % (app, exc.msg))
     bases = Bases(am, app, logins, p["base_refresh"], p["build_timeout"])
     bases.prepare(base_images(text, build_args))
     moved = bases.moved()
     resolved = bases.ids()
 
     am.step = "computing the source id of context %s" % p["context"]
-    src = compute_source_id(p["context"], dockerfile=p["dockerfile"], build_args=p["build_args"],
-                            target=p["target"], labels=p["labels"],
-                            resolve_image=lambda ref: resolved[ref] if ref in resolved else image_id(client, ref))
+    try:
+        src = compute_source_id(p["context"], dockerfile=p["dockerfile"], build_args=p["build_args"],
+                                target=p["target"], labels=p["labels"],
+                                resolve_image=lambda ref: resolved[ref] if ref in resolved else image_id(client, ref))
+    except RepositoryFileRefused as exc:
+        raise AppfleetError("app %s: %s" % (app, exc.msg))
     tag = src["short_id"]
     ref = "%s:%s" % (name, tag)
     existing = image_id(client, ref)

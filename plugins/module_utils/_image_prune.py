@@ -8,12 +8,14 @@ Private to this collection (leading underscore): not a public API.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_APP,
     api_version_tuple,
+    app_error,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import (
     app_images,
@@ -21,13 +23,24 @@ from ansible_collections.appfleet.docker.plugins.module_utils._engine import (
     remove_image,
     rollback_targets,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
-    app_error,
-    duration_error,
-    duration_seconds,
-)
 
 BUILD_PRUNE_MIN_API = (1, 39)
+# builder_cache_until: a Go duration, as the engine's build-cache prune filter takes it.
+DURATION_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:h|m|s|ms))+\Z")
+
+
+def duration_error(option, value):
+    """None when ``value`` is a Go-style duration (24h, 1h30m, 90s), else a message."""
+    if not DURATION_RE.match(value or ""):
+        return ("%s %r is not a duration: use a number with a unit h, m or s, "
+                "e.g. 24h or 90m" % (option, value))
+    return None
+
+
+def duration_seconds(value):
+    """Seconds in a Go-style duration such as 24h, 1h30m or 90s."""
+    units = dict(h=3600.0, m=60.0, s=1.0, ms=0.001)
+    return sum(float(num) * units[unit] for num, unit in re.findall(r"([0-9.]+)(ms|h|m|s)", value))
 
 
 def check_input(am):

@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
-from ansible_collections.appfleet.docker.plugins.module_utils._image_pull import (
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import familiar, name_error, split_ref, split_registry, tag_error
+from ansible_collections.appfleet.docker.plugins.module_utils._registry import (
     ABSENT,
     RegistryRun,
     error_kind,
@@ -26,9 +27,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._image_pull import
     push_stream,
     run_scrubbed,
     scrub,
-    split_name,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import name_error, tag_error
 
 # A local image id: sha256:<64 hex>, or a prefix of its hex of 12 or more digits.
 IMAGE_ID_RE = re.compile(r"^(?:sha256:[0-9a-f]{64}|[0-9a-f]{12,64})\Z")
@@ -43,7 +42,7 @@ def source_tag(name):
         raise AppfleetError("name: must be a local image, repo:tag or an image id, e.g. web:3f2a9c1d0b7e")
     if IMAGE_ID_RE.match(name):
         return None
-    repo, tag, digest = split_name(name)
+    repo, tag, digest = split_ref(name)
     err = name_error("name", repo)
     if err:
         raise AppfleetError(err.replace(", and no tag", ", then :tag, or an image id"))
@@ -61,19 +60,18 @@ def check_repository(repository):
     if not isinstance(repository, str) or not repository.strip():
         raise AppfleetError("repository: must be a repository with its registry host, e.g. "
                             "registry.example.com:5000/team/web")
-    repo, tag, digest = split_name(repository)
+    repo, tag, digest = split_ref(repository)
     if tag is not None or digest is not None:
         raise AppfleetError("repository %r has a %s; give the repository alone (e.g. %s) and the tag in tag"
                             % (repository, "digest" if digest is not None else "tag", repo))
     err = name_error("repository", repository)
     if err:
         raise AppfleetError(err)
-    first, sep, _rest = repository.partition("/")
-    if not sep or not ("." in first or ":" in first or first == "localhost"):
+    if split_registry(repository)[0] is None:
         raise AppfleetError(
             "repository %r names no registry host; give it first, e.g. registry.example.com:5000/%s "
             "(for Docker Hub: docker.io/%s), so that an image never goes to Docker Hub by accident"
-            % (repository, repository, repository if sep else "team/" + repository))
+            % (repository, repository, repository if "/" in repository else "team/" + repository))
 
 
 def push_tag(name, tag):
@@ -87,14 +85,6 @@ def push_tag(name, tag):
     if err:
         raise AppfleetError(err)
     return tag
-
-
-def familiar(repository):
-    """``repository`` as the engine writes it in RepoDigests: Docker Hub's ``docker.io/`` and ``library/`` left out."""
-    for prefix in ("docker.io/", "library/"):
-        if repository.startswith(prefix):
-            repository = repository[len(prefix):]
-    return repository
 
 
 def up_to_date(repo_digests, repository, remote):

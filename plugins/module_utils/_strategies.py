@@ -24,7 +24,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import free_loopback_port, port_taken
 from ansible_collections.appfleet.docker.plugins.module_utils._proxy import ProxyError
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import temp_name, uses_secret_files
+from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import temp_name, uses_secret_files
 
 # Tries to start the new container when its loopback port was taken between choice and start.
 PORT_ATTEMPTS = 3

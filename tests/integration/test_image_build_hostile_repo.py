@@ -11,6 +11,7 @@ the real commit.
 from __future__ import annotations
 
 import os
+import time
 import subprocess
 
 import pytest
@@ -150,4 +151,26 @@ def test_dockerfile_linked_out_of_the_context_is_refused(docker_client, tmp_path
     assert res.get("failed") is True
     assert "app %s: dockerfile Linked.Dockerfile resolves to %s, outside context" % (REFUSED, tmp_path / "Dockerfile") \
         in res["msg"], res["msg"]
+    assert app_image_ids(docker_client, REFUSED) == []
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "a host file"])
+def test_dockerignore_linked_out_is_refused_at_once(docker_client, tmp_path, target):
+    secret = tmp_path / "host" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text("root:$6$not-for-the-image:19000:0:99999:7:::\n")
+    link = "/dev/zero" if target == "/dev/zero" else str(secret)
+    top = write_context(tmp_path / "repo", DOCKERFILE, {"index.html": "x\n"})
+    (top / ".dockerignore").symlink_to(link)
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "a link out")
+    started = time.monotonic()
+    res = run_module("image_build", dict(name="afa-test/" + REFUSED, app=REFUSED, context=str(top)), timeout=60)
+    # the module process itself takes a while to start; a read of /dev/zero would never end
+    assert time.monotonic() - started < 30
+    assert res.get("failed") is True
+    assert res["msg"] == ("app %s: .dockerignore is a symbolic link (to %s); a repository's .dockerignore "
+                          "must be a regular file inside the build context" % (REFUSED, link)), res["msg"]
+    assert "not-for-the-image" not in str(res)
     assert app_image_ids(docker_client, REFUSED) == []

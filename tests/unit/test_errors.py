@@ -11,7 +11,7 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from ansible_collections.appfleet.docker.plugins.module_utils import _docker, _engine, _lock, _proxy
 from ansible_collections.appfleet.docker.plugins.module_utils._build import BuildFailed
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
-from ansible_collections.appfleet.docker.plugins.module_utils._source import GitError
+from ansible_collections.appfleet.docker.plugins.module_utils._git import GitError
 
 
 class _Wrapper(_docker.AppfleetModule):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 
 import pytest
 from docker import errors as docker_errors
 
 from ansible_collections.appfleet.docker.plugins.module_utils import _image_pull as ip
+from ansible_collections.appfleet.docker.plugins.module_utils import _registry as reg
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
 from .registry_fakes import FakeClient, InspectApi, StreamApi
@@ -45,74 +44,6 @@ def test_reference_refused_naming_name(ref, words):
     for word in words:
         assert word in err.value.msg
     assert err.value.msg.startswith("name")
-
-
-@pytest.mark.parametrize("repo, host", [
-    ("git:5000/lab/hello", "git:5000"),
-    ("registry.example.com/team/web", "registry.example.com"),
-    ("localhost/web", "localhost"),
-    ("team/web", "docker.io"),
-    ("web", "docker.io"),
-])
-def test_registry_host(repo, host):
-    assert ip.registry_host(repo) == host
-
-
-def test_scrub_masks_every_form_of_the_password():
-    forms = ip.secret_forms("deploy", PASSWORD)
-    header = base64.urlsafe_b64encode(json.dumps(dict(username="deploy", password=PASSWORD)).encode()).decode()
-    basic = base64.b64encode(("deploy:" + PASSWORD).encode()).decode()
-    texts = [
-        "plain %s end" % PASSWORD,
-        "json %s end" % json.dumps(PASSWORD),
-        "url https://deploy:%s@registry/v2/ end" % "p%40ss%20w0rd%2F%22x%22%2B%25%26%3D%3B",
-        "form p%40ss+w0rd%2F%22x%22%2B%25%26%3D%3B end",
-        "header X-Registry-Auth: %s end" % header,
-        "basic Authorization: Basic %s end" % basic,
-    ]
-    for text in texts:
-        out = ip.scrub(text, forms)
-        assert ip.MASK in out
-        assert "w0rd" not in out and header not in out and basic not in out, out
-    nested = ip.scrub({"msg": [PASSWORD, {"k": "a " + PASSWORD}], "n": 3, PASSWORD: None}, forms)
-    assert PASSWORD not in json.dumps(nested) and nested["n"] == 3
-
-
-def test_scrub_without_a_password_changes_nothing():
-    assert ip.secret_forms(None, None) == []
-    assert ip.scrub("unauthorized: authentication required", []) == "unauthorized: authentication required"
-
-
-# Texts as Engine 20.10 returns them (pull or distribution inspect), checked against a
-# docker-registry 2.8 on 127.0.0.1; the TLS ones as Go's crypto/x509 words them.
-ENGINE_TEXTS = [
-    ("unauthorized: authentication required", False, "auth"),
-    ('Head "https://127.0.0.1:5599/v2/afa/proto/manifests/1": no basic auth credentials', False, "auth"),
-    ("pull access denied for team/web, repository does not exist or may require 'docker login': "
-     "denied: requested access to the resource is denied", False, "auth"),
-    ("manifest for 127.0.0.1:5599/afa/proto:nope not found: manifest unknown: manifest unknown", True, "missing"),
-    ("manifest unknown: manifest unknown", True, "missing"),
-    ("some text the classifier does not know", True, "missing"),
-    ('Get "https://registry.example.com:5000/v2/": x509: certificate signed by unknown authority', False, "tls"),
-    ('Get "https://registry.example.com/v2/": tls: failed to verify certificate: x509: certificate has '
-     'expired or is not yet valid', False, "tls"),
-    ('Get "https://10.0.0.5:5000/v2/": x509: cannot validate certificate for 10.0.0.5 because it doesn\'t '
-     'contain any IP SANs', False, "tls"),
-    ('Get "https://git:5000/v2/": http: server gave HTTP response to HTTPS client', False, "http"),
-    ('Get "http://127.0.0.1:5598/v2/": dial tcp 127.0.0.1:5598: connect: connection refused', False, "unreachable"),
-    ('Get "https://nohost.example:5000/v2/": dial tcp: lookup nohost.example on 10.0.0.2:53: no such host',
-     False, "unreachable"),
-    ('Get "https://registry.example.com/v2/": net/http: request canceled while waiting for connection '
-     '(Client.Timeout exceeded while awaiting headers)', False, "unreachable"),
-    ("read tcp 127.0.0.1:34508->127.0.0.1:5599: read: connection reset by peer", False, "unreachable"),
-    ("unexpected EOF", False, "unreachable"),
-    ("filesystem layer verification failed for digest sha256:abc", False, "other"),
-]
-
-
-@pytest.mark.parametrize("text, not_found, kind", ENGINE_TEXTS)
-def test_error_kind(text, not_found, kind):
-    assert ip.error_kind(text, not_found) == kind
 
 
 NAME = "registry.example.com:5000/team/web:1"
@@ -165,7 +96,7 @@ def test_fail_scrubs_the_password_from_an_engine_text():
     with pytest.raises(AppfleetError) as err:
         puller.fail("unauthorized: bad password %s for deploy" % PASSWORD, "auth")
     assert PASSWORD not in err.value.msg and "w0rd" not in err.value.msg
-    assert ip.MASK in err.value.msg and "'deploy'" in err.value.msg
+    assert reg.MASK in err.value.msg and "'deploy'" in err.value.msg
 
 
 def test_logic_scrubs_any_other_error():
@@ -182,27 +113,7 @@ def test_logic_scrubs_any_other_error():
             ip.logic(am)
     finally:
         ip.Puller.run = original
-    assert PASSWORD not in err.value.msg and ip.MASK in err.value.msg
-
-
-@pytest.mark.parametrize("digests, digest, found", [
-    (["r/web@" + DIGEST], DIGEST, True),
-    (["other/repo@" + DIGEST], DIGEST, True),
-    (["r/web@sha256:" + "0" * 64], DIGEST, False),
-    ([], DIGEST, False),
-])
-def test_has_digest(digests, digest, found):
-    assert ip.has_digest(digests, digest) is found
-
-
-@pytest.mark.parametrize("message, error", [
-    ({"status": "Pulling from afa/proto", "id": "1"}, None),
-    ({"error": "unauthorized", "errorDetail": {"message": "unauthorized"}}, "unauthorized"),
-    ({"errorDetail": {"message": "manifest unknown"}}, "manifest unknown"),
-    ("not a dict", None),
-])
-def test_stream_error(message, error):
-    assert ip.stream_error(message) == error
+    assert PASSWORD not in err.value.msg and reg.MASK in err.value.msg
 
 
 def test_pull_stream_passes_the_credentials_as_this_pulls_auth_config():

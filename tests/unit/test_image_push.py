@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from docker import errors as docker_errors
 
 from ansible_collections.appfleet.docker.plugins.module_utils import _image_pull as ip
+from ansible_collections.appfleet.docker.plugins.module_utils import _registry as reg
 from ansible_collections.appfleet.docker.plugins.module_utils import _image_push as ipu
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
-from .registry_fakes import FakeClient, InspectApi, StreamApi
+from .registry_fakes import FakeClient, InspectApi
 
 DIGEST = "sha256:" + "1780c68e28f29652181ce4f584e896857fe950f26f11553464e550db9b521523"
 OTHER = "sha256:" + "9ca0a2c812710a9aadb1b58b0e16eaba2eb977ec59fa36eaf7b036b6f8df084b"
@@ -88,7 +88,7 @@ def test_repository_refused(repository, words):
     ([REPO + "@" + DIGEST], REPO, DIGEST, True),
     ([REPO + "@" + OTHER], REPO, DIGEST, False),
     (["registry.example.com:5000/team/api@" + DIGEST], REPO, DIGEST, False),
-    ([REPO + "@" + DIGEST], REPO, ip.ABSENT, False),
+    ([REPO + "@" + DIGEST], REPO, reg.ABSENT, False),
     ([REPO + "@" + DIGEST], REPO, None, False),
     ([], REPO, DIGEST, False),
     (["team/web@" + DIGEST], "docker.io/team/web", DIGEST, True),
@@ -96,36 +96,6 @@ def test_repository_refused(repository, words):
 ])
 def test_up_to_date(digests, repository, remote, want):
     assert ipu.up_to_date(digests, repository, remote) is want
-
-
-def test_push_stream_reads_the_digest_with_this_pushs_credentials():
-    api = StreamApi([{"status": "Pushed", "id": "1"},
-                     {"status": "s1: digest: %s size: 528" % DIGEST},
-                     {"progressDetail": {}, "aux": {"Tag": "s1", "Digest": DIGEST, "Size": 528}}])
-    auth = dict(username="deploy", password=PASSWORD)
-    assert ip.push_stream(FakeClient(api), REPO, "s1", auth, 5) == (None, False, False, DIGEST)
-    assert api.calls == [dict(repository=REPO, tag="s1", auth_config=auth, stream=True, decode=True)]
-
-
-def test_push_stream_reports_the_streamed_error():
-    api = StreamApi([{"status": "The push refers to repository [%s]" % REPO},
-                     {"errorDetail": {"message": "unauthorized: authentication required"},
-                      "error": "unauthorized: authentication required"}])
-    assert ip.push_stream(FakeClient(api), REPO, "s1", None, 5) == (
-        "unauthorized: authentication required", False, False, None)
-
-
-def test_push_stream_is_a_total_time_limit():
-    api = StreamApi([{"status": "Pushing"}] * 3, pause=2.0)
-    started = time.monotonic()
-    assert ip.push_stream(FakeClient(api), REPO, "s1", None, 0.3) == (None, False, True, None)
-    assert time.monotonic() - started < 1.5
-
-
-def test_push_stream_reports_the_engines_refusal():
-    error = docker_errors.NotFound("404", explanation="An image does not exist locally with the tag: " + REPO)
-    assert ip.push_stream(FakeClient(StreamApi(error=error)), REPO, "s1", None, 5) == (
-        "An image does not exist locally with the tag: " + REPO, True, False, None)
 
 
 X509 = 'Get "https://registry.example.com:5000/v2/": x509: certificate signed by unknown authority'
@@ -144,7 +114,7 @@ X509 = 'Get "https://registry.example.com:5000/v2/": x509: certificate signed by
     ("other", "deploy", ["repository: pushing %s:s1 to the registry registry.example.com:5000 failed" % REPO]),
 ])
 def test_push_messages_name_the_option_and_the_fix(kind, username, words):
-    msg = ip.registry_error(REPO + ":s1", "ENGINE TEXT", kind, username, option="repository", verb="push")
+    msg = reg.registry_error(REPO + ":s1", "ENGINE TEXT", kind, username, option="repository", verb="push")
     for word in words:
         assert word in msg
     assert "ENGINE TEXT" in msg
@@ -175,10 +145,10 @@ def pusher(api):
 
 @pytest.mark.parametrize("api, want, warned", [
     (InspectApi(answer={"Descriptor": {"digest": DIGEST}}), DIGEST, False),
-    (InspectApi(error=docker_errors.NotFound("404", explanation="manifest unknown: manifest unknown")), ip.ABSENT,
+    (InspectApi(error=docker_errors.NotFound("404", explanation="manifest unknown: manifest unknown")), reg.ABSENT,
      False),
     (InspectApi(error=docker_errors.NotFound("404", explanation="name unknown: repository name not known")),
-     ip.ABSENT, False),
+     reg.ABSENT, False),
     (InspectApi(version="1.29"), None, True),
     (InspectApi(error=docker_errors.APIError("500", explanation="schema1 manifest, token %s" % PASSWORD)), None,
      True),
@@ -206,7 +176,7 @@ def test_logic_scrubs_any_other_error(monkeypatch):
     monkeypatch.setattr(ipu.Pusher, "run", boom)
     with pytest.raises(AppfleetError) as err:
         ipu.logic(FakeModule(dict(name="web:s1", repository=REPO, username="deploy", password=PASSWORD)))
-    assert PASSWORD not in err.value.msg and ip.MASK in err.value.msg
+    assert PASSWORD not in err.value.msg and reg.MASK in err.value.msg
 
 
 @pytest.mark.parametrize("ref, words", [

@@ -5,43 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.appfleet.docker.plugins.module_utils._build import buildkit_failed_step
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import (
-    app_error,
-    default_app,
-    duration_error,
-    duration_seconds,
-    name_error,
-    tag_error,
-)
-
-
-@pytest.mark.parametrize("name, ok", [
-    ("web", True),
-    ("team/web-app", True),
-    ("registry.example.com:5000/team/web", True),
-    ("localhost/web", True),
-    ("a__b.c-d", True),
-    ("Web", False),
-    ("web:latest", False),
-    ("web@sha256:abc", False),
-    ("web app", False),
-    ("-web", False),
-    ("web-", False),
-    ("a..b", False),
-    ("", False),
-    ("a/" * 130 + "b", False),
-])
-def test_image_name(name, ok):
-    err = name_error("name", name)
-    assert (err is None) is ok
-    if not ok:
-        assert err.startswith("name ") and "not a valid image name" in err
-
-
-@pytest.mark.parametrize("tag, ok", [("latest", True), ("v1.2_3-rc", True), (".x", False), ("-x", False),
-                                     ("a" * 129, False), ("a/b", False)])
-def test_tag(tag, ok):
-    assert (tag_error("also_tag", tag) is None) is ok
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import default_app
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import app_error
+from ansible_collections.appfleet.docker.plugins.module_utils._image_prune import duration_error, duration_seconds
 
 
 @pytest.mark.parametrize("app, ok", [("web", True), ("web_1-api", True), ("a" * 63, True), ("Web", False),

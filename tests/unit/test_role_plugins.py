@@ -7,7 +7,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.appfleet.docker.plugins.filter.upstream import FilterModule
 from ansible_collections.appfleet.docker.plugins.module_utils import _proxy
-from ansible_collections.appfleet.docker.plugins.module_utils._spec import app_error
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import app_error
 from ansible_collections.appfleet.docker.plugins.test.app_name import TestModule
 
 FILTERS = FilterModule().filters()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.appfleet.docker.plugins.module_utils import _spec
+from ansible_collections.appfleet.docker.plugins.module_utils import _config_hash, _container_spec
 
 # The params app_container passes for this task (every option, module defaults applied):
 #   name: web, image: web:1, port: 8080, env: {LOG_LEVEL: info}, secret_env: {API_TOKEN: ...},
@@ -32,40 +32,40 @@ V1_LABEL = "48f71f48e9d8ffa6333aa4501e6c32113c00b236104c10376f37dfad4a1274db"
 def cfg(**over):
     params = dict(MODULE_PARAMS)
     params.update(over)
-    return _spec.desired_config(params)
+    return _container_spec.desired_config(params)
 
 
 def test_v1_label_of_the_previous_release_still_matches():
-    assert _spec.config_hash_v1(cfg()) == V1_LABEL
-    assert _spec.hash_matches(V1_LABEL, cfg())
+    assert _config_hash.config_hash_v1(cfg()) == V1_LABEL
+    assert _config_hash.hash_matches(V1_LABEL, cfg())
     # A real change is still one.
-    assert not _spec.hash_matches(V1_LABEL, cfg(env={"LOG_LEVEL": "debug"}))
+    assert not _config_hash.hash_matches(V1_LABEL, cfg(env={"LOG_LEVEL": "debug"}))
 
 
 def test_v2_label_format_and_match():
-    label = _spec.config_hash(cfg())
+    label = _config_hash.config_hash(cfg())
     assert label.startswith("v2:") and len(label) == 3 + 64
-    assert _spec.hash_matches(label, cfg())
-    assert not _spec.hash_matches(label, cfg(memory="256m"))
+    assert _config_hash.hash_matches(label, cfg())
+    assert not _config_hash.hash_matches(label, cfg(memory="256m"))
 
 
 @pytest.mark.parametrize("label", [None, "", "v9:abc", "not-a-hash"])
 def test_unknown_labels_do_not_match(label):
-    assert not _spec.hash_matches(label, cfg())
+    assert not _config_hash.hash_matches(label, cfg())
 
 
 def test_v2_leaves_out_defaults_and_none():
     base = cfg()
     # An option a later release adds, left unset or at the default, changes nothing.
-    assert _spec.config_hash(dict(base, some_new_option=None)) == _spec.config_hash(base)
-    assert _spec.config_hash(dict(base, read_only=False)) == _spec.config_hash(base)
+    assert _config_hash.config_hash(dict(base, some_new_option=None)) == _config_hash.config_hash(base)
+    assert _config_hash.config_hash(dict(base, read_only=False)) == _config_hash.config_hash(base)
     # The same container asked for with and without the module's defaults spelled out.
-    bare = _spec.desired_config({"name": "web", "port": 8080, "env": {"LOG_LEVEL": "info"},
-                                 "secret_env": {"API_TOKEN": "x"},
-                                 "log_options": {"max-size": "10m", "max-file": "3"},
-                                 "pids_limit": 1024, "stop_timeout": 10,
-                                 "security_opts": ["no-new-privileges:true"]})
-    assert _spec.config_hash(bare) == _spec.config_hash(base)
+    bare = _container_spec.desired_config({"name": "web", "port": 8080, "env": {"LOG_LEVEL": "info"},
+                                           "secret_env": {"API_TOKEN": "x"},
+                                           "log_options": {"max-size": "10m", "max-file": "3"},
+                                           "pids_limit": 1024, "stop_timeout": 10,
+                                           "security_opts": ["no-new-privileges:true"]})
+    assert _config_hash.config_hash(bare) == _config_hash.config_hash(base)
 
 
 @pytest.mark.parametrize("over", [
@@ -78,4 +78,4 @@ def test_v2_leaves_out_defaults_and_none():
     {"port": 9090},
 ])
 def test_v2_settings_that_change_the_container_change_the_hash(over):
-    assert _spec.config_hash(cfg(**over)) != _spec.config_hash(cfg())
+    assert _config_hash.config_hash(cfg(**over)) != _config_hash.config_hash(cfg())

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
-from ansible_collections.appfleet.docker.plugins.module_utils import _source
-from ansible_collections.appfleet.docker.plugins.module_utils._source import base_images, compute_source_id
+from ansible_collections.appfleet.docker.plugins.module_utils import _dockerignore, _git, _repo_files, _source_id
+from ansible_collections.appfleet.docker.plugins.module_utils._source_id import compute_source_id
 
 DOCKERFILE = "FROM base:1\nCOPY . /app\n"
 IGNORE = "*.log\nscratch/\n"
@@ -143,7 +145,7 @@ def test_commit_of_dirty_work_changes_id_and_commit(tmp_path):
     assert clean["dirty"] is False and dirty["dirty"] is True and committed["dirty"] is False
     assert dirty["git_commit"] == clean["git_commit"] != committed["git_commit"]
     assert len({clean["source_id"], dirty["source_id"], committed["source_id"]}) == 3
-    assert committed["kind"] == "git" and len(committed["short_id"]) == _source.SHORT_ID_LENGTH
+    assert committed["kind"] == "git" and len(committed["short_id"]) == _source_id.SHORT_ID_LENGTH
 
 
 def test_context_in_a_subdirectory_of_a_repo(tmp_path):
@@ -186,31 +188,6 @@ def test_plain_context_id_does_not_depend_on_location(tmp_path):
     assert source_id(a) == source_id(b)
 
 
-@pytest.mark.parametrize("dockerfile, args, refs", [
-    ("FROM scratch\nCOPY a /\n", None, []),
-    ("FROM busybox:1 AS build\nRUN true\nFROM build\n", None, ["busybox:1"]),
-    ("ARG BASE=debian:12\nFROM ${BASE}\n", None, ["debian:12"]),
-    ("ARG BASE=debian:12\nFROM $BASE\n", {"BASE": "alpine:3"}, ["alpine:3"]),
-    ("FROM --platform=linux/amd64 a:1 as one\nFROM b:2\nCOPY --from=one /x /x\nCOPY --from=c:3 /y /y\n",
-     None, ["a:1", "b:2", "c:3"]),
-    ("# comment\nFROM \\\n  a:1\n", None, ["a:1"]),
-    ("# escape=`\nFROM `\n  a:1\n", None, ["a:1"]),
-])
-def test_base_images(dockerfile, args, refs):
-    assert base_images(dockerfile, args) == refs
-
-
-@pytest.mark.parametrize("dockerfile, needs", [
-    ("FROM a\nRUN --mount=type=cache,target=/c true\n", True),
-    ("FROM a\nRUN \\\n  --mount=type=cache,target=/c true\n", True),
-    ("FROM a\nRUN echo --mount\n", False),
-    ("FROM a\nCOPY --chmod=755 x /x\n", True),
-    ("FROM a\nCOPY x /x\n", False),
-])
-def test_uses_buildkit_syntax(dockerfile, needs):
-    assert _source.uses_buildkit_syntax(dockerfile) is needs
-
-
 def _fake_git_dir(path):
     """A committed directory that git discovery would take for a repository."""
     for sub in ("objects", "refs"):
@@ -230,7 +207,7 @@ def test_work_tree_is_the_checkout_not_a_fake_git_dir(tmp_path, below):
     (ctx / "Dockerfile").write_text(DOCKERFILE)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "first")
-    assert _source.find_work_tree(str(ctx)) == (str(repo.resolve()), "app/web" if below else "app")
+    assert _git.find_work_tree(str(ctx)) == (str(repo.resolve()), "app/web" if below else "app")
     src = compute_source_id(str(ctx), resolve_image=BASES.get)
     head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
                           text=True, check=True).stdout.strip()
@@ -242,7 +219,7 @@ def test_git_file_or_foreign_owner_counts_by_content(tmp_path):
     linked.mkdir()
     (linked / ".git").write_text("gitdir: /nonexistent\n")
     (linked / "Dockerfile").write_text(DOCKERFILE)
-    assert _source.find_work_tree(str(linked)) is None
+    assert _git.find_work_tree(str(linked)) is None
     assert compute_source_id(str(linked))["kind"] == "files"
     if os.geteuid() != 0:
         return
@@ -261,11 +238,81 @@ def test_context_linked_out_of_its_work_tree_is_refused(tmp_path):
     git(repo, "init", "-q")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "a link out")
-    with pytest.raises(_source.ContextOutsideWorkTree):
+    with pytest.raises(_git.ContextOutsideWorkTree):
         compute_source_id(str(repo / "app"))
     # a link that stays in the work tree is fine
     (repo / "inner").symlink_to(repo / "scratch")
-    assert _source.find_work_tree(str(repo / "inner")) == (str(repo.resolve()), "scratch")
+    assert _git.find_work_tree(str(repo / "inner")) == (str(repo.resolve()), "scratch")
+
+
+# --------------------------------------------------------------------------- repository files as data
+
+def _hostile(tmp_path, rel, target, use_git):
+    """A context whose ``rel`` is a symlink to ``target``."""
+    ctx = make_context(tmp_path / "ctx", False)
+    (ctx / rel).unlink()
+    (ctx / rel).symlink_to(target)
+    if use_git:
+        git(ctx, "init", "-q")
+        commit_all(ctx, "hostile")
+    return ctx
+
+
+def _host_secret(tmp_path):
+    secret = tmp_path / "host" / "shadow"
+    secret.parent.mkdir()
+    secret.write_text("root:$6$secret:19000:0:99999:7:::\n")
+    return secret
+
+
+@pytest.mark.parametrize("use_git", [False, True], ids=["files", "git"])
+@pytest.mark.parametrize("rel, target, why", [
+    (".dockerignore", "/dev/zero", "is a symbolic link (to /dev/zero)"),
+    (".dockerignore", "SECRET", "is a symbolic link (to SECRET)"),
+    ("Dockerfile", "SECRET", "is a symbolic link (to SECRET)"),
+], ids=["dockerignore to /dev/zero", "dockerignore to a host file", "Dockerfile to a host file"])
+def test_repository_file_linked_out_is_refused_at_once(tmp_path, use_git, rel, target, why):
+    secret = _host_secret(tmp_path)
+    target = target.replace("SECRET", str(secret))
+    ctx = _hostile(tmp_path, rel, target, use_git)
+    started = time.monotonic()
+    # A read of /dev/zero never ends: the alarm turns a regression into a failure, not a hang.
+    signal.alarm(5)
+    try:
+        with pytest.raises(_repo_files.RepositoryFileRefused) as err:
+            compute_source_id(str(ctx), resolve_image=BASES.get)
+    finally:
+        signal.alarm(0)
+    assert time.monotonic() - started < 1
+    noun = "Dockerfile" if rel == "Dockerfile" else ".dockerignore"
+    assert err.value.msg == ("%s %s; a repository's %s must be a regular file inside the build context"
+                             % (rel, why.replace("SECRET", str(secret)), noun))
+    assert "secret" not in err.value.msg.replace(str(secret), "")
+
+
+def test_repository_file_must_be_a_regular_file_inside_and_small(tmp_path):
+    ctx = make_context(tmp_path / "ctx", False)
+    (ctx / ".dockerignore").unlink()
+    os.mkfifo(str(ctx / ".dockerignore"))
+    with pytest.raises(_repo_files.RepositoryFileRefused, match=r"^\.dockerignore is a named pipe; "):
+        compute_source_id(str(ctx))
+    (ctx / ".dockerignore").unlink()
+    (ctx / ".dockerignore").write_bytes(b"#" * (_dockerignore.DOCKERIGNORE_MAX_BYTES + 1))
+    with pytest.raises(_repo_files.RepositoryFileRefused, match=r"^\.dockerignore is bigger than 1048576 bytes; "):
+        compute_source_id(str(ctx))
+    (ctx / ".dockerignore").write_bytes(b"#" * _dockerignore.DOCKERIGNORE_MAX_BYTES)
+    assert compute_source_id(str(ctx))["kind"] == "files"
+    # a directory of the context that is a link out: the Dockerfile below it resolves outside
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "Dockerfile").write_text(DOCKERFILE)
+    (ctx / "docker").symlink_to(outside)
+    with pytest.raises(_repo_files.RepositoryFileRefused,
+                       match=r"^docker/Dockerfile resolves to %s, outside the context; " % (outside / "Dockerfile")):
+        compute_source_id(str(ctx), dockerfile="docker/Dockerfile")
+    # no .dockerignore at all is fine
+    (ctx / ".dockerignore").unlink()
+    assert compute_source_id(str(ctx))["kind"] == "files"
 
 
 # --------------------------------------------------------------------------- v2: what the builder sees
@@ -355,8 +402,8 @@ def test_ls_tree_keys_the_files_not_the_reading_of_them(tmp_path, monkeypatch):
     """A clean git context is keyed on git's blob ids: no file of it is hashed."""
     repo, web = monorepo(tmp_path)
     seen = []
-    real = _source._hash_file_into
-    monkeypatch.setattr(_source, "_hash_file_into", lambda d, p: (seen.append(p), real(d, p)))
+    real = _source_id.hash_file_into
+    monkeypatch.setattr(_source_id, "hash_file_into", lambda d, p: (seen.append(p), real(d, p)))
     assert compute_source_id(str(web), resolve_image=BASES.get)["kind"] == "git"
     assert seen == []
     (web / "app.txt").write_text("dirty\n")
@@ -411,10 +458,10 @@ def test_submodule_head_on_a_branch_is_read_from_refs(tmp_path):
     sub = web / "lib"
     git(sub, "checkout", "-q", "-b", "work")
     expected = head(sub)
-    assert _source.submodule_head(str(sub)) == expected
+    assert _git.submodule_head(str(sub)) == expected
     git(sub, "pack-refs", "--all")
-    assert _source.submodule_head(str(sub)) == expected
-    assert _source.submodule_head(str(web / "pkg-none")) is None
+    assert _git.submodule_head(str(sub)) == expected
+    assert _git.submodule_head(str(web / "pkg-none")) is None
 
 
 def test_context_inside_a_submodule_counts_by_content(tmp_path):
@@ -434,14 +481,14 @@ def test_unresolved_bases_are_resolved_again_after_a_build(tmp_path):
     ctx = make_context(tmp_path / "ctx", True)
     absent = compute_source_id(str(ctx), resolve_image=lambda ref: None)
     present = compute_source_id(str(ctx), resolve_image=BASES.get)
-    after = _source.rekey_bases(absent, BASES.get)
+    after = _source_id.rekey_bases(absent, BASES.get)
     assert absent["source_id"] != present["source_id"] == after["source_id"]
     assert after["short_id"] == present["short_id"]
     # a base that stays absent (BuildKit keeps what it pulls in its own cache) keeps the id
-    assert _source.rekey_bases(absent, lambda ref: None) is absent
+    assert _source_id.rekey_bases(absent, lambda ref: None) is absent
     # a base that was present keeps the id it had when the build started
     other = {"base:1": "sha256:" + "c" * 64}.get
-    assert _source.rekey_bases(present, other)["source_id"] == present["source_id"]
+    assert _source_id.rekey_bases(present, other)["source_id"] == present["source_id"]
 
 
 # A plain context and its ids, frozen: v1 as release 1 computed it, v2 as this one does.
@@ -462,7 +509,7 @@ def _frozen_context(tmp_path):
 def test_v2_id_differs_from_v1(tmp_path):
     ctx = _frozen_context(tmp_path)
     src = compute_source_id(str(ctx), resolve_image={"base:1": "sha256:" + "a" * 64}.get)
-    assert _source.SOURCE_ID_VERSION == 2 and src["material"]["v"] == 2
+    assert _source_id.SOURCE_ID_VERSION == 2 and src["material"]["v"] == 2
     assert src["source_id"] != FROZEN_V1
     v1_material = dict(src["material"], v=1)
-    assert _source._id_of(v1_material) == FROZEN_V1, "v1 differed from v2 only by its version here"
+    assert _source_id._id_of(v1_material) == FROZEN_V1, "v1 differed from v2 only by its version here"

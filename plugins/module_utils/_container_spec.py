@@ -1,25 +1,22 @@
 # -*- coding: utf-8 -*-
 # Copyright: appfleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The input of the modules, checked and normalised: pure functions only.
+"""app_container's input, checked and normalised: pure functions only.
 
 Private to this collection (leading underscore): not a public API.
 
-No Docker client and no file I/O here (unit tested): app_container's input
-validation, its desired config, the stable config hash, the diff, the pure
-arguments of a new container; and the image, tag, app-name and duration checks
-of image_build, app_info and image_prune.
+No Docker client and no file I/O here (unit tested): the input validation, the
+desired config, the diff and the pure arguments of a new container. Its hash is
+in _config_hash.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import ipaddress
 import posixpath
 import re
-from datetime import datetime, timezone
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     APP_NAME_RE,
@@ -31,6 +28,8 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_SOURCE_ID,
     AppfleetError,
 )
+from ansible_collections.appfleet.docker.plugins.module_utils._config_hash import config_hash
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import image_error
 
 # The collection's app-name rule (module_utils/_docker.py).
 NAME_RE = APP_NAME_RE
@@ -197,6 +196,10 @@ def validate(params):
                             "starting with a letter or digit, at most 63 characters)" % (cname,))
     if params.get("state", "present") == "present" and not params.get("rollback") and not params.get("image"):
         raise AppfleetError("image: required unless rollback is true or state is absent")
+    if params.get("image"):
+        err = image_error("image", params["image"])
+        if err:
+            raise AppfleetError(err)
     if params.get("port") is not None:
         _port_number(params["port"], "port")
     fixed_host_port = False
@@ -367,60 +370,6 @@ def desired_config(params):
     return cfg
 
 
-# Schema version of the config hash, the prefix of the label value (``v2:<hex>``).
-CONFIG_HASH_VERSION = "v2"
-# The value each desired_config() key has when its option is not set (the module's defaults
-# as of schema v2). A key holding it is left out of the v2 hash, so an option added in a later
-# release, left at its default, changes no hash and swaps no container. Frozen here on purpose:
-# a changed module default that changes the container does change the hash.
-CONFIG_DEFAULTS_V2 = {
-    "command": None, "env": {}, "secret_env_keys": [], "secret_delivery": "file", "secret_uid": None,
-    "port": None, "published_ports": [], "volumes": [], "networks": [], "restart_policy": "unless-stopped",
-    "labels": {}, "healthcheck": None, "log_driver": None, "log_options": {}, "memory": None, "cpus": None,
-    "stop_timeout": 10, "user": None, "read_only": False, "tmpfs": [], "cap_drop": [], "cap_add": [],
-    "pids_limit": 1024, "security_opts": ["no-new-privileges:true"],
-}
-
-
-def config_hash(cfg):
-    """The label value of the desired config: ``v2:<sha256>`` of its non-default settings."""
-    # A key unknown to v2 (a later option) counts as default when None; a None where v2's default
-    # is not None (pids_limit unset: no limit) is a setting of its own and stays.
-    kept = dict((k, v) for k, v in cfg.items() if CONFIG_DEFAULTS_V2.get(k) != v)
-    text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
-    return "%s:%s" % (CONFIG_HASH_VERSION, hashlib.sha256(text.encode("utf-8")).hexdigest())
-
-
-def config_hash_v1(cfg):
-    """The hash of releases before schema v2 (a bare sha256 over every key, None included).
-
-    Kept only to recognise containers made by those releases: one whose label
-    equals this hash of the desired config is unchanged and is not swapped.
-    """
-    text = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def hash_matches(label, cfg):
-    """True when a container's config-hash label is the hash of ``cfg`` (any schema version)."""
-    if not label:
-        return False
-    if label.startswith(CONFIG_HASH_VERSION + ":"):
-        return label == config_hash(cfg)
-    if re.match(r"^[0-9a-f]{64}\Z", label):
-        return label == config_hash_v1(cfg)
-    return False  # an unknown (later) schema: swap once to this release's
-
-
-def stored_config(labels):
-    """The desired config a container was created with (from its label), or {}."""
-    try:
-        data = json.loads((labels or {}).get(LABEL_CONFIG) or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def env_list_to_dict(env_list):
     out = {}
     for item in env_list or []:
@@ -546,73 +495,3 @@ def create_arguments(params, cfg, app, image_id, name, host_port, secret_release
     if cfg["user"]:
         kwargs["user"] = cfg["user"]
     return kwargs, host_kwargs
-
-
-# ------------------------------------------- image_build, app_info, image_prune input
-
-BUILT_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-# Docker's reference grammar (distribution/reference), without tag or digest.
-_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = r"(?:%s(?:\.%s)*(?::[0-9]+)?)" % (_DOMAIN_COMPONENT, _DOMAIN_COMPONENT)
-_NAME_RE = re.compile(r"^(?:%s/)?%s(?:/%s)*$" % (_DOMAIN, _PATH_COMPONENT, _PATH_COMPONENT))
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_DURATION_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:h|m|s|ms))+$")
-
-
-def name_error(option, value):
-    """None when ``value`` is a valid image repository name, else a message."""
-    if not value or len(value) > 255 or not _NAME_RE.match(value):
-        return ("%s %r is not a valid image name: use lowercase letters, digits and . _ - "
-                "separators, optionally prefixed by a registry host and / (e.g. web or "
-                "registry.example.com/team/web), and no tag" % (option, value))
-    return None
-
-
-def tag_error(option, value):
-    if not _TAG_RE.match(value or ""):
-        return ("%s %r is not a valid image tag: use up to 128 letters, digits, _ . -, "
-                "not starting with . or -" % (option, value))
-    return None
-
-
-def app_error(option, value):
-    if not APP_NAME_RE.match(value or ""):
-        return "%s %r is not a valid app name: use %s" % (option, value, APP_NAME_RULE)
-    return None
-
-
-def duration_error(option, value):
-    if not _DURATION_RE.match(value or ""):
-        return ("%s %r is not a duration: use a number with a unit h, m or s, "
-                "e.g. 24h or 90m" % (option, value))
-    return None
-
-
-def duration_seconds(value):
-    """Seconds in a Go-style duration such as 24h, 1h30m or 90s."""
-    units = dict(h=3600.0, m=60.0, s=1.0, ms=0.001)
-    return sum(float(num) * units[unit] for num, unit in re.findall(r"([0-9.]+)(ms|h|m|s)", value))
-
-
-def default_app(name):
-    """The app name of an image repository name: its last path component."""
-    return name.rsplit("/", 1)[-1]
-
-
-def now_label():
-    return datetime.now(timezone.utc).strftime(BUILT_AT_FORMAT)
-
-
-def built_at_epoch(built_at, created):
-    """Seconds since the epoch of an image: its built-at label, else its creation time."""
-    if built_at:
-        try:
-            return datetime.strptime(built_at, BUILT_AT_FORMAT).replace(tzinfo=timezone.utc).timestamp()
-        except ValueError:
-            pass
-    try:
-        return float(created or 0)
-    except (TypeError, ValueError):
-        return 0.0

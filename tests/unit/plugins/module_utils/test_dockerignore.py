@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.appfleet.docker.plugins.module_utils._source import DockerIgnore, parse_dockerignore
+from ansible_collections.appfleet.docker.plugins.module_utils._dockerignore import DockerIgnore, parse_dockerignore
 
 
 @pytest.mark.parametrize("rules, path, ignored", [

@@ -1,0 +1,67 @@
+"""The one git runner: safety options, a safe environment, no discovery, bounded calls."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from ansible_collections.appfleet.docker.plugins.module_utils import _git
+
+
+def _repo(path):
+    path.mkdir()
+    subprocess.run(["git", "-C", str(path), "init", "-q"], check=True)
+    subprocess.run(["git", "-C", str(path), "-c", "user.email=t@example.invalid", "-c", "user.name=t",
+                    "commit", "-q", "--allow-empty", "-m", "first"], check=True)
+    return path
+
+
+def test_run_git_pins_the_work_tree_and_turns_hooks_and_fsmonitor_off(tmp_path, monkeypatch):
+    repo = _repo(tmp_path / "repo")
+    calls = []
+    real = subprocess.run
+
+    def spy(cmd, check, **kw):
+        calls.append((cmd, dict(kw, check=check)))
+        return real(cmd, check=check, **kw)
+
+    monkeypatch.setattr(_git.subprocess, "run", spy)
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    rc, out, err = _git.run_git(["rev-parse", "HEAD"], top=str(repo))
+    assert rc == 0 and len(out.strip()) == 40 and err == ""
+    cmd, kw = calls[0]
+    assert cmd[:3] == ["git", "--git-dir=%s/.git" % repo, "--work-tree=%s" % repo]
+    assert "core.fsmonitor=false" in cmd and "core.hooksPath=/dev/null" in cmd
+    assert "safe.bareRepository=explicit" in cmd
+    assert kw["cwd"] == str(repo) and "GIT_DIR" not in kw["env"]
+    assert kw["env"]["GIT_CONFIG_GLOBAL"] == os.devnull and kw["env"]["GIT_CONFIG_NOSYSTEM"] == "1"
+
+
+def test_run_git_without_a_work_tree_discovers_nothing(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(_git.subprocess, "run",
+                        lambda cmd, **kw: seen.update(cmd=cmd, **kw) or subprocess.CompletedProcess(cmd, 0, b"", b""))
+    _git.run_git(["ls-remote", "--", "x"], own_config_only=False, env={"GIT_SSH_COMMAND": "ssh -o BatchMode=yes"})
+    assert seen["cwd"] == "/" and not any(a.startswith("--git-dir") for a in seen["cmd"])
+    assert "GIT_CONFIG_GLOBAL" not in seen["env"] and seen["env"]["GIT_SSH_COMMAND"] == "ssh -o BatchMode=yes"
+    assert seen["env"]["GIT_TERMINAL_PROMPT"] == "0"
+
+
+def test_run_git_is_bounded_and_says_when_git_is_missing(monkeypatch):
+    def slow(cmd, **kw):
+        raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+    monkeypatch.setattr(_git.subprocess, "run", slow)
+    assert _git.run_git(["ls-remote"], timeout=3) == (124, b"", "no answer within 3 s")
+    monkeypatch.undo()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    rc, out, err = _git.run_git(["version"])
+    assert rc == 127 and out == b"" and err.startswith("git is not installed")
+
+
+def test_git_raises_git_error_with_gits_words(tmp_path):
+    repo = _repo(tmp_path / "repo")
+    with pytest.raises(_git.GitError) as err:
+        _git.git(str(repo), "rev-parse", "--verify", "no-such-ref")
+    assert err.value.msg.startswith("git: ") and err.value.needs_context is True
