@@ -18,25 +18,7 @@ import json
 import os
 import re
 
-try:
-    from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import parse_image_ref
-except ImportError:  # the modutils branch brings _image_ref.py; until then, this stand-in
-    class _ImageRef(object):
-        def __init__(self, registry, repository, tag, digest):
-            self.registry, self.repository, self.tag, self.digest = registry, repository, tag, digest
-
-    _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-    _REF_RE = re.compile(r"^(?:((?:localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+|[A-Za-z0-9.-]+:[0-9]+"
-                         r"|localhost:[0-9]+))/)?(%s(?:/%s)*)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-                         r"(?:@(sha256:[a-f0-9]{64}))?\Z" % (_COMPONENT, _COMPONENT))
-
-    def parse_image_ref(text):
-        """Stand-in for _image_ref.parse_image_ref (same API)."""
-        match = _REF_RE.match(text) if isinstance(text, str) else None
-        if not match:
-            raise ValueError("%s is not an image reference: [host[:port]/]name[:tag][@sha256:digest], lowercase "
-                             "name components" % json.dumps(text))
-        return _ImageRef(*match.groups())
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import parse_image_ref
 
 # The collection's app-name rule (app_container applies it too).
 APP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
