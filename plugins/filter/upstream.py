@@ -15,7 +15,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.appfleet.docker.plugins.module_utils._docker import APP_NAME_RE, APP_NAME_RULE
+from ansible_collections.appfleet.docker.plugins.module_utils._app_model import APP_NAME_RE, APP_NAME_RULE
 from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
     DEFAULT_UPSTREAM_DIR,
     render_placeholder,

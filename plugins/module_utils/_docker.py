@@ -14,6 +14,9 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+# The app-name rule is the app model's (pure, read by the roles' filters too).
+from ansible_collections.appfleet.docker.plugins.module_utils._app_model import APP_NAME_RE, APP_NAME_RULE
+
 # The Docker SDK (and requests, which it brings) is imported on first use, not with this
 # file: appfleet.docker.deploy_state, which runs on every host on every deploy, reads the
 # engine through its socket (_engine_socket.py) and would otherwise spend about as much
@@ -79,9 +82,6 @@ LABEL_CONFIG = LABEL_PREFIX + "config"
 # repository component, an nginx upstream name and a file name, so lowercase letters, digits,
 # '_' and '-', starting with a letter or digit, at most 63 characters. \Z, not $: "$" also
 # matches before a trailing newline.
-APP_NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}\Z"
-APP_NAME_RULE = "lowercase letters, digits, _ and -, starting with a letter or digit, at most 63 characters"
-APP_NAME_RE = re.compile(APP_NAME_PATTERN)
 
 
 def app_error(option, value):

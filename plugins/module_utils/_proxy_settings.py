@@ -16,7 +16,7 @@ import json
 import os
 import re
 
-from ansible_collections.appfleet.docker.plugins.module_utils._docker import APP_NAME_RE, APP_NAME_RULE
+from ansible_collections.appfleet.docker.plugins.module_utils._app_model import APP_NAME_RE, APP_NAME_RULE
 
 APP_KEYS = ("server_name", "listen", "tls", "redirect_http", "hsts", "hsts_max_age",
             "connect_timeout", "read_timeout", "send_timeout", "client_max_body_size")

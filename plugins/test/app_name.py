@@ -4,13 +4,13 @@
 """The collection's one app-name rule as a Jinja test, for the roles' input checks.
 
 ``{{ name is appfleet.docker.app_name }}`` applies the same pattern the modules
-apply (module_utils/_docker.py APP_NAME_PATTERN).
+apply (module_utils/_app_model.py APP_NAME_RE).
 """
 
 from __future__ import (absolute_import, division, print_function)
 __metaclass__ = type
 
-from ansible_collections.appfleet.docker.plugins.module_utils._docker import APP_NAME_RE
+from ansible_collections.appfleet.docker.plugins.module_utils._app_model import APP_NAME_RE
 
 
 def app_name(value):
