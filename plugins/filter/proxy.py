@@ -38,9 +38,9 @@ def proxy_problems(apps, settings, var="appfleet_apps", base_dir=None):
     if not isinstance(apps, list):
         return ["%s must be a list of apps; got %s" % (var, type(apps).__name__)]
     problems = model.proxy_problems(apps, settings, var)
-    for where, option, path in model.tls_files(apps, var, base_dir):
+    for where, option, path, relative in model.tls_files(apps, var, base_dir):
         if not os.path.isfile(path):
-            hint = " (a relative path is read from the inventory directory %s)" % base_dir if base_dir else ""
+            hint = " (a relative path is read from the inventory directory %s)" % base_dir if relative else ""
             problems.append("%s: proxy.tls.%s: no such file on the controller: %s%s" % (where, option, path, hint))
     return problems
 

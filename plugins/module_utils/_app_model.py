@@ -204,7 +204,7 @@ def _check_options(value, options, prefix, problems):
     return result
 
 
-def _resolve(path, base_dir):
+def controller_path(path, base_dir):
     """(absolute path, relative as written?) of a controller path; ``~`` is the controller user's home."""
     expanded = os.path.expanduser(path)
     if os.path.isabs(expanded) or not base_dir:
@@ -286,7 +286,7 @@ def _app_facts(app, settings, problems, given):
         facts["version"] = version
         facts["source"] = dict(source, submodules=source.get("submodules", False))
         if "key_file" in source:
-            path, relative = _resolve(source["key_file"], settings.get("base_dir"))
+            path, relative = controller_path(source["key_file"], settings.get("base_dir"))
             facts["source"]["key_file"] = path
             facts["controller_files"].append({"option": "source.key_file", "path": path, "relative": relative})
         build = dict(app.get("build") or {})
@@ -329,7 +329,7 @@ def _app_facts(app, settings, problems, given):
         tls = dict(tls)
         for key in ("certificate", "key"):
             if key in tls:
-                tls[key], relative = _resolve(tls[key], settings.get("base_dir"))
+                tls[key], relative = controller_path(tls[key], settings.get("base_dir"))
                 facts["controller_files"].append({"option": "proxy.tls." + key, "path": tls[key],
                                                   "relative": relative})
         facts["proxy"] = dict(app["proxy"], tls=tls)

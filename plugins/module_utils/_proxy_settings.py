@@ -7,16 +7,16 @@ Pure: no Ansible, no file system. :func:`proxy_problems` returns one line per
 problem, each naming the variable as the user wrote it (``proxy_listen_port``,
 ``appfleet_apps[1] (shop): proxy.listen``) and what to write instead.
 :func:`proxy_sites` gives the role each proxied app's settings, with the TLS
-paths resolved against the inventory directory (:func:`controller_path`).
+paths resolved against the inventory directory (``_app_model.controller_path``, the
+rule the apps role reads its paths by).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 
-from ansible_collections.appfleet.docker.plugins.module_utils._app_model import APP_NAME_RE, APP_NAME_RULE
+from ansible_collections.appfleet.docker.plugins.module_utils._app_model import APP_NAME_RE, APP_NAME_RULE, controller_path
 
 APP_KEYS = ("server_name", "listen", "tls", "redirect_http", "hsts", "hsts_max_age",
             "connect_timeout", "read_timeout", "send_timeout", "client_max_body_size")
@@ -66,13 +66,6 @@ def _port_ok(value):
 def _matches(pattern, value):
     text = _scalar(value)
     return text is not None and pattern.match(text) is not None
-
-
-def controller_path(path, base_dir):
-    """A path on the controller: relative ones are read from ``base_dir`` (the inventory directory)."""
-    if not isinstance(path, str) or os.path.isabs(path) or not base_dir:
-        return path
-    return os.path.normpath(os.path.join(base_dir, path))
 
 
 def proxied(apps):
@@ -163,7 +156,7 @@ def app_problems(where, proxy, s):
 
 
 def tls_files(apps, var="appfleet_apps", base_dir=None):
-    """[(where, option, resolved path)] of every well-formed TLS file the apps name."""
+    """[(where, option, resolved path, relative as written?)] of every well-formed TLS file the apps name."""
     found = []
     for index, entry in proxied(apps):
         tls = entry["proxy"].get("tls") if isinstance(entry["proxy"], dict) else None
@@ -172,7 +165,7 @@ def tls_files(apps, var="appfleet_apps", base_dir=None):
         for option in ("certificate", "key"):
             value = tls.get(option)
             if isinstance(value, str) and FILE_RE.match(value):
-                found.append((_where(var, index, entry), option, controller_path(value, base_dir)))
+                found.append((_where(var, index, entry), option) + controller_path(value, base_dir))
     return found
 
 
@@ -227,6 +220,7 @@ def proxy_sites(apps, absent, upstream_names, base_dir=None):
             continue
         proxy = dict(entry["proxy"])
         if isinstance(proxy.get("tls"), dict):
-            proxy["tls"] = {k: controller_path(v, base_dir) for k, v in proxy["tls"].items()}
+            proxy["tls"] = {k: controller_path(v, base_dir)[0] if isinstance(v, str) else v
+                            for k, v in proxy["tls"].items()}
         sites[name] = proxy
     return sites

@@ -7,6 +7,8 @@ plugins/filter/proxy.py (test_role_inputs_apps.py shows a few end to end).
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ansible_collections.appfleet.docker.plugins.filter.proxy import FilterModule
@@ -176,4 +178,6 @@ def test_an_absent_app_keeps_its_server_block_while_its_upstream_exists():
 def test_the_label_names_proxy_apps_when_the_user_set_it():
     found = FILTERS["proxy_problems"](web(listen=0), SETTINGS, "proxy_apps")
     assert found == ["proxy_apps[0] (web): proxy.listen must be a port 1-65535; got 0"]
-    assert model.controller_path("/a/b", "/inv") == "/a/b"
+    # The apps role's rule: ~ is the controller user's home, as for source.key_file.
+    home = model.proxy_sites(web(tls={"certificate": "~/web.crt", "key": "/k"}), [], [], "/inv")["web"]["tls"]
+    assert home["certificate"] == os.path.expanduser("~/web.crt") and home["key"] == "/k"
