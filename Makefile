@@ -68,7 +68,7 @@ sanity: venv
 	tests/tools/sanity.sh
 
 unit: venv
-	$(PYTEST) tests/unit
+	$(PYTEST) --durations=10 tests/unit
 
 integration: setup
 	$(PYTEST) --durations=15 tests/integration

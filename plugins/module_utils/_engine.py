@@ -37,6 +37,10 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
 from ansible_collections.appfleet.docker.plugins.module_utils._files import passwd_uid
 from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import SECRET_MOUNT_DIR, env_list_to_dict, temp_name
 
+# Answers in a row from health.path that put a container in service while
+# Docker's own health check has not run yet.
+PATH_ANSWERS = 2
+
 
 def choose_serving(containers, stable_name, upstream_port):
     """Decide which of an app's containers serves and which are strays.
@@ -436,6 +440,7 @@ class Engine(object):
         path = health.get("path")
         deadline = time.time() + timeout
         up_since = None
+        answered = 0
         last = "it did not become healthy"
         while True:
             info = self.api.inspect_container(cid)
@@ -446,13 +451,19 @@ class Engine(object):
             ok = bool(state.get("Running"))
             if docker_health == "unhealthy":
                 return "new container became unhealthy (docker health check)"
-            if docker_health and docker_health != "healthy":
+            # With a path, the module's own probe decides while Docker's check is
+            # still starting (its first run comes one HEALTHCHECK interval after
+            # the start, often 5 s or more): PATH_ANSWERS answers in a row.
+            if docker_health and docker_health != "healthy" and not path:
                 ok = False
                 last = "docker health status %s" % docker_health
             if ok and path:
                 ok, what = http_ok(host_port, path)
+                answered = answered + 1 if ok else 0
                 if not ok:
                     last = "GET %s: %s" % (path, what)
+                elif docker_health not in (None, "healthy") and answered < PATH_ANSWERS:
+                    ok = False
             if ok and not path and not docker_health:
                 up_since = up_since or time.time()
                 ok = time.time() - up_since >= settle

@@ -311,9 +311,12 @@ options:
         default: false
   health:
     description:
-      - How the module decides that a new container is healthy. It must be running, healthy by
-        Docker's health check when the container has one, answer O(health.path) with 2xx/3xx when
-        set, and, with neither, stay up for O(health.settle) seconds.
+      - How the module decides that a new container is healthy. It must be running and never
+        unhealthy by Docker's health check. With O(health.path) it must answer it with 2xx/3xx:
+        once if Docker's check already says healthy, else twice in a row (Docker's first check
+        runs one HEALTHCHECK interval after the start; the module does not wait for it). Without
+        O(health.path) it must be healthy by Docker's check when the container has one, else stay
+        up for O(health.settle) seconds.
     type: dict
     suboptions:
       path:
@@ -327,7 +330,7 @@ options:
       interval:
         description: Seconds between polls.
         type: float
-        default: 1
+        default: 0.5
       settle:
         description: Seconds a container without any health check must stay up.
         type: float
@@ -713,7 +716,7 @@ ARGUMENT_SPEC = dict(
     health=dict(type="dict", apply_defaults=True, options=dict(
         path=dict(type="str"),
         timeout=dict(type="float", default=60),
-        interval=dict(type="float", default=1),
+        interval=dict(type="float", default=0.5),
         settle=dict(type="float", default=2),
     )),
     log_driver=dict(type="str"),
