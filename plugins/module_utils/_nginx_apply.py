@@ -5,9 +5,10 @@
 
 Private to this collection (leading underscore): not a public API.
 
-The stage directory holds the candidates the role rendered: conf.d/*,
-sites/<app>.conf, upstreams/<app>.conf (placeholders, used only where the app
-has no upstream yet: app_container owns that file), tls/<app>.crt and .key.
+The candidates the role rendered, given as contents (``files``, ``private_keys``)
+or as a stage directory: conf.d/*, sites/<app>.conf, upstreams/<app>.conf
+(placeholders, used only where the app has no upstream yet: app_container owns
+that file), tls/<app>.crt and .key.
 
 1. plan_changes(): what differs from the live files (content, mode, root
    ownership), server blocks and TLS files of apps no longer staged, absent paths.
@@ -69,6 +70,8 @@ SEVERE_RE = re.compile(r"\[(emerg|alert|crit)\]")
 REFUSED = ("nginx -t refused the new configuration, so it was not put in place and the "
            "running nginx keeps the previous one: %s")
 CANDIDATE_PREFIX = "appfleet-nginx-candidate."
+# A staged file's name: no directory part, not hidden.
+FILE_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 # A file as found: content (bytes, None for a link), mode, owner, group, link target.
 FileState = namedtuple("FileState", "content mode uid gid link")
@@ -85,12 +88,14 @@ class Layout(object):
     """The directories the module manages, normalised, checked once."""
 
     def __init__(self, stage, conf_dir, sites_dir, upstream_dir, tls_dir, nginx_conf):
-        given = dict(stage=stage, conf_dir=conf_dir, sites_dir=sites_dir, upstream_dir=upstream_dir,
+        given = dict(conf_dir=conf_dir, sites_dir=sites_dir, upstream_dir=upstream_dir,
                      tls_dir=tls_dir, nginx_conf=nginx_conf)
+        if stage is not None:
+            given["stage"] = stage
         for option, path in sorted(given.items()):
             if not os.path.isabs(path or ""):
                 raise AppfleetError("%s must be an absolute path, got %r; give the full path" % (option, path))
-        self.stage = os.path.normpath(stage)
+        self.stage = os.path.normpath(stage) if stage is not None else None
         self.nginx_conf = os.path.normpath(nginx_conf)
         self.dirs = {"conf.d": os.path.normpath(conf_dir), "sites": os.path.normpath(sites_dir),
                      "upstreams": os.path.normpath(upstream_dir), "tls": os.path.normpath(tls_dir)}
@@ -234,16 +239,49 @@ def read_state(path):
         return FileState(handle.read(), stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid, None)
 
 
-def scan(layout, absent):
-    """(staged, live, listing) as plan_changes takes them, read from the disk."""
-    staged, live, listing = {}, {}, {}
+def staged_from_contents(files, private_keys):
+    """The candidates given as contents, as scan() reads a stage: {kind: {name: FileState}}.
+
+    ``files``: {"<kind>/<name>": text} (a private key in ``tls`` is refused there: it
+    goes in ``private_keys``, {app: text}, installed as tls/<app>.key, mode 0600).
+    """
+    staged = dict((kind, {}) for kind in KINDS)
+    for key in sorted(files or {}):
+        kind, _sep, name = key.partition("/")
+        if kind not in KINDS or not FILE_NAME_RE.match(name) or (kind == "tls" and name.endswith(".key")):
+            raise AppfleetError("files: %r is not <kind>/<name> with kind one of %s and a plain file name "
+                                "(private keys go in private_keys)" % (key, ", ".join(sorted(KINDS))))
+        staged[kind][name] = FileState(_bytes(files[key]), 0o644, 0, 0, None)
+    for app in sorted(private_keys or {}):
+        name = "%s.key" % app
+        if not FILE_NAME_RE.match(name):
+            raise AppfleetError("private_keys: %r is not an app name" % app)
+        staged["tls"][name] = FileState(_bytes(private_keys[app]), 0o600, 0, 0, None)
+    return staged
+
+
+def _bytes(text):
+    return text.encode("utf-8") if not isinstance(text, bytes) else text
+
+
+def read_stage(stage):
+    """The candidates of a stage directory: {kind: {name: FileState}}."""
+    staged = {}
     for kind in KINDS:
-        directory = os.path.join(layout.stage, kind)
+        directory = os.path.join(stage, kind)
         staged[kind] = {}
         for name in (sorted(os.listdir(directory)) if os.path.isdir(directory) else []):
             state = read_state(os.path.join(directory, name))
             # Root owns every installed file, whoever rendered the candidate.
             staged[kind][name] = state._replace(uid=0, gid=0)
+    return staged
+
+
+def scan(layout, absent, staged):
+    """(staged, live, listing) as plan_changes takes them, the live files read from the disk."""
+    live, listing = {}, {}
+    for kind in KINDS:
+        for name in staged.get(kind, {}):
             path = layout.target(kind, name)
             live[path] = read_state(path)
         live_dir = layout.dirs[kind]
@@ -370,7 +408,11 @@ def apply(params, check_mode, diff_mode, run_command):
         if not os.path.isabs(path):
             raise AppfleetError("absent must list absolute paths, got %r; give the full path" % path)
     try:
-        changes = plan_changes(layout, *scan(layout, absent), absent=absent)
+        if layout.stage is not None:
+            staged = read_stage(layout.stage)
+        else:
+            staged = staged_from_contents(params.get("files"), params.get("private_keys"))
+        changes = plan_changes(layout, *scan(layout, absent, staged), absent=absent)
         if changes:
             candidate_test(layout, changes, run_command, params["nginx"])
     except OSError as exc:

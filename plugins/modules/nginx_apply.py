@@ -11,9 +11,10 @@ module: nginx_apply
 short_description: Put staged nginx files in place only if nginx accepts the whole configuration
 version_added: 0.3.0
 description:
-  - Takes the candidate files the C(appfleet.docker.proxy) role rendered into O(stage) and makes
-    the live files match them, only once C(nginx -t) accepted the whole configuration with the
-    candidates in place. A configuration nginx refuses never lands.
+  - Takes the candidate files the C(appfleet.docker.proxy) role rendered, as contents (O(files),
+    O(private_keys)) or in a directory (O(stage)), and makes the live files match them, only once
+    C(nginx -t) accepted the whole configuration with the candidates in place. A configuration
+    nginx refuses never lands. When the live files already match, nothing is tested or changed.
   - The test runs on a private copy of the live configuration (the directory of O(nginx_conf)
     and the managed directories), whose absolute paths are pointed into the copy, so the live
     files are not touched until nginx accepted the result.
@@ -43,8 +44,19 @@ options:
     description:
       - Directory of the candidates, with the subdirectories C(conf.d), C(sites), C(upstreams) and C(tls).
       - A missing subdirectory stages no file of its kind (and so removes every server block or TLS file).
+      - One of O(stage) and O(files) is required.
     type: path
-    required: true
+  files:
+    description:
+      - The candidates as contents, by C(<kind>/<name>) where kind is C(conf.d), C(sites), C(upstreams)
+        or C(tls) (certificates only), for example V({"sites/web.conf": "server {...}"}). Installed
+        with mode C(0644). A kind with no entry stages no file of its kind, as in O(stage).
+    type: dict
+  private_keys:
+    description:
+      - Private keys of the apps served over HTTPS, by app name, installed as C(tls/<app>.key) with
+        mode C(0600). Never shown in the output or a diff. Only with O(files).
+    type: dict
   conf_dir:
     description:
       - Live directory of the http-level files (the stage's C(conf.d)), for example C(/etc/nginx/conf.d).
@@ -87,6 +99,17 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Test the rendered configuration with nginx -t and put it in place
+  appfleet.docker.nginx_apply:
+    files:
+      conf.d/appfleet.conf: "{{ lookup('ansible.builtin.template', 'appfleet.conf.j2') }}"
+      sites/web.conf: "{{ lookup('ansible.builtin.template', 'site.conf.j2') }}"
+    conf_dir: /etc/nginx/conf.d
+    sites_dir: /etc/nginx/appfleet/sites
+    upstream_dir: /etc/nginx/appfleet/upstreams
+    tls_dir: /etc/nginx/appfleet/tls
+  notify: Reload nginx
+
 - name: Test the candidate configuration with nginx -t and put it in place
   appfleet.docker.nginx_apply:
     stage: /tmp/appfleet-nginx.x1y2/stage
@@ -128,7 +151,9 @@ from ansible_collections.appfleet.docker.plugins.module_utils._nginx_apply impor
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            stage=dict(type="path", required=True),
+            stage=dict(type="path"),
+            files=dict(type="dict"),
+            private_keys=dict(type="dict", no_log=True),
             conf_dir=dict(type="path", required=True),
             sites_dir=dict(type="path", required=True),
             upstream_dir=dict(type="path", required=True),
@@ -138,6 +163,8 @@ def main():
             nginx=dict(type="path"),
         ),
         supports_check_mode=True,
+        required_one_of=[("stage", "files")],
+        mutually_exclusive=[("stage", "files"), ("stage", "private_keys")],
     )
     params = dict(module.params)
     params["nginx"] = params["nginx"] or module.get_bin_path("nginx", required=True, opt_dirs=["/usr/sbin"])

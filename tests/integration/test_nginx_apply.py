@@ -107,8 +107,10 @@ class Tree(object):
         return found
 
 
-def apply(tree, check=False, diff=False, **extra):
-    return run_module("nginx_apply", tree.args(**extra), check=check, diff=diff)
+def apply(tree, check=False, diff=False, verbosity=0, **extra):
+    """Run the module on the tree; an option given as None is left out."""
+    args = dict((k, v) for k, v in tree.args(**extra).items() if v is not None)
+    return run_module("nginx_apply", args, check=check, diff=diff, verbosity=verbosity)
 
 
 def key_body(tree):
@@ -198,3 +200,43 @@ def test_relative_path_is_refused_naming_the_option(tmp_path):
     res = apply(tree, sites_dir="appfleet/sites")
     assert res.get("failed") is True
     assert "sites_dir must be an absolute path" in res["msg"], res["msg"]
+
+
+def staged_contents(tree):
+    """The stage directory as the role passes it (files, private_keys)."""
+    files, keys = {}, {}
+    for kind in sorted(os.listdir(tree.stage)):
+        for name in sorted(os.listdir(os.path.join(tree.stage, kind))):
+            with open(os.path.join(tree.stage, kind, name)) as handle:
+                text = handle.read()
+            if kind == "tls" and name.endswith(".key"):
+                keys[name[:-len(".key")]] = text
+            else:
+                files["%s/%s" % (kind, name)] = text
+    return files, keys
+
+
+def test_contents_install_what_the_stage_would_and_hide_the_key(tmp_path):
+    """files + private_keys (how the proxy role passes what it rendered on the controller) give the
+    live tree a stage directory gives; the key is 0600, in no output; a second run changes nothing."""
+    by_stage, by_contents = Tree(tmp_path / "a"), Tree(tmp_path / "b")
+    for tree in (by_stage, by_contents):
+        tree.stage_apps({"web": {}, "api": {"tls": True}})
+    assert apply(by_stage)["changed"] is True
+    files, keys = staged_contents(by_contents)
+    # Tree b's paths differ from tree a's only by the directory: compare relative trees.
+    first = apply(by_contents, stage=None, files=files, private_keys=keys, diff=True, verbosity=3)
+    assert first.get("failed") is not True, first.get("msg")
+    assert first["changed"] is True
+    assert set(by_contents.snapshot()) == set(by_stage.snapshot())
+    key = os.stat(os.path.join(by_contents.tls_dir, "api.key"))
+    assert oct(key.st_mode & 0o777) == "0o600" and key.st_uid == 0
+    for line in key_body(by_contents):
+        assert line not in first.stdout and line not in first.stderr and line not in json.dumps(first)
+    again = apply(by_contents, stage=None, files=files, private_keys=keys)
+    assert again["changed"] is False and again["changes"] == []
+    # A name with a directory part, or a key among the files, is refused naming the option.
+    for bad in ({"sites/../x.conf": ""}, {"tls/api.key": keys["api"]}, {"nginx/x.conf": ""}):
+        res = apply(by_contents, stage=None, files=bad)
+        assert res.get("failed") is True and res["msg"].startswith("files: "), res
+        assert keys["api"].splitlines()[1] not in res.stdout + json.dumps(res)
