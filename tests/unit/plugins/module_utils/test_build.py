@@ -1,37 +1,10 @@
-"""Input checks and build log parsing shared by image_build / app_info / image_prune."""
+"""Build log parsing: the step a BuildKit build failed at."""
 
 from __future__ import annotations
 
 import pytest
 
 from ansible_collections.appfleet.docker.plugins.module_utils._build import buildkit_failed_step
-from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import default_app
-from ansible_collections.appfleet.docker.plugins.module_utils._docker import app_error
-from ansible_collections.appfleet.docker.plugins.module_utils._image_prune import duration_error, duration_seconds
-
-
-@pytest.mark.parametrize("app, ok", [("web", True), ("web_1-api", True), ("a" * 63, True), ("Web", False),
-                                     ("web.api", False), ("web\n", False), ("a" * 64, False), ("-web", False),
-                                     ("web app", False), ("web/x", False), ("", False)])
-def test_app(app, ok):
-    assert (app_error("app", app) is None) is ok
-
-
-@pytest.mark.parametrize("value, seconds", [("24h", 86400), ("90m", 5400), ("1h30m", 5400), ("45s", 45),
-                                            ("1.5h", 5400), ("500ms", 0.5)])
-def test_duration(value, seconds):
-    assert duration_error("until", value) is None
-    assert duration_seconds(value) == seconds
-
-
-@pytest.mark.parametrize("value", ["1d", "24", "h", "", "24 h", "-1h"])
-def test_bad_duration(value):
-    assert "not a duration" in duration_error("builder_cache_until", value)
-
-
-@pytest.mark.parametrize("name, app", [("web", "web"), ("registry.example.com/team/api", "api")])
-def test_default_app(name, app):
-    assert default_app(name) == app
 
 
 BUILDKIT_LOG = """\
