@@ -7,7 +7,6 @@ small HTTP server for `docker run`), so no engine and no lab VM is involved.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -17,28 +16,11 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from .scripts import load_script
 
-
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-# bench/build.py imports its neighbours (noop, deploy_under_load) as the scripts do, from bench/;
-# deploy_under_load sets APPFLEET_LAB_DIR when it is unset: not for the other tests.
-_LAB_DIR = os.environ.get("APPFLEET_LAB_DIR")
-sys.path.insert(0, str(BENCH))
-try:
-    build = _load("bench_build", BENCH / "build.py")
-finally:
-    sys.path.remove(str(BENCH))
-    if _LAB_DIR is None:
-        os.environ.pop("APPFLEET_LAB_DIR", None)
-floor = _load("bench_build_floor", BENCH / "build_floor.py")
-report = _load("bench_report", BENCH / "report.py")
+build = load_script("build.py", "bench_build")
+floor = load_script("build_floor.py", "bench_build_floor")
+report = load_script("report.py", "bench_report")
 
 RAW, APPFLEET = build.RAW, build.APPFLEET
 
