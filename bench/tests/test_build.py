@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -103,23 +102,6 @@ def result(runs, repeat_asked=3, stopped=None):
                      "git": "git version 2.39.5", "curl": "curl 7.88.1", "python3": "3.11.2"},
         "summary": summary, "repetitions_completed": summary["repetitions"],
     }
-
-
-@pytest.fixture
-def charts(monkeypatch, tmp_path):
-    """report.py's bar charts without matplotlib: the calls are recorded."""
-    drawn = []
-
-    def bar_chart(labels, figs, title, filename, width, colours):
-        drawn.append({"labels": labels, "figs": figs, "title": title, "filename": filename})
-        return Path("benchmarks") / filename
-
-    monkeypatch.setattr(report, "bar_chart", bar_chart)
-    monkeypatch.setattr(report, "REPO", tmp_path)
-    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(report, "DOC", tmp_path / "benchmarks.md")
-    (tmp_path / "results").mkdir()
-    return drawn
 
 
 def test_build_section_table_overhead_ratio_and_cache(charts):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -337,23 +336,6 @@ def result(runs_by_size, repeat_asked=3, stopped=None):
         "runs": runs_by_size, "summary": {s: once.summarise(r) for s, r in runs_by_size.items()},
         "complete": stopped is None, "stopped": stopped,
     }
-
-
-@pytest.fixture
-def charts(monkeypatch, tmp_path):
-    """report.py's bar charts without matplotlib: the calls are recorded."""
-    drawn = []
-
-    def bar_chart(labels, figs, title, filename, width, colours):
-        drawn.append({"labels": labels, "figs": figs, "title": title, "filename": filename, "colours": colours})
-        return Path("benchmarks") / filename
-
-    monkeypatch.setattr(report, "bar_chart", bar_chart)
-    monkeypatch.setattr(report, "REPO", tmp_path)
-    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(report, "DOC", tmp_path / "benchmarks.md")
-    (tmp_path / "results").mkdir()
-    return drawn
 
 
 def test_build_once_section_table_ratio_and_chart(charts):
