@@ -67,8 +67,9 @@ changelog-lint: venv
 sanity: venv
 	tests/tools/sanity.sh
 
+# Pure Python: the collection's unit tests, the bench scripts' and the lab tool's.
 unit: venv
-	$(PYTEST) --durations=10 tests/unit
+	$(PYTEST) --durations=10 tests/unit bench/tests tests/lab
 
 integration: setup
 	$(PYTEST) --durations=15 tests/integration

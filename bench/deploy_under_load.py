@@ -56,9 +56,9 @@ from load import FRESH, SLOW, Load, default_procs, summarise, version_of
 from noop import INVENTORY, REPO, RESULTS, figures, git_commit, run_playbook
 
 os.environ.setdefault("APPFLEET_LAB_DIR", str(REPO / ".lab"))
-# tests/lab/labctl.py: the lab's keys, fleet and git host.
+# tests/lab/labtool: the lab's keys, fleet and git host.
 sys.path.insert(0, str(REPO / "tests" / "lab"))
-import labctl  # noqa: E402  pylint: disable=wrong-import-position
+import labtool as labctl  # noqa: E402  pylint: disable=wrong-import-position
 
 APP = "web"
 VM = "vm1"
@@ -242,18 +242,12 @@ class ReloadCounter(object):
 # -- the app's source on the lab git host ------------------------------------
 
 def work_tree():
-    return labctl.STATE / "work" / APP
+    return labctl.work_tree(APP)
 
 
 def commit_version(text, message):
     """Commit VERSION = text in the lab's work tree of the app and push it to the git host."""
-    work = work_tree()
-    (work / "VERSION").write_text(text + "\n")
-    env = labctl.git_env()
-    subprocess.run(["git", "-C", str(work), "commit", "-q", "-m", message, "VERSION"], env=env, check=True)
-    labctl.push_app(APP)
-    return subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return labctl.commit_and_push(APP, {"VERSION": text + "\n"}, message)
 
 
 def served_version(url, host=None, timeout=5):

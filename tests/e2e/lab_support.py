@@ -73,7 +73,8 @@ def ansible_adhoc(pattern, module, args=None, timeout=600, user="debian"):
 
 
 sys.path.insert(0, str(REPO / "tests" / "lab"))
-import labctl as lab_tool  # noqa: E402  (tests/lab/labctl.py)
+import labtool as lab_tool  # noqa: E402  (tests/lab/labtool)
+from labtool import commit_and_push  # noqa: E402,F401  pylint: disable=unused-import  # the tests import it from here
 
 HTTP_PORTS = {"vm%d" % i: lab_tool.vm_spec(i)["http_port"] for i in range(1, len(VMS) + 1)}
 
@@ -91,18 +92,5 @@ def http_get(vm, app, path="/", timeout=5):
         conn.close()
 
 
-def commit_and_push(app, files, message):
-    """Commit files ({path: text}) in the app's lab work tree and push to the git host."""
-    work = lab_tool.STATE / "work" / app
-    for rel, text in files.items():
-        (work / rel).write_text(text)
-    env = lab_tool.git_env()
-    subprocess.run(["git", "-C", str(work), "add", "-A"], env=env, check=True)
-    subprocess.run(["git", "-C", str(work), "commit", "-q", "-m", message], env=env, check=True)
-    lab_tool.push_app(app)
-    return subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True,
-                          text=True, check=True).stdout.strip()
-
-
 def read_work_file(app, rel):
-    return (lab_tool.STATE / "work" / app / rel).read_text()
+    return (lab_tool.work_tree(app) / rel).read_text()

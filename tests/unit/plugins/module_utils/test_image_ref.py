@@ -6,6 +6,7 @@ import pytest
 
 from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import (
     ImageRef,
+    default_app,
     familiar,
     image_error,
     name_error,
@@ -131,3 +132,8 @@ def test_tag(tag, ok):
 ])
 def test_registry_host(repo, host):
     assert registry_host(repo) == host
+
+
+@pytest.mark.parametrize("name, app", [("web", "web"), ("registry.example.com/team/api", "api")])
+def test_default_app(name, app):
+    assert default_app(name) == app

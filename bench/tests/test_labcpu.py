@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.insert(0, str(BENCH))
-SPEC = importlib.util.spec_from_file_location("bench_labcpu", BENCH / "labcpu.py")
-labcpu = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(labcpu)
+from .scripts import load_script
+
+labcpu = load_script("labcpu.py", "bench_labcpu")
 
 
 def stat_line(pid, comm, ppid, utime, stime, cutime, cstime):

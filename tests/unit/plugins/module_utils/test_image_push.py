@@ -11,7 +11,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils import _registry a
 from ansible_collections.appfleet.docker.plugins.module_utils import _image_push as ipu
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
-from .registry_fakes import FakeClient, InspectApi
+from .docker_api_fakes import FakeClient, InspectApi
 
 DIGEST = "sha256:" + "1780c68e28f29652181ce4f584e896857fe950f26f11553464e550db9b521523"
 OTHER = "sha256:" + "9ca0a2c812710a9aadb1b58b0e16eaba2eb977ec59fa36eaf7b036b6f8df084b"

@@ -1,4 +1,4 @@
-"""The filter and test plugins through which the roles use the modules' rules."""
+"""The upstream filters through which the proxy role uses the module's rules."""
 
 from __future__ import annotations
 
@@ -7,18 +7,9 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.appfleet.docker.plugins.filter.upstream import FilterModule
 from ansible_collections.appfleet.docker.plugins.module_utils import _proxy
-from ansible_collections.appfleet.docker.plugins.module_utils._docker import app_error
-from ansible_collections.appfleet.docker.plugins.test.app_name import TestModule
+
 
 FILTERS = FilterModule().filters()
-APP_NAME = TestModule().tests()["app_name"]
-
-
-@pytest.mark.parametrize("name", ["web", "api-2", "a_b", "a" * 63, "Web", "web.x", "web\n", "-web", "", "a" * 64,
-                                  "w/b", None, 7])
-def test_roles_and_modules_share_the_app_name_rule(name):
-    module_ok = isinstance(name, str) and app_error("name", name) is None
-    assert APP_NAME(name) is module_ok
 
 
 def test_placeholder_is_what_the_module_treats_as_no_container():

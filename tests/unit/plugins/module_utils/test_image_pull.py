@@ -11,7 +11,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils import _image_pull
 from ansible_collections.appfleet.docker.plugins.module_utils import _registry as reg
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
-from .registry_fakes import FakeClient, InspectApi, StreamApi
+from .docker_api_fakes import FakeClient, InspectApi, StreamApi
 
 DIGEST = "sha256:" + "1780c68e28f29652181ce4f584e896857fe950f26f11553464e550db9b521523"
 PASSWORD = 'p@ss w0rd/"x"+%&=;'

@@ -7,36 +7,16 @@ the report section come from made-up runs; main() runs against stand-ins for the
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from .scripts import BENCH, load_script
 
-
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-# bench/build_once.py imports its neighbours as the scripts do, from bench/; deploy_under_load sets
-# APPFLEET_LAB_DIR when it is unset: not for the other tests.
-_LAB_DIR = os.environ.get("APPFLEET_LAB_DIR")
-sys.path.insert(0, str(BENCH))
-try:
-    once = _load("bench_build_once", BENCH / "build_once.py")
-finally:
-    sys.path.remove(str(BENCH))
-    if _LAB_DIR is None:
-        os.environ.pop("APPFLEET_LAB_DIR", None)
-report = _load("bench_report_once", BENCH / "report.py")
+once = load_script("build_once.py", "bench_build_once")
+report = load_script("report.py", "bench_report_once")
 
 BEFORE, AFTER = once.BEFORE, once.AFTER
 
@@ -356,23 +336,6 @@ def result(runs_by_size, repeat_asked=3, stopped=None):
         "runs": runs_by_size, "summary": {s: once.summarise(r) for s, r in runs_by_size.items()},
         "complete": stopped is None, "stopped": stopped,
     }
-
-
-@pytest.fixture
-def charts(monkeypatch, tmp_path):
-    """report.py's bar charts without matplotlib: the calls are recorded."""
-    drawn = []
-
-    def bar_chart(labels, figs, title, filename, width, colours):
-        drawn.append({"labels": labels, "figs": figs, "title": title, "filename": filename, "colours": colours})
-        return Path("benchmarks") / filename
-
-    monkeypatch.setattr(report, "bar_chart", bar_chart)
-    monkeypatch.setattr(report, "REPO", tmp_path)
-    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(report, "DOC", tmp_path / "benchmarks.md")
-    (tmp_path / "results").mkdir()
-    return drawn
 
 
 def test_build_once_section_table_ratio_and_chart(charts):

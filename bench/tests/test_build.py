@@ -7,38 +7,19 @@ small HTTP server for `docker run`), so no engine and no lab VM is involved.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+from .scripts import load_script
 
-
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-# bench/build.py imports its neighbours (noop, deploy_under_load) as the scripts do, from bench/;
-# deploy_under_load sets APPFLEET_LAB_DIR when it is unset: not for the other tests.
-_LAB_DIR = os.environ.get("APPFLEET_LAB_DIR")
-sys.path.insert(0, str(BENCH))
-try:
-    build = _load("bench_build", BENCH / "build.py")
-finally:
-    sys.path.remove(str(BENCH))
-    if _LAB_DIR is None:
-        os.environ.pop("APPFLEET_LAB_DIR", None)
-floor = _load("bench_build_floor", BENCH / "build_floor.py")
-report = _load("bench_report", BENCH / "report.py")
+build = load_script("build.py", "bench_build")
+floor = load_script("build_floor.py", "bench_build_floor")
+report = load_script("report.py", "bench_report")
 
 RAW, APPFLEET = build.RAW, build.APPFLEET
 
@@ -121,23 +102,6 @@ def result(runs, repeat_asked=3, stopped=None):
                      "git": "git version 2.39.5", "curl": "curl 7.88.1", "python3": "3.11.2"},
         "summary": summary, "repetitions_completed": summary["repetitions"],
     }
-
-
-@pytest.fixture
-def charts(monkeypatch, tmp_path):
-    """report.py's bar charts without matplotlib: the calls are recorded."""
-    drawn = []
-
-    def bar_chart(labels, figs, title, filename, width, colours):
-        drawn.append({"labels": labels, "figs": figs, "title": title, "filename": filename})
-        return Path("benchmarks") / filename
-
-    monkeypatch.setattr(report, "bar_chart", bar_chart)
-    monkeypatch.setattr(report, "REPO", tmp_path)
-    monkeypatch.setattr(report, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(report, "DOC", tmp_path / "benchmarks.md")
-    (tmp_path / "results").mkdir()
-    return drawn
 
 
 def test_build_section_table_overhead_ratio_and_cache(charts):

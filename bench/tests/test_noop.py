@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from .scripts import load_script
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
-sys.path.insert(0, str(BENCH))
-SPEC = importlib.util.spec_from_file_location("bench_noop", BENCH / "noop.py")
-noop = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(noop)
+noop = load_script("noop.py", "bench_noop")
 
 # deploy.yml's plan task as the default callback prints it with callback_result_format=yaml:
 # the whole result, keys sorted, a long message folded over lines, a quote written twice.

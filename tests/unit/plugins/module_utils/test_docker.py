@@ -1,16 +1,14 @@
-"""The one error type and its messages; first-run races on the host's directories."""
+"""The one error type and its messages, the app name check, the engine's answers read."""
 
 from __future__ import annotations
-
-import threading
 
 import pytest
 import requests.exceptions
 from docker.errors import APIError, ImageNotFound, NotFound
 
-from ansible_collections.appfleet.docker.plugins.module_utils import _docker, _engine, _lock, _proxy
+from ansible_collections.appfleet.docker.plugins.module_utils import _docker, _lock, _proxy
 from ansible_collections.appfleet.docker.plugins.module_utils._build import BuildFailed
-from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError, app_error
 from ansible_collections.appfleet.docker.plugins.module_utils._git import GitError
 
 
@@ -67,40 +65,6 @@ def test_api_version_tuple(text, expected):
     assert _docker.api_version_tuple(text) == expected
 
 
-@pytest.mark.parametrize("text,port,expected", [
-    ("Bind for 127.0.0.1:40001 failed: port is already allocated", 40001, True),
-    ("driver failed programming external connectivity: listen tcp4 127.0.0.1:40001: bind: address already in use",
-     40001, True),
-    ("Bind for 127.0.0.1:9000 failed: port is already allocated", 40001, False),  # a fixed port: no retry
-    ("no such image", 40001, False),
-    ("port is already allocated", None, False),
-])
-def test_port_taken(text, port, expected):
-    assert _engine.port_taken(APIError(text), port) is expected
-
-
-def test_lock_dir_first_run_race(tmp_path):
-    """Many first-ever runs make the lock directory at once: none fails."""
-    lock_dir = str(tmp_path / "new" / "locks")
-    barrier = threading.Barrier(12)
-    errors = []
-
-    def take(i):
-        barrier.wait()
-        try:
-            with _lock.AppLock(lock_dir, "app%d" % i, timeout=5):
-                pass
-        except Exception as exc:  # pylint: disable=broad-except
-            errors.append(exc)
-
-    threads = [threading.Thread(target=take, args=(i,)) for i in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == []
-
-
 def test_lock_dir_that_is_a_file_is_an_os_error(tmp_path):
     blocker = tmp_path / "locks"
     blocker.write_text("not a directory")
@@ -108,3 +72,10 @@ def test_lock_dir_that_is_a_file_is_an_os_error(tmp_path):
         _lock.AppLock(str(blocker), "web").acquire()
     msg = _Wrapper("web", "taking the lock in %s" % blocker).error_message(err.value)
     assert msg.startswith("app web: taking the lock in %s failed: " % blocker), msg
+
+
+@pytest.mark.parametrize("app, ok", [("web", True), ("web_1-api", True), ("a" * 63, True), ("Web", False),
+                                     ("web.api", False), ("web\n", False), ("a" * 64, False), ("-web", False),
+                                     ("web app", False), ("web/x", False), ("", False)])
+def test_app(app, ok):
+    assert (app_error("app", app) is None) is ok

@@ -1,4 +1,4 @@
-"""Stand-ins for the Docker SDK client in the image_pull and image_push unit tests (the stream reader, the inspect)."""
+"""Stand-ins for the Docker SDK client in the registry, image_pull and image_push unit tests (the stream reader, the inspect)."""
 
 from __future__ import annotations
 

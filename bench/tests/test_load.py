@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import socket
@@ -11,14 +10,13 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-SPEC = importlib.util.spec_from_file_location("bench_load", Path(__file__).resolve().parents[2] / "bench" / "load.py")
-load = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(load)
+from .scripts import load_script
+
+load = load_script("load.py", "bench_load")
 
 
 class Server(object):
@@ -315,7 +313,7 @@ def _children_of(pid):
 @pytest.mark.parametrize("how", ["interrupt", "kill"])
 def test_no_worker_process_outlives_the_parent(server, how):
     """Ctrl-C (SIGINT to the whole process group) or a SIGKILL of the parent: the workers end too."""
-    parent = subprocess.Popen([sys.executable, SPEC.origin, "--url", server.url, "--rate", "100", "--workers", "2",
+    parent = subprocess.Popen([sys.executable, load.__file__, "--url", server.url, "--rate", "100", "--workers", "2",
                                "--procs", "2", "--duration", "20"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:

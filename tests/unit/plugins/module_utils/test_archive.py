@@ -1,24 +1,23 @@
-"""Pure parts of image_archive: archive reading, image ids, references, modes, the atomic writer."""
+"""Pure parts of image_archive: archive reading, image ids, references, modes."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
 import os
-import resource
-import signal
-import stat
 import tarfile
 
 import pytest
 
-from ansible_collections.appfleet.docker.plugins.module_utils import _archive, _files
+from ansible_collections.appfleet.docker.plugins.module_utils import _archive
 from ansible_collections.appfleet.docker.plugins.module_utils._archive import ArchiveError
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 
+
 CONFIG_A = b'{"architecture":"amd64","config":{"Cmd":["/bin/sh"]},"rootfs":{"type":"layers"}}'
+
+
 CONFIG_B = b'{"architecture":"amd64","config":{"Cmd":["/bin/true"]},"rootfs":{"type":"layers"}}'
 
 
@@ -172,74 +171,3 @@ def test_parse_mode(value, mode):
 def test_parse_mode_refuses(value):
     with pytest.raises(AppfleetError, match="mode"):
         _archive.parse_mode(value)
-
-
-# ------------------------------------------------------------- atomic_file
-
-def _leftovers(directory, keep):
-    return sorted(n for n in os.listdir(str(directory)) if n != keep)
-
-
-def test_atomic_file_writes_checks_and_sets_mode(tmp_path):
-    target = tmp_path / "web.tar"
-    seen = []
-    with _files.atomic_file(str(target), 0o600, check=lambda tmp: seen.append(open(tmp, "rb").read())) as handle:
-        handle.write(b"part 1,")
-        handle.write(b"part 2")
-        assert not target.exists(), "nothing at path before the rename"
-    assert target.read_bytes() == b"part 1,part 2"
-    assert seen == [b"part 1,part 2"], "the check sees the whole file before the rename"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert _leftovers(tmp_path, "web.tar") == []
-
-
-@pytest.mark.parametrize("where", ["write", "check"])
-def test_atomic_file_failure_keeps_the_old_file_and_no_temp(tmp_path, where):
-    target = tmp_path / "web.tar"
-    target.write_bytes(b"old archive")
-
-    def check(_tmp):
-        raise AppfleetError("refused")
-
-    with pytest.raises((AppfleetError, RuntimeError)):
-        with _files.atomic_file(str(target), 0o600, check=check) as handle:
-            handle.write(b"new half")
-            if where == "write":
-                raise RuntimeError("engine went away mid-stream")
-    assert target.read_bytes() == b"old archive"
-    assert _leftovers(tmp_path, "web.tar") == []
-
-
-def test_atomic_file_full_filesystem_removes_the_temp(tmp_path):
-    """A real write error: the file size limit (EFBIG, as a full disk gives ENOSPC)."""
-    target = tmp_path / "web.tar"
-    target.write_bytes(b"old archive")
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
-    try:
-        with pytest.raises(OSError) as err:
-            with _files.atomic_file(str(target), 0o600) as handle:
-                for dummy in range(64):
-                    handle.write(b"x" * 4096)
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-        signal.signal(signal.SIGXFSZ, old_handler)
-    assert err.value.errno == errno.EFBIG
-    assert target.read_bytes() == b"old archive"
-    assert _leftovers(tmp_path, "web.tar") == []
-
-
-def test_atomic_file_missing_directory(tmp_path):
-    with pytest.raises(OSError):
-        with _files.atomic_file(str(tmp_path / "absent" / "web.tar")) as handle:
-            handle.write(b"x")
-    assert not (tmp_path / "absent").exists()
-
-
-def test_write_file_atomic_text_still_works(tmp_path):
-    target = tmp_path / "sub" / "web.conf"
-    _files.write_file_atomic(str(target), "upstream web { server 127.0.0.1:9000; } # é\n", mode=0o640)
-    assert target.read_text(encoding="utf-8") == "upstream web { server 127.0.0.1:9000; } # é\n"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    assert _leftovers(target.parent, "web.conf") == []

@@ -4,7 +4,6 @@ and the inventory the lab's hosts.py makes of it (no containers involved)."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from .fresh import fresh_labtool
+
+REPO = Path(__file__).resolve().parents[4]
 HOSTS = REPO / "inventories" / "lab" / "hosts.py"
 
 
 @pytest.fixture()
 def labctl(tmp_path, monkeypatch):
-    """tests/lab/labctl.py with its state in a temporary directory."""
+    """The lab tool (tests/lab/labtool) with its state in a temporary directory."""
     monkeypatch.setenv("APPFLEET_LAB_DIR", str(tmp_path))
-    spec = importlib.util.spec_from_file_location("labctl_under_test", REPO / "tests" / "lab" / "labctl.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    with fresh_labtool() as module:
+        yield module
 
 
 def args(vms=None, suites=None):

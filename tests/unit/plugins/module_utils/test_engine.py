@@ -1,0 +1,57 @@
+"""Pure logic of the engine side of app_container: which container serves, its secret mounts, ports taken."""
+
+from __future__ import annotations
+
+import pytest
+from docker.errors import APIError
+
+from ansible_collections.appfleet.docker.plugins.module_utils import _engine, _files
+
+
+def c(cid, name, running=True, created="2024-01-01", host_port=None):
+    return {"id": cid, "name": name, "running": running, "created": created, "host_port": host_port}
+
+
+@pytest.mark.parametrize("containers,upstream,serving,strays", [
+    ([], None, None, []),
+    ([c("1", "web")], None, "1", []),
+    # killed during health check: the proxy still points at the old one
+    ([c("1", "web", host_port=5000), c("2", "web--next", created="2024-02", host_port=6000)], 5000, "1", ["2"]),
+    # killed after the switch, before the old one was removed
+    ([c("1", "web", host_port=5000), c("2", "web--next", created="2024-02", host_port=6000)], 6000, "2", ["1"]),
+    # killed after the old one was removed, before the rename
+    ([c("2", "web--next", host_port=6000)], 6000, "2", []),
+    # a temp container nginx does not point at is never trusted
+    ([c("2", "web--next", host_port=6000)], None, None, ["2"]),
+    # stop-first killed: old stopped, new unverified
+    ([c("1", "web", running=False), c("2", "web--next", created="2024-02")], None, "1", ["2"]),
+    ([c("1", "other-name"), c("3", "web", running=False, created="2023")], None, "3", ["1"]),
+])
+def test_choose_serving(containers, upstream, serving, strays):
+    got, got_strays = _engine.choose_serving(containers, "web", upstream)
+    assert (got["id"] if got else None) == serving
+    assert sorted(s["id"] for s in got_strays) == strays
+
+
+def test_secret_mounts_and_passwd():
+    info = {"Mounts": [
+        {"Type": "bind", "Source": "/s/web/r/TOKEN", "Destination": "/run/secrets/TOKEN", "RW": False},
+        {"Type": "volume", "Source": "/var/lib/docker/volumes/x", "Destination": "/data"},
+        {"Type": "bind", "Source": "/x", "Destination": "/run/secrets/sub/dir"},
+    ]}
+    assert _engine.secret_mounts(info) == {"TOKEN": "/s/web/r/TOKEN"}
+    passwd = "root:x:0:0::/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\nbad line\n"
+    assert _files.passwd_uid(passwd, "nobody") == 65534
+    assert _files.passwd_uid(passwd, "app") is None and _files.passwd_uid(None, "app") is None
+
+
+@pytest.mark.parametrize("text,port,expected", [
+    ("Bind for 127.0.0.1:40001 failed: port is already allocated", 40001, True),
+    ("driver failed programming external connectivity: listen tcp4 127.0.0.1:40001: bind: address already in use",
+     40001, True),
+    ("Bind for 127.0.0.1:9000 failed: port is already allocated", 40001, False),  # a fixed port: no retry
+    ("no such image", 40001, False),
+    ("port is already allocated", None, False),
+])
+def test_port_taken(text, port, expected):
+    assert _engine.port_taken(APIError(text), port) is expected

@@ -1,0 +1,95 @@
+"""The nginx upstream file of an app: its slots, the switch between them, the port set."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ansible_collections.appfleet.docker.plugins.module_utils import _proxy
+
+
+def test_upstream_render_and_parse():
+    text = _proxy.render_upstream("web", 41234, 41235)
+    assert text.startswith("# Managed by appfleet.docker.app_container")
+    assert ("upstream appfleet_web { server 127.0.0.1:41234 max_fails=0; "
+            "server 127.0.0.1:41235 max_fails=0 backup; }") in text
+    assert ("upstream appfleet_web.b { server 127.0.0.1:41235 max_fails=0; "
+            "server 127.0.0.1:41234 max_fails=0 backup; }") in text
+    assert _proxy.parse_slots(text, "web") == (41234, 41235)
+    assert _proxy.parse_upstream_port(text) == 41234
+    # Slot b without a port yet is the discard port, read as unassigned.
+    assert _proxy.parse_slots(_proxy.render_upstream("web", 41234), "web") == (41234, None)
+    # The one-server format of earlier versions: slot a only.
+    assert _proxy.parse_slots("upstream appfleet_web { server 127.0.0.1:5555; }", "web") == (5555, None)
+    assert _proxy.parse_slots(_proxy.render_placeholder("web"), "web") == (None, None)
+    assert _proxy.parse_upstream_port("upstream x { server 127.0.0.1:9; }") == 9
+    assert _proxy.parse_upstream_port("# nothing") is None
+    assert _proxy.parse_upstream_port(None) is None
+    # Another app's groups in the same text are not this app's slots.
+    two = _proxy.render_upstream("web-b", 1, 2) + _proxy.render_upstream("web", 3, 4)
+    assert _proxy.parse_slots(two, "web") == (3, 4)
+
+
+def test_slot_flag_and_reserved_ports(tmp_path):
+    assert _proxy.slot_flag_file("web", str(tmp_path)) == str(tmp_path / "web.slot-b")
+    (tmp_path / "web.conf").write_text(_proxy.render_upstream("web", 1111, 2222))
+    (tmp_path / "api.conf").write_text(_proxy.render_placeholder("api"))
+    (tmp_path / "old.conf").write_text("upstream appfleet_old { server 127.0.0.1:3333; }\n")
+    (tmp_path / "notes.txt").write_text("server 127.0.0.1:4444;")
+    assert _proxy.upstream_ports(str(tmp_path)) == {1111, 2222, 3333}
+    assert _proxy.upstream_ports(str(tmp_path / "missing")) == set()
+
+
+class FakeModule:
+    """run_command stand-in: the commands are plain argv lists run for real."""
+
+    def run_command(self, argv):
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_proxy_switch_restores_file_when_test_fails(tmp_path):
+    upstream = tmp_path / "web.conf"
+    upstream.write_text("upstream appfleet_web { server 127.0.0.1:1111; }\n")
+    proxy = _proxy.Proxy(FakeModule(), "web", str(upstream), ["false"], ["true"])
+    with pytest.raises(_proxy.ProxyError) as err:
+        proxy.switch(2222)
+    assert "nginx config test" in str(err.value) and "put back" in str(err.value)
+    assert proxy.current_port() == 1111
+    ok = _proxy.Proxy(FakeModule(), "web", str(upstream), ["true"], ["true"])
+    # From the one-server format: the new port takes the active slot, the old one the other.
+    assert ok.switch(3333) == "reload" and ok.reloads == 1
+    assert ok.current_port() == 3333 and ok.slots() == (3333, 1111) and ok.standby_port() == 1111
+
+
+def test_proxy_switch_moves_only_the_flag_between_slots(tmp_path):
+    upstream = tmp_path / "web.conf"
+    flag = tmp_path / "web.slot-b"
+    upstream.write_text(_proxy.render_placeholder("web"))
+    # "false" as the reload command: any reload would fail the switch.
+    no_reload = _proxy.Proxy(FakeModule(), "web", str(upstream), ["true"], ["false"])
+    proxy = _proxy.Proxy(FakeModule(), "web", str(upstream), ["true"], ["true"])
+    assert proxy.current_port() == _proxy.PLACEHOLDER_PORT and proxy.standby_port() is None
+    # First deploy: a reload, and the spare port becomes slot b.
+    assert proxy.switch(1111, spare=lambda: 2222) == "reload" and proxy.reloads == 1
+    assert proxy.slots() == (1111, 2222) and not flag.exists()
+    text = upstream.read_text()
+    assert no_reload.switch(2222) == "flag" and flag.exists() and no_reload.current_port() == 2222
+    assert no_reload.standby_port() == 1111 and upstream.read_text() == text
+    assert no_reload.switch(1111) == "flag" and not flag.exists() and no_reload.current_port() == 1111
+    assert no_reload.reloads == 0
+    # A new port outside the slots (the free one was taken): it takes the active slot (b, the flag
+    # stays) and the port that served becomes the other slot.
+    no_reload.switch(2222)
+    assert proxy.switch(4444) == "reload" and proxy.slots() == (2222, 4444) and flag.exists()
+    assert proxy.current_port() == 4444
+    # A failed rewrite puts file and flag back.
+    failing = _proxy.Proxy(FakeModule(), "web", str(upstream), ["false"], ["true"])
+    before = upstream.read_text()
+    with pytest.raises(_proxy.ProxyError):
+        failing.switch(5555)
+    assert upstream.read_text() == before and flag.exists() and failing.current_port() == 4444
+    # The placeholder (state absent) removes the flag: the file has no port for it.
+    proxy.switch(None, content=_proxy.render_placeholder("web"))
+    assert not flag.exists() and proxy.current_port() == _proxy.PLACEHOLDER_PORT
