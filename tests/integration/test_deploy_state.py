@@ -353,7 +353,6 @@ def test_an_engine_that_does_not_answer_is_named(host, tmp_path):
     assert "Traceback" not in res.stdout + res.stderr
 
 
-
 def about_this_app(reasons):
     """The reasons that name this test's app (the engine is shared: other tests' containers come and go)."""
     return [reason for reason in reasons if APP in reason]
