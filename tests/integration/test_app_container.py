@@ -901,3 +901,19 @@ def test_paused_app_with_a_new_image_is_replaced(afb_app, afb_images, docker_cli
     (new,) = afb_app.containers()
     assert new.id != old.id and new.status == "running" and new.image.id == afb_images["v2"]
     assert afb_app.get() == (200, "version v2\n")
+
+
+def test_stopped_app_is_started_and_reported(afb_app, docker_client):
+    """A stopped (exited) app container that matches is started again, and the run says what it found."""
+    args = afb_app.args(image="afb-app:v1")
+    run_module("app_container", args)
+    (container,) = afb_app.containers()
+    container.stop(timeout=1)
+    res = run_module("app_container", args)
+    assert res["changed"] is True and res["action"] == "started", res
+    assert res["msg"].startswith("app %s: container %s was exited (exit code " % (afb_app.name, afb_app.name)), res
+    assert res["msg"].endswith("; started it again"), res
+    (after,) = afb_app.containers()
+    assert after.id == container.id and after.status == "running"
+    assert afb_app.get() == (200, "version v1\n")
+    assert run_module("app_container", args)["changed"] is False
