@@ -46,6 +46,44 @@ from ansible_collections.appfleet.docker.plugins.module_utils._container_spec im
 from ansible_collections.appfleet.docker.plugins.module_utils._strategies import Swap
 
 
+def choose_action(serving, matches, rollback, tidy):
+    """What a run does to an app, from its serving container (None: no container).
+
+    A paused container counts as running for Docker (State.Running) but serves
+    nothing: it is unpaused when it matches, replaced otherwise. ``tidy``: a
+    matching, running container still has something to tidy (strays, proxy, name).
+    """
+    status = serving.get("status") if serving else None
+    if matches and status == "paused":
+        return "unpaused"
+    if matches and serving["running"]:
+        return "reconciled" if tidy else "unchanged"
+    if matches:
+        return "started"
+    if rollback:
+        return "rolled_back"
+    return "replaced" if serving else "created"
+
+
+def found_message(app, serving, action, check_mode):
+    """The message that says what a run found wrong with the serving container, or None."""
+    if not serving or action not in ("unpaused", "started", "replaced", "rolled_back"):
+        return None
+    status = serving.get("status") or "stopped"
+    if status == "running" or (serving["running"] and status != "paused"):
+        return None
+    what = status
+    if status in ("exited", "dead") and serving.get("exit_code") is not None:
+        what = "%s (exit code %s)" % (status, serving["exit_code"])
+    done = {"unpaused": "unpaused it", "started": "started it again"}.get(
+        action, "unpaused it for the rollout and replaced it" if status == "paused" else "replaced it")
+    if check_mode:
+        done = "a run without check mode %s" % {
+            "unpaused": "unpauses it", "started": "starts it again"}.get(action, "replaces it")
+        return "app %s: container %s is %s; %s" % (app, serving["name"], what, done)
+    return "app %s: container %s was %s; %s" % (app, serving["name"], what, done)
+
+
 class AppContainer(object):
     """One run of app_container (``wrapper``: the AppfleetModule); run() returns the result."""
 
@@ -442,6 +480,8 @@ class AppContainer(object):
 
         secret_changes = self.secret_changes(serving)
         matches = self.matches(serving, secret_changes)
+        # Docker counts a paused container as running; it serves nothing.
+        paused = bool(serving and serving["status"] == "paused")
         running = bool(serving and serving["running"])
         needs_proxy_fix = bool(self.proxy and matches and running and serving["host_port"]
                                and upstream_port != serving["host_port"])
@@ -449,19 +489,16 @@ class AppContainer(object):
         # Secret files no container will mount once the strays are gone, and the old env file.
         unused_secrets = self.secrets.unused(self.secret_releases(serving)) if matches else []
         legacy_env = os.path.lexists(self.legacy_env_file)
-        if matches and running:
-            tidy = strays or needs_proxy_fix or needs_rename or unused_secrets or legacy_env
-            action = "reconciled" if tidy else "unchanged"
-        elif matches:
-            action = "started"
-        elif p["rollback"]:
-            action = "rolled_back"
-        else:
-            action = "replaced" if serving else "created"
+        tidy = bool(strays or needs_proxy_fix or needs_rename or unused_secrets or legacy_env)
+        action = choose_action(serving, matches, p["rollback"], tidy)
         if not matches:
             self.check_userns()
         changed = action != "unchanged"
         self.result.update(changed=changed, action=action)
+        found = found_message(self.app, serving, action, self.wrapper.check_mode)
+        if found:
+            self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), found) if m)
+            self.module.warn(found)
         if self.proxy:
             self.result["upstream_file"] = self.proxy.upstream_file
         if self.wrapper.diff_mode:
@@ -495,9 +532,16 @@ class AppContainer(object):
         if serving and needs_rename:
             client.api.rename(serving["id"], self.stable)
             serving["name"] = self.stable
+        if paused:
+            # Unpaused first: a replacement then starts from a container that serves
+            # (start-first) or stops normally (stop-first).
+            self.step("unpausing the paused container %s" % serving["name"])
+            client.api.unpause(serving["id"])
 
         self.release_begin(serving, matches)
-        if matches and running:
+        if action == "unpaused":
+            final = self.swap.resume(serving)
+        elif matches and running:
             if needs_proxy_fix:
                 self.swap.switch_proxy(serving["host_port"], serving["name"], None)
             final = serving["id"]

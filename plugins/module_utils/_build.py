@@ -55,6 +55,35 @@ def cli_env(docker_host):
     return env
 
 
+def cli_reads(name):
+    """True for an environment variable the docker CLI itself reads: no build arg may take its name."""
+    return name.startswith("DOCKER_") or name in ("PATH", "HOME")
+
+
+def cli_command(cli, docker_host, iidfile, context, dockerfile, build_args, target, labels):
+    """The ``cli build`` command and its environment: (argv, env).
+
+    Build args are named on the command line (``--build-arg NAME``) and their values
+    given in the CLI's environment, which the CLI reads for a name without ``=``: a
+    value is never in argv, which any local user can read (``ps``, /proc/<pid>/cmdline).
+    """
+    clash = sorted(k for k in build_args if cli_reads(k))
+    if clash:
+        raise AppfleetError("build_args: %s: a variable the docker CLI reads itself; rename it or set builder=api"
+                            % ", ".join(clash))
+    env = cli_env(docker_host)
+    cmd = [cli, "build", "--progress=plain", "--iidfile", iidfile, "--file", dockerfile]
+    for key in sorted(labels):
+        cmd += ["--label", "%s=%s" % (key, labels[key])]
+    for key in sorted(build_args):
+        cmd += ["--build-arg", key]
+        env[key] = build_args[key]
+    if target:
+        cmd += ["--target", target]
+    cmd.append(context)
+    return cmd, env
+
+
 def find_buildkit_cli(candidates, docker_host, api_version):
     """Find a docker CLI that builds with BuildKit against this engine.
 
@@ -130,17 +159,10 @@ def build_with_cli(cli, docker_host, context, dockerfile, build_args, target, la
     # A private (0700) directory: nobody else can put a file at the name the CLI writes.
     tmpdir = tempfile.mkdtemp(prefix="appfleet-iid-")
     iidfile = os.path.join(tmpdir, "iid")
-    cmd = [cli, "build", "--progress=plain", "--iidfile", iidfile, "--file", dockerfile]
-    for key in sorted(labels):
-        cmd += ["--label", "%s=%s" % (key, labels[key])]
-    for key in sorted(build_args):
-        cmd += ["--build-arg", "%s=%s" % (key, build_args[key])]
-    if target:
-        cmd += ["--target", target]
-    cmd.append(context)
     try:
+        cmd, env = cli_command(cli, docker_host, iidfile, context, dockerfile, build_args, target, labels)
         try:
-            proc = subprocess.run(cmd, env=cli_env(docker_host), stdout=subprocess.PIPE,
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             out = (exc.output or b"").decode("utf-8", "replace").splitlines()

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import LABEL_APP, AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_socket import get_json
 from ansible_collections.appfleet.docker.plugins.module_utils._files import write_file_atomic
-from ansible_collections.appfleet.docker.plugins.module_utils._git import run_git
+from ansible_collections.appfleet.docker.plugins.module_utils._git import mask_url, run_git, url_secrets
 
 STATE_VERSION = 1
 # Bounds, so that a watched directory with a surprise in it cannot stall a deploy.
@@ -138,8 +138,10 @@ def checkout_commit(source):
 
 
 def remote_key(source):
-    """(repository, version) of a source: what its git server is asked, and what an answer is known by."""
-    return source["repo"], source.get("version") or "HEAD"
+    """(repository, version) that an answer about a source is known by: returned by state=resolve,
+    given back in remote_commits. The repository with its credentials masked (mask_url): never
+    output, and the same key for every host (git is asked with the real URL)."""
+    return mask_url(source["repo"]), source.get("version") or "HEAD"
 
 
 def resolve_remote(source):
@@ -177,7 +179,7 @@ def resolve_remote(source):
 def git_error(rc, err, attempts=1):
     """git's own lines of a failed call, on one line, without its stock advice."""
     lines = [line.strip() for line in err.splitlines() if line.strip() and line.strip() not in GIT_BOILERPLATE]
-    text = "; ".join(lines) or "rc %d" % rc
+    text = mask_url("; ".join(lines)) or "rc %d" % rc
     if len(text) > 400:
         text = "..." + text[-400:]
     return text + (" (asked %d times)" % attempts if attempts > 1 else "")
@@ -219,8 +221,8 @@ def current_state(am, with_remote):
         am.step = "asking the git servers"
         # Answers a state=resolve call gave for the whole fleet: the same repository and
         # version are not asked again. A source without one asks its server itself.
-        known = dict(((item["repo"], item["version"]), item["commit"]) for item in params["remote_commits"] or []
-                     if item.get("commit"))
+        known = dict(((mask_url(item["repo"]), item["version"]), item["commit"])
+                     for item in params["remote_commits"] or [] if item.get("commit"))
         ask = []
         for source in sources:
             commit = known.get(remote_key(source))
@@ -315,6 +317,11 @@ def logic(am):
     for watched in params["watch_paths"] or []:
         if not os.path.isabs(watched):
             raise AppfleetError("watch_paths: %r is not an absolute path" % watched)
+    for source in params["sources"] or []:
+        # Defence in depth: a credential of a repository URL is blanked from all the module
+        # returns (its invocation too), not only where mask_url masks it. Not a short one:
+        # Ansible would blank each occurrence of it in any text.
+        am.module.no_log_values.update(s for s in url_secrets(source["repo"]) if len(s) >= 6)
     if params["state"] == "resolve":
         am.step = "asking the git servers"
         # Reads nothing on the host but its deploy keys: never a change, same in check mode.

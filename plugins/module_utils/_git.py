@@ -176,6 +176,49 @@ def git(top, *args, literal=True):
     return out
 
 
+# The userinfo of a URL (``scheme://user:password@``); git's scp-like form (user@host:path)
+# carries no password.
+# Up to the last "@" of the authority, as git and curl read it (a password may hold "@").
+URL_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/?#'\"]*)@")
+# Schemes whose user name may itself be the secret (https://<token>@host/...).
+SECRET_USER_SCHEMES = ("http://", "https://", "ftp://", "ftps://")
+MASK = "***"
+
+
+def _mask_userinfo(match):
+    scheme, userinfo = match.group(1), match.group(2)
+    user, colon, _password = userinfo.partition(":")
+    if colon:
+        return "%s%s:%s@" % (scheme, user, MASK)
+    if scheme.lower() in SECRET_USER_SCHEMES and user:
+        return "%s%s@" % (scheme, MASK)
+    return match.group(0)
+
+
+def mask_url(text):
+    """``text`` (a repository URL, or a message naming one) with the credentials of each URL masked.
+
+    ``https://user:token@host/x`` becomes ``https://user:***@host/x``; an HTTP(S) URL with
+    a user name only (a token) becomes ``https://***@host/x``; ``ssh://git@host/x`` and
+    ``git@host:x`` keep their user name (not a secret). What git is given stays the real URL:
+    this is for what a module returns or says.
+    """
+    if not text:
+        return text
+    return URL_USERINFO_RE.sub(_mask_userinfo, text)
+
+
+def url_secrets(url):
+    """The parts of ``url`` that ``mask_url`` hides (for a module's no_log values)."""
+    found = []
+    for match in URL_USERINFO_RE.finditer(url or ""):
+        masked = _mask_userinfo(match)
+        if masked != match.group(0):
+            user, colon, password = match.group(2).partition(":")
+            found.append(password if colon else user)
+    return [secret for secret in found if secret]
+
+
 SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?\Z")
 GITLINK_MODE = "160000"
 

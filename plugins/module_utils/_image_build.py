@@ -16,6 +16,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._build import (
     Timer,
     build_with_api,
     build_with_cli,
+    cli_reads,
     find_buildkit_cli,
     relabel_image,
 )
@@ -74,8 +75,13 @@ def check_input(am):
         am.fail("app %s: dockerfile %s resolves to %s, outside context %s (a symlink?); set "
                 "dockerfile to a file inside the context" % (app, dockerfile, real, p["context"]))
     for key in p["build_args"]:
-        if not key or "=" in key:
+        if not key or "=" in key or "\0" in key:
             am.fail("app %s: build_args key %r is not a variable name" % (app, key))
+        if p["builder"] != "api" and cli_reads(key):
+            # BuildKit builds get their build args through the docker CLI's environment.
+            am.fail("app %s: build_args key %s is a variable the docker CLI reads itself, and a BuildKit build "
+                    "passes build args through the CLI's environment; rename the build arg or set builder=api"
+                    % (app, key))
     if p["build_timeout"] <= 0:
         am.fail("build_timeout must be a positive number of seconds")
     try:

@@ -123,6 +123,12 @@ class Swap(object):
         api = self.wrapper.client.api
         self.step("starting the stopped container")
         api.start(current["id"])
+        return self.resume(current)
+
+    def resume(self, current):
+        """The serving container matches and was just started or unpaused: await its health,
+        then point nginx at it."""
+        self.step("waiting for container %s to become healthy" % current["name"])
         reason = self.engine.wait_healthy(current["id"], current["host_port"])
         if reason:
             raise AppfleetError(self.engine.fail_message(reason, current["id"], "no container of the app is serving"))

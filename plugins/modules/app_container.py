@@ -18,6 +18,10 @@ description:
     their defaults, so a later release that adds an option swaps no container whose config did
     not change. A container labelled by an earlier release (a bare sha256) is compared with that
     release's hash and is not swapped either."
+  - A serving container that is paused, stopped, exited or dead is not left so, and the run says
+    what it found (in RV(msg) and a warning; check mode only reports it). A paused one that matches
+    is unpaused, a stopped one started, both health-gated; one that differs is unpaused first, then
+    replaced.
   - When they differ it rolls out with O(strategy). C(start-first) starts the new container beside
     the old one with the app port published on the app's free 127.0.0.1 slot port (see
     O(proxy.upstream_file)), waits until it is healthy, moves nginx to it without a reload (new
@@ -511,7 +515,7 @@ action:
   description: What the run did.
   returned: always
   type: str
-  choices: [created, replaced, unchanged, rolled_back, started, reconciled, removed]
+  choices: [created, replaced, unchanged, rolled_back, started, unpaused, reconciled, removed]
   sample: replaced
 container:
   description: The serving container after the run (in check mode, the current one).
@@ -566,10 +570,12 @@ container:
       sample: /etc/appfleet/secrets/web/20240501T100000Z-1a2b3c4d
   sample: {}
 msg:
-  description: Why a change is reported without the image, in check mode before the image is built.
-  returned: in check mode, when O(image) is not on the host yet
+  description:
+    - Why a change is reported without the image, in check mode before the image is built.
+    - What the run found wrong with the serving container (paused, stopped, exited) and what it did.
+  returned: in check mode when O(image) is not on the host yet; when the serving container was not running
   type: str
-  sample: "app web: image web:3f2a9c1d0b7e is not on this host yet (check mode: ...)"
+  sample: "app web: container web was paused; unpaused it"
 removed:
   description: Short ids of containers removed (replaced or left over by an earlier run).
   returned: always

@@ -82,7 +82,9 @@ options:
         type: path
         required: true
       repo:
-        description: The repository URL, as the apps role clones it.
+        description:
+          - The repository URL, as the apps role clones it. Git is given it as it is; what the
+            module returns or says shows its credentials masked (C(https://user:***@host/...)).
         type: str
         required: true
       version:
@@ -133,7 +135,7 @@ options:
     version_added: 0.3.0
     suboptions:
       repo:
-        description: The repository URL.
+        description: The repository URL, credentials masked or not (they are compared masked).
         type: str
         required: true
       version:
@@ -227,6 +229,8 @@ remote_commits:
   description:
     - With O(state=resolve), each distinct repository and version of O(sources) with the commit
       its git server gave (C(commit)), or null and why not (C(error)).
+    - C(repo) is the URL with its credentials masked (C(https://user:***@host/team/web.git)), as
+      is any URL in C(error); repositories that differ only in credentials are asked once.
   returned: when O(state=resolve)
   type: list
   elements: dict

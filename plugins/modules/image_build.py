@@ -102,6 +102,9 @@ options:
     description:
       - Build-time variables (C(--build-arg)). They are part of the source id and are
         visible in the image history; do not pass secrets here.
+      - With BuildKit the values reach the docker CLI through its environment, never its
+        command line (which any local user can read). So a name the CLI reads itself
+        (C(DOCKER_*), C(PATH), C(HOME)) is refused; use O(builder=api) for such a name.
     type: dict
     default: {}
   target:

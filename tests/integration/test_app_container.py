@@ -861,3 +861,61 @@ def test_apps_role_passes_the_secret_and_hardening_options(afb_app, afb_images, 
     finally:
         if lock.exists():
             lock.unlink()
+
+
+def test_paused_app_is_unpaused_and_reported(afb_app, docker_client):
+    """Docker counts a paused container as running: the module unpauses it (and says so), once."""
+    args = afb_app.args(image="afb-app:v1")
+    first = run_module("app_container", args)
+    assert first["changed"] is True, first
+    (container,) = afb_app.containers()
+    container.pause()
+    container.reload()
+    assert container.status == "paused"
+
+    check = run_module("app_container", args, check=True)
+    assert check["changed"] is True and check["action"] == "unpaused", check
+    assert check["msg"] == "app %s: container %s is paused; a run without check mode unpauses it" % (
+        afb_app.name, afb_app.name), check
+    container.reload()
+    assert container.status == "paused"
+
+    fixed = run_module("app_container", args)
+    assert fixed["changed"] is True and fixed["action"] == "unpaused", fixed
+    assert fixed["msg"] == "app %s: container %s was paused; unpaused it" % (afb_app.name, afb_app.name), fixed
+    assert any("was paused" in w for w in fixed.get("warnings", [])), fixed
+    (after,) = afb_app.containers()
+    assert after.id == container.id and after.status == "running"
+    assert afb_app.get() == (200, "version v1\n")
+
+    again = run_module("app_container", args)
+    assert again["changed"] is False and again["action"] == "unchanged", again
+
+
+def test_paused_app_with_a_new_image_is_replaced(afb_app, afb_images, docker_client):
+    """A paused container that differs is unpaused for the rollout, then replaced."""
+    run_module("app_container", afb_app.args(image="afb-app:v1"))
+    (old,) = afb_app.containers()
+    old.pause()
+    res = run_module("app_container", afb_app.args(image="afb-app:v2"))
+    assert res["changed"] is True and res["action"] == "replaced", res
+    assert "was paused; unpaused it for the rollout and replaced it" in res["msg"], res
+    (new,) = afb_app.containers()
+    assert new.id != old.id and new.status == "running" and new.image.id == afb_images["v2"]
+    assert afb_app.get() == (200, "version v2\n")
+
+
+def test_stopped_app_is_started_and_reported(afb_app, docker_client):
+    """A stopped (exited) app container that matches is started again, and the run says what it found."""
+    args = afb_app.args(image="afb-app:v1")
+    run_module("app_container", args)
+    (container,) = afb_app.containers()
+    container.stop(timeout=1)
+    res = run_module("app_container", args)
+    assert res["changed"] is True and res["action"] == "started", res
+    assert res["msg"].startswith("app %s: container %s was exited (exit code " % (afb_app.name, afb_app.name)), res
+    assert res["msg"].endswith("; started it again"), res
+    (after,) = afb_app.containers()
+    assert after.id == container.id and after.status == "running"
+    assert afb_app.get() == (200, "version v1\n")
+    assert run_module("app_container", args)["changed"] is False

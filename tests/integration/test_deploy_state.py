@@ -351,3 +351,49 @@ def test_an_engine_that_does_not_answer_is_named(host, tmp_path):
     assert res["msg"].startswith("listing the app containers and images failed: cannot reach the docker engine "
                                  "at unix://%s: " % dead), res["msg"]
     assert "Traceback" not in res.stdout + res.stderr
+
+
+def about_this_app(reasons):
+    """The reasons that name this test's app (the engine is shared: other tests' containers come and go)."""
+    return [reason for reason in reasons if APP in reason]
+
+
+def test_paused_container_needs_a_deploy(host):
+    """A paused app container is no converged host (app_container unpauses it)."""
+    record(host["args"])
+    host["container"].pause()
+    try:
+        res = check(host["args"])
+        assert res["converged"] is False
+        assert about_this_app(res["reasons"]) == ["container %s: paused" % CONTAINER], res
+    finally:
+        host["container"].unpause()
+    assert about_this_app(check(host["args"])["reasons"]) == []
+
+
+def test_credentials_in_a_repository_url_never_in_output(host):
+    """An HTTPS URL with a token: returned masked (the answer and git's error), never the token,
+    and a check finds the fleet-wide answer by the masked URL."""
+    token = "tok3n-sec3-%d" % os.getpid()
+    url = "https://deploy:%s@127.0.0.1:1/team/web.git" % token
+    source = dict(host["args"]["sources"][0], repo=url)
+    res = run_module("deploy_state", dict(state="resolve", sources=[source]), verbosity=3)
+    assert res.get("failed") is not True, res.get("msg")
+    (answer,) = res["remote_commits"]
+    assert answer["repo"] == "https://deploy:***@127.0.0.1:1/team/web.git", answer
+    assert answer["commit"] is None and answer["error"].startswith("git ls-remote failed: "), answer
+    assert token not in json.dumps(res), res
+
+    # The recorded checkout is at the branch's commit: given the answer under the masked URL,
+    # the check does not ask the (unreachable) server and has nothing to say about the app.
+    record(host["args"])
+    head = git(host["work"], "rev-parse", "HEAD")
+    args = dict(host["args"], sources=[source])
+    given = [{"repo": answer["repo"], "version": "main", "commit": head}]
+    res = check(dict(args, remote_commits=given))
+    assert about_this_app(res["reasons"]) == [], res
+    # Without it the server is asked, fails, and the reason names no token.
+    res = check(args)
+    assert res["converged"] is False and token not in json.dumps(res), res
+    (reason,) = [r for r in about_this_app(res["reasons"]) if "git ls-remote" in r]
+    assert reason.startswith("app %s: git ls-remote failed: " % APP), res

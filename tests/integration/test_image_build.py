@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import threading
 import time
 
 import pytest
@@ -187,6 +189,8 @@ def test_also_tag_and_force(docker_client, tmp_path):
     (dict(dockerfile="sub/../../Dockerfile"), ["dockerfile 'sub/../../Dockerfile'", "without '..'"]),
     (dict(also_tag=["-bad"]), ["also_tag", "not a valid image tag"]),
     (dict(builder="kaniko"), ["builder"]),
+    (dict(build_args={"DOCKER_HOST": "tcp://elsewhere:2375"}),
+     ["build_args key DOCKER_HOST is a variable the docker CLI reads itself", "builder=api"]),
 ])
 def test_bad_input_fails_before_the_engine(docker_client, tmp_path, args, words):
     ctx = write_context(tmp_path / "bad", WEB_DOCKERFILE, {"index.html": "x\n"})
@@ -302,3 +306,53 @@ def test_second_run_after_a_build_that_pulled_its_base(docker_client, tmp_path, 
             cleanup(docker_client, apps=[app], repos=["afa-test/" + app])
             if image_or_none(docker_client, reg.ref) is not None:
                 docker_client.images.remove(reg.ref, force=True)
+
+
+def _cmdlines_with(marker):
+    """The command lines (argv joined by spaces) of the processes whose argv holds ``marker``."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = handle.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        if any(marker in arg for arg in argv):
+            found.append(" ".join(argv))
+    return found
+
+
+def test_buildkit_build_arg_reaches_the_image_but_not_argv(docker_client, tmp_path):
+    """A build arg's value is in the image (written by RUN), never on any process's command line."""
+    app = "afa-build-args-sec3"
+    secret = "tok-%d-%s" % (os.getpid(), "x y=z")
+    ctx = write_context(tmp_path / "sec3-build-args", """
+        FROM %s
+        ARG TOKEN
+        RUN echo "$TOKEN" > /token && sleep 2
+    """ % BUSYBOX_IMAGE)
+    seen, stop = [], threading.Event()
+
+    def watch():
+        # Every 20 ms while the build runs: the docker CLI's argv names the context.
+        while not stop.is_set():
+            seen.extend(_cmdlines_with(str(ctx)))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        res = build(ctx, app, builder="buildkit", build_args={"TOKEN": secret})
+        stop.set()
+        watcher.join(5)
+        assert res.get("failed") is not True, res.get("msg")
+        assert res["image"]["builder"] == "buildkit" and res["image"]["built"] is True
+        out = docker_client.containers.run(res["image"]["id"], ["cat", "/token"], remove=True)
+        assert out.decode().strip() == secret
+        builds = [line for line in seen if " build " in line]
+        assert builds, "the docker CLI's build process was never seen"
+        assert all("--build-arg TOKEN " in line for line in builds), builds
+        assert not [line for line in seen if secret in line], seen
+    finally:
+        stop.set()
+        cleanup(docker_client, apps=[app], repos=["afa-test/" + app])
