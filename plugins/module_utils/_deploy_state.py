@@ -250,50 +250,65 @@ def read_state(path):
     return data if isinstance(data, dict) else {}
 
 
-def compare(recorded, now, remote, sources, mutable_images, refresh_bases=()):
-    """Reasons why a deploy is needed (empty: the host is as the last deploy left it)."""
+def findings(recorded, now, remote, sources, mutable_images, refresh_bases=()):
+    """Why a deploy is needed, as (app, reason): app is None for a reason of the whole host."""
     if recorded is None:
-        return ["no record of a complete deploy on this host yet"]
+        return [(None, "no record of a complete deploy on this host yet")]
     if recorded.get("version") != STATE_VERSION:
-        return ["the state file is unreadable or from another version of the collection"]
-    reasons = []
+        return [(None, "the state file is unreadable or from another version of the collection")]
+    found = []
     if recorded.get("fingerprint") != now["fingerprint"]:
-        reasons.append("the deploy's inputs changed (inventory, versions, key or certificate files, or the collection)")
+        found.append((None, "the deploy's inputs changed (inventory, versions, key or certificate files, "
+                            "or the collection)"))
     for image in mutable_images:
-        reasons.append("app %s runs %s, a tag the registry may have moved; only an image by digest "
-                       "(name@sha256:...) can be skipped" % (image["app"], image["image"]))
+        found.append((image["app"], "app %s runs %s, a tag the registry may have moved; only an image by "
+                                    "digest (name@sha256:...) can be skipped" % (image["app"], image["image"])))
     for app in refresh_bases:
-        reasons.append("app %s refreshes its base images (base_refresh): only a deploy asks the registry "
-                       "whether one moved" % app)
+        found.append((app, "app %s refreshes its base images (base_refresh): only a deploy asks the registry "
+                           "whether one moved" % app))
     for source in sources:
         app = source["app"]
         was = (recorded.get("sources") or {}).get(app)
         if now["sources"].get(app) != was or was is None:
-            reasons.append("app %s: its checkout is not the one recorded" % app)
+            found.append((app, "app %s: its checkout is not the one recorded" % app))
             continue
         commit, why = remote.get(app, (None, "not asked"))
         if commit is None:
-            reasons.append("app %s: %s" % (app, why))
+            found.append((app, "app %s: %s" % (app, why)))
         elif not same_commit(commit, was):
-            reasons.append("app %s: %s is at %s on the git server; %s is deployed"
-                           % (app, remote_key(source)[1], commit[:12], was[:12]))
+            found.append((app, "app %s: %s is at %s on the git server; %s is deployed"
+                               % (app, remote_key(source)[1], commit[:12], was[:12])))
+    # A container named as an app is that app's; another one concerns the whole host.
+    apps = set(s["app"] for s in sources) | set(m["app"] for m in mutable_images) | set(refresh_bases)
     old_containers = recorded.get("containers") or {}
     for name in sorted(set(old_containers) | set(now["containers"])):
         old, new = old_containers.get(name), now["containers"].get(name)
+        owner = name if name in apps else None
         if old is None or new is None:
-            reasons.append("container %s: %s since the last deploy" % (name, "added" if old is None else "gone"))
+            found.append((owner, "container %s: %s since the last deploy" % (name, "added" if old is None else "gone")))
         elif (old["id"], old["image"]) != (new["id"], new["image"]):
-            reasons.append("container %s: replaced since the last deploy" % name)
+            found.append((owner, "container %s: replaced since the last deploy" % name))
         elif new["state"] != "running":
-            reasons.append("container %s: %s" % (name, new["state"]))
+            found.append((owner, "container %s: %s" % (name, new["state"])))
     if (recorded.get("images") or {}) != now["images"]:
-        reasons.append("the app images differ from those the last deploy left")
+        found.append((None, "the app images differ from those the last deploy left"))
     old_files = recorded.get("files") or {}
     changed = sorted(p for p in set(old_files) | set(now["files"]) if old_files.get(p) != now["files"].get(p))
     if changed:
-        reasons.append("files changed since the last deploy: %s%s" % (
-            ", ".join(changed[:5]), " and %d more" % (len(changed) - 5) if len(changed) > 5 else ""))
-    return reasons
+        found.append((None, "files changed since the last deploy: %s%s" % (
+            ", ".join(changed[:5]), " and %d more" % (len(changed) - 5) if len(changed) > 5 else "")))
+    return found
+
+
+def compare(recorded, now, remote, sources, mutable_images, refresh_bases=()):
+    """Reasons why a deploy is needed (empty: the host is as the last deploy left it)."""
+    return [reason for _app, reason in findings(recorded, now, remote, sources, mutable_images, refresh_bases)]
+
+
+def apps_to_deploy(found):
+    """The apps the findings name, sorted; None when one concerns the whole host (deploy every app)."""
+    apps = set(app for app, _reason in found)
+    return None if None in apps else sorted(apps)
 
 
 def recordable(now):
@@ -347,7 +362,7 @@ def logic(am):
         return {"changed": False, "converged": False, "recorded": False, "fingerprint": params["fingerprint"],
                 "reasons": ["no docker engine on this host yet (%s is missing)" % socket]}
     now, remote = current_state(am, with_remote=True)
-    reasons = compare(read_state(path), now, remote, params["sources"] or [], params["mutable_images"] or [],
-                      params["refresh_bases"] or [])
-    return {"changed": False, "converged": not reasons, "reasons": reasons, "recorded": False,
-            "fingerprint": params["fingerprint"]}
+    found = findings(read_state(path), now, remote, params["sources"] or [], params["mutable_images"] or [],
+                     params["refresh_bases"] or [])
+    return {"changed": False, "converged": not found, "reasons": [reason for _app, reason in found],
+            "apps": apps_to_deploy(found), "recorded": False, "fingerprint": params["fingerprint"]}

@@ -225,6 +225,16 @@ reasons:
   type: list
   elements: str
   sample: ["app web: main is at 3f2a9c1d0e4b on the git server; 9b8c7d6e5f40 is deployed"]
+apps:
+  description:
+    - The apps the RV(reasons) concern, when each of them concerns one app (its commit moved, its
+      container was stopped or replaced, its image tag may have moved): a deploy of those apps alone
+      brings the host back to the record. Null when a reason concerns the whole host (the inputs,
+      the managed files or the images changed, no record yet): every app is deployed.
+  returned: when O(state=check) and the host was asked
+  type: list
+  elements: str
+  sample: ["web"]
 remote_commits:
   description:
     - With O(state=resolve), each distinct repository and version of O(sources) with the commit

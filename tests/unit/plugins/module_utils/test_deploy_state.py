@@ -39,6 +39,46 @@ def test_compare_gives_each_reason(now, remote, reasons):
     assert _deploy_state.compare(state(), now, remote, SOURCES, []) == reasons
 
 
+TWO = SOURCES + [{"app": "api", "repo": "https://git.example.com/team/api.git", "version": "main"}]
+BOTH_AT_A = {"web": ("a" * 40, None), "api": ("a" * 40, None)}
+
+
+def two(**over):
+    base = state(sources={"web": "a" * 40, "api": "a" * 40},
+                 containers={"web": {"id": "c1", "image": "i1", "state": "running", "status": ""},
+                             "api": {"id": "c2", "image": "i2", "state": "running", "status": ""}})
+    base.update(over)
+    return base
+
+
+@pytest.mark.parametrize("now, remote, mutable, apps", [
+    # Nothing differs: no app; one app's commit moved or its checkout differs: that app alone.
+    (two(), BOTH_AT_A, [], []),
+    (two(), dict(BOTH_AT_A, web=("b" * 40, None)), [], ["web"]),
+    (two(sources={"web": "a" * 40, "api": None}), BOTH_AT_A, [], ["api"]),
+    (two(), dict(BOTH_AT_A, api=(None, "git ls-remote failed")), [], ["api"]),
+    # A stopped or replaced container of an app, a tag that may have moved: that app.
+    (two(containers={"web": {"id": "c1", "image": "i1", "state": "paused", "status": ""},
+                     "api": {"id": "c2", "image": "i2", "state": "running", "status": ""}}), BOTH_AT_A, [], ["web"]),
+    (two(), BOTH_AT_A, [{"app": "api", "image": "redis:7"}], ["api"]),
+    (two(), dict(BOTH_AT_A, web=("b" * 40, None)), [{"app": "api", "image": "redis:7"}], ["api", "web"]),
+    # Anything of the whole host, or a container no app owns: every app (None).
+    (two(fingerprint="g"), dict(BOTH_AT_A, web=("b" * 40, None)), [], None),
+    (two(images={}), BOTH_AT_A, [], None),
+    (two(files={"/etc/x": "absent"}), BOTH_AT_A, [], None),
+    (dict(two(), containers=dict(two()["containers"], stray={"id": "c9", "image": "i9", "state": "running",
+                                                              "status": ""})), BOTH_AT_A, [], None),
+])
+def test_apps_to_deploy_names_the_apps_when_every_reason_is_one_apps(now, remote, mutable, apps):
+    found = _deploy_state.findings(two(), now, remote, TWO, mutable)
+    assert _deploy_state.apps_to_deploy(found) == apps
+    assert [reason for _app, reason in found] == _deploy_state.compare(two(), now, remote, TWO, mutable)
+
+
+def test_apps_to_deploy_without_a_record_is_every_app():
+    assert _deploy_state.apps_to_deploy(_deploy_state.findings(None, two(), BOTH_AT_A, TWO, [])) is None
+
+
 @pytest.mark.parametrize("recorded, reason", [
     (None, "no record of a complete deploy on this host yet"),
     ({}, "the state file is unreadable or from another version of the collection"),
