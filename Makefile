@@ -1,6 +1,7 @@
 # appfleet.docker: the two README commands and their parts.
 #   make demo   set up this machine, bring the lab fleet up, run site.yml on it
 #   make test   set up this machine, then lint, unit, module, molecule and lab tests
+#   make check  the contributor's loop (a few minutes): lint, unit, the quick module tests
 #               (tests/tools/run-suite.sh: the lab tests beside the others)
 #   make bench  every benchmark on the lab, then docs/benchmarks.md (bench-quick: shorter)
 SHELL := /bin/bash
@@ -13,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 PYTEST := $(BIN)/pytest -p no:cacheprovider
 SCENARIOS := $(sort $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml))))
 
-.PHONY: help setup engine venv lab-up lab-down lab-status demo test lint ansible-lint sanity \
+.PHONY: help setup engine venv lab-up lab-down lab-status demo test check lint ansible-lint sanity \
         unit integration molecule e2e build clean changelog-lint bench-venv bench-noop bench-load bench-scale bench-build bench-build-once bench bench-quick
 
 help:
@@ -55,6 +56,11 @@ demo: lab-up
 
 test: setup
 	tests/tools/run-suite.sh
+
+# Before a commit: what needs no lab and little engine time.
+CHECK_MODULE_TESTS := tests/integration/test_nginx_apply.py tests/integration/test_role_inputs_apps.py
+check: setup lint unit
+	$(PYTEST) $(CHECK_MODULE_TESTS)
 
 lint: ansible-lint changelog-lint sanity
 
