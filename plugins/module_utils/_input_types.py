@@ -88,13 +88,23 @@ def type_problem(name, value, kind, what=None, example=None):
                                          described(kind, value), hint)
 
 
+def choice_problem(name, value, choices):
+    """One line when ``value`` (the variable ``name``) is not one of ``choices``; None when it is."""
+    if any(type(value) is type(choice) and value == choice for choice in choices):
+        return None
+    return "%s: give one of %s; got %s" % (name, ", ".join(shown(c) for c in choices), described("str", value))
+
+
 def type_problems(values, kinds):
     """(problems, names of the variables of the wrong shape) of ``values`` against
-    ``kinds``: {name: kind or (kind, what, example)}."""
+    ``kinds``: {name: kind, [kind, what, example] or {"choices": [...]}}."""
     problems, wrong = [], set()
     for name, spec in kinds.items():
-        kind, what, example = (spec, None, None) if isinstance(spec, str) else spec
-        problem = type_problem(name, values[name], kind, what, example)
+        if isinstance(spec, dict):
+            problem = choice_problem(name, values[name], spec["choices"])
+        else:
+            kind, what, example = (spec, None, None) if isinstance(spec, str) else spec
+            problem = type_problem(name, values[name], kind, what, example)
         if problem:
             problems.append(problem)
             wrong.add(name)

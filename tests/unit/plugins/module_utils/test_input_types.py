@@ -57,3 +57,15 @@ def test_type_problems_names_the_wrong_ones():
     problems, wrong = type_problems({"a": "x", "b": 1}, {"a": "str", "b": ("str", "a name", "web")})
     assert problems == ["b: give a name, for example web; got the number 1"]
     assert wrong == {"b"}
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("on", None),
+    ("", None),
+    ("yes", 'state: give one of "", "on", "off"; got the string "yes"'),
+    (True, 'state: give one of "", "on", "off"; got the boolean true'),
+])
+def test_choices(value, expected):
+    problems, wrong = type_problems({"state": value}, {"state": {"choices": ["", "on", "off"]}})
+    assert problems == ([expected] if expected else [])
+    assert wrong == ({"state"} if expected else set())
