@@ -84,8 +84,8 @@ def type_problem(name, value, kind, what=None, example=None):
     hint = ""
     if kind == "bool" and isinstance(value, str):
         hint = " (with -e, pass JSON: -e '{\"%s\": true}')" % name
-    return "%s: give %s%s; got %s%s" % (name, what or KINDS[kind], ", for example " + example if example else "",
-                                         described(kind, value), hint)
+    example = ", for example " + example if example else ""
+    return "%s: give %s%s; got %s%s" % (name, what or KINDS[kind], example, described(kind, value), hint)
 
 
 def choice_problem(name, value, choices):

@@ -125,4 +125,4 @@ def test_a_password_is_never_shown():
 def test_every_problem_at_once():
     found = problems(bootstrap_user="root", bootstrap_authorized_keys="x", bootstrap_hostname="a b", bootstrap_timesync=1)
     assert [p.split(" ")[0] for p in found] == ["bootstrap_authorized_keys:", "bootstrap_timesync:", "bootstrap_user",
-                                               "bootstrap_hostname"]
+                                                "bootstrap_hostname"]

@@ -197,7 +197,7 @@ def test_every_problem_at_once():
     found = problems(engine_source="snap", engine_docker_users=12, engine_preload_dir="/tmp/x",
                      engine_daemon_options={"debug": "on"})
     assert [p.split(" ")[0] for p in found] == ["engine_docker_users:", "engine_source", "engine_daemon_options:",
-                                               "engine_preload_dir"]
+                                                "engine_preload_dir"]
 
 
 def test_a_wrong_type_skips_that_variable_s_rules():
