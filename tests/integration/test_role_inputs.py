@@ -38,7 +38,8 @@ BOOTSTRAP_CASES = {
                                     ["bootstrap_extra_packages"]),
     "bad reboot time": ({"bootstrap_unattended_reboot_time": "25:00"},
                         ["bootstrap_unattended_reboot_time"]),
-    "wrong type": ({"bootstrap_sudo_nopasswd": "perhaps"}, ["bootstrap_sudo_nopasswd"]),
+    "wrong type": ({"bootstrap_sudo_nopasswd": "perhaps"},
+                   ['bootstrap_sudo_nopasswd: give true or false; got the string "perhaps"']),
     # One key given as a string, not a list: one line, not one malformed entry per character.
     "key as a string": ({"bootstrap_authorized_keys": GOOD_KEY},
                         ["bootstrap_authorized_keys: give a list of SSH public keys, one string each, for example",
@@ -143,7 +144,8 @@ ENGINE_CASES = {
                                           ["engine_registry_cas", "reg;reboot"]),
     "bad repo url": ({"engine_docker_repo_url": "https://example.com/$(id)"}, ["engine_docker_repo_url"]),
     "bad version": ({"engine_version": "1.0; reboot"}, ["engine_version"]),
-    "unknown source": ({"engine_source": "snap"}, ["engine_source"]),
+    "unknown source": ({"engine_source": "snap"}, ["engine_source must be docker", 'got "snap"']),
+    "firewall as a string": ({"engine_firewall": "no"}, ['engine_firewall: give true or false; got the string "no"']),
     "bad user": ({"engine_docker_users": ["bob smith"]}, ["engine_docker_users"]),
     # The argument spec converts these for its own check only; the role reads them as given.
     "users as a number": ({"engine_docker_users": 12},
@@ -194,7 +196,9 @@ PROXY_CASES = {
     "sites and upstreams in one dir": ({"proxy_sites_dir": "/etc/nginx/appfleet/upstreams"},
                                        ["proxy_upstream_dir, proxy_sites_dir and proxy_tls_dir must be three different"]),
     "hsts max-age not a number": ({"proxy_hsts_max_age": "1y"}, ["proxy_hsts_max_age"]),
-    "hsts not a boolean": ({"proxy_hsts": "perhaps"}, ["proxy_hsts"]),
+    "hsts not a boolean": ({"proxy_hsts": "perhaps"}, ['proxy_hsts: give true or false; got the string "perhaps"']),
+    "maintenance state not on or off": ({"proxy_maintenance_state": "yes"},
+                                        ['proxy_maintenance_state: give one of "", "on", "off"']),
     "package with a command": ({"proxy_package": "nginx; reboot"}, ["proxy_package must be a Debian package name"]),
 }
 
@@ -207,3 +211,19 @@ for _case, (_vars, _) in PROXY_CASES.items():
 def test_proxy_refuses_bad_settings(case):
     """The case's bad proxy role setting fails a proxy check, named in its message."""
     assert_refused(PROXY.outcome(case), *PROXY_CASES[case][1])
+
+
+# Values the argument specs refused before, printing the whole spec (5-20 KB):
+# the specs declare the variables raw, the roles' checks name them in a line.
+SPEC_CASES = [("bootstrap", "wrong type", "bootstrap_sudo_nopasswd"), ("engine", "unknown source", "engine_source"),
+              ("engine", "users as a number", "engine_docker_users"), ("proxy", "hsts not a boolean", "proxy_hsts"),
+              ("proxy", "maintenance state not on or off", "proxy_maintenance_state")]
+
+
+@pytest.mark.parametrize("role, case, name", SPEC_CASES)
+def test_a_wrong_type_is_told_in_a_short_message(role, case, name):
+    """The failure names the variable in under 2 KB, and no argument spec is printed."""
+    outcome = BY_ROLE[role].outcome(case)
+    assert name in outcome.message
+    assert len(outcome.message) < 2048, outcome.message
+    assert "argument_spec" not in outcome.log, outcome.log[-3000:]
