@@ -388,7 +388,7 @@ def test_bad_nginx_value_keeps_the_old_config_serving(host, web_deployed, case):
         assert needle in flat, (needle, out[-3000:])
     # The module's own failure (no separate assert task); with molecule's settings
     # "fatal:" goes to stderr, after the task headers that follow it.
-    assert "TASK [appfleet.docker.proxy : Test the candidate configuration with nginx -t and put it in place]" in out
+    assert "TASK [appfleet.docker.proxy : Test the nginx configuration with nginx -t and put it in place]" in out
     assert recap(out) == (0, 1), out[-3000:]
     assert nginx_files(host) == before
     assert host.run("ls -d /tmp/appfleet-nginx.* /tmp/appfleet-nginx-candidate.* 2>/dev/null").stdout == ""
