@@ -1,0 +1,71 @@
+# -*- coding: utf-8 -*-
+# Copyright: appfleet developers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Build once: which host of the play gives an app's image to which (roles/apps/tasks/app.yml).
+
+The first host of a deploy play that builds a commit of an app shares the image
+(an archive through the controller, or a push to the build registry) with the
+later hosts of the play that deploy the app; they take it instead of building.
+This filter answers, for one host and one app, the three questions the tasks
+ask: which earlier host already shared this commit (``source``), which host of
+the play is the last to deploy the app (``last``), and which host of this batch
+exports the image it built (``exporter``). Read from the hosts' facts, in
+play order; pure but for the check that an archive is still on the controller.
+"""
+
+from __future__ import (absolute_import, division, print_function)
+__metaclass__ = type
+
+import os
+
+from ansible.errors import AnsibleFilterError
+
+def _get(mapping, *keys):
+    """mapping[k1][k2]... or None when a level is missing or not a mapping."""
+    for key in keys:
+        if not hasattr(mapping, "get"):
+            return None
+        mapping = mapping.get(key)
+        if mapping is None:
+            return None
+    return mapping
+
+
+def _deploys(apps, app):
+    """Whether a host's appfleet_apps deploys ``app`` (an entry not marked absent)."""
+    entries = [a for a in (apps or []) if hasattr(a, "get") and a.get("name") == app]
+    return any(a.get("state", "present") != "absent" for a in entries)
+
+
+def build_share(hostvars, app, host, play_hosts, batch, commit, tag, registry):
+    """{source, last, exporter}: host names, '' when there is none."""
+    if not hasattr(hostvars, "get"):
+        raise AnsibleFilterError("build_share: give hostvars")
+    fact = "apps_pushed" if registry else "apps_archives"
+    source = ""
+    for other in play_hosts or []:
+        if other == host or commit is None:
+            continue
+        shared = _get(hostvars, other, fact, app) or {}
+        if shared.get("commit") != commit:
+            continue
+        # An archive counts while its controller copy exists (the last host removes it).
+        if registry or os.path.isfile(str(_get(hostvars, other, "apps_archives", app, "path") or "")):
+            source = other
+            break
+    last = ""
+    for other in play_hosts or []:
+        if _deploys(_get(hostvars, other, "appfleet_apps"), app):
+            last = other
+    exporter = ""
+    for other in batch or []:
+        build = _get(hostvars, other, "apps_build", "image") or {}
+        if build.get("built") and tag is not None and build.get("tag") == tag:
+            exporter = other
+            break
+    return {"source": source, "last": last, "exporter": exporter}
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"build_share": build_share}
