@@ -91,6 +91,36 @@ def deploy_plan(apps):
     return plan
 
 
+# Options of the roles' main entry points that are not inputs of a deploy: how an
+# image reaches a host (build once), who runs it, where the inputs are read from,
+# which apps this run selects, and values the role derives from the inputs.
+NOT_INPUTS = frozenset([
+    "apps_archive_controller_dir", "apps_archive_dir", "apps_build_once", "apps_build_registry",
+    "apps_release_by", "apps_base_dir", "apps_only", "apps_plan_force", "apps_plan_group",
+    "apps_absent_names",
+])
+
+
+def deploy_input_names(roles, root=_ROOT):
+    """The variables whose values go into the fingerprint: every option of the main entry
+    point of each of ``roles`` (their meta/argument_specs.yml), less NOT_INPUTS. Listed, so
+    that what a run registers or sets is never an input by accident."""
+    import yaml  # ansible-core's own dependency; imported where it is needed
+
+    names = set()
+    for role in roles:
+        path = os.path.join(root, "roles", role, "meta", "argument_specs.yml")
+        try:
+            with open(path) as handle:
+                spec = yaml.safe_load(handle)
+            names.update(spec["argument_specs"]["main"]["options"])
+        except (IOError, OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+            raise AnsibleFilterError("deploy_input_names: cannot read the options of role %s from %s: %s"
+                                     % (role, path, exc))
+    return sorted(names - NOT_INPUTS)
+
+
 class FilterModule(object):
     def filters(self):
-        return {"deploy_fingerprint": deploy_fingerprint, "deploy_plan": deploy_plan}
+        return {"deploy_fingerprint": deploy_fingerprint, "deploy_plan": deploy_plan,
+                "deploy_input_names": deploy_input_names}

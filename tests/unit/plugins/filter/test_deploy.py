@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
 
 from ansible_collections.appfleet.docker.plugins.filter import deploy
 from ansible_collections.appfleet.docker.plugins.module_utils._app_model import app_model
@@ -84,3 +88,25 @@ def test_collection_digest_follows_every_file_of_the_collection(tmp_path):
     assert second != first
     template.rename(tmp_path / "roles" / "proxy" / "templates" / "other.conf.j2")
     assert deploy.collection_digest(str(tmp_path)) not in (first, second)
+
+
+def test_deploy_input_names_are_the_roles_options_less_the_listed_non_inputs():
+    names = deploy.deploy_input_names(["apps", "proxy"])
+    assert names == sorted(names)
+    for expected in ("apps_definitions", "apps_versions", "apps_default_strategy", "apps_registry_logins",
+                     "proxy_apps", "proxy_listen_port", "proxy_tls_dir"):
+        assert expected in names
+    assert not set(names) & deploy.NOT_INPUTS
+    # Each listed non-input is an option of the apps role: the list names nothing stale.
+    with open(os.path.join(deploy._ROOT, "roles", "apps", "meta", "argument_specs.yml")) as handle:
+        apps_options = set(yaml.safe_load(handle)["argument_specs"]["main"]["options"])
+    assert deploy.NOT_INPUTS <= apps_options
+    every = set()
+    for role in ("apps", "proxy"):
+        every.update(deploy.deploy_input_names([role]))
+    assert every == set(names)
+
+
+def test_deploy_input_names_names_a_role_without_a_spec():
+    with pytest.raises(AnsibleFilterError, match="role nosuch"):
+        deploy.deploy_input_names(["nosuch"])
