@@ -50,6 +50,14 @@ def proxy_sites(apps, absent=(), upstream_names=(), base_dir=None):
     return model.proxy_sites(_apps(apps, "proxy_sites"), list(absent), list(upstream_names), base_dir)
 
 
+def proxy_tls_files(apps, base_dir=None):
+    """The controller paths of every TLS file the apps name (certificate, key), resolved as
+    the role resolves them; [] for what is not a list of apps (the role's check says why)."""
+    if not isinstance(apps, list):
+        return []
+    return [path for _where, _option, path, _relative in model.tls_files(apps, "proxy_apps", base_dir)]
+
+
 class FilterModule(object):
     def filters(self):
-        return {"proxy_problems": proxy_problems, "proxy_sites": proxy_sites}
+        return {"proxy_problems": proxy_problems, "proxy_sites": proxy_sites, "proxy_tls_files": proxy_tls_files}
