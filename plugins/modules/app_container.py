@@ -316,7 +316,7 @@ options:
   health:
     description:
       - How the module decides that a new container is healthy. It must be running and never
-        unhealthy by Docker's health check. With O(health.path) it must answer it with 2xx/3xx:
+        unhealthy by Docker's health check. With O(health.path) it must answer it with 2xx/3xx,
         once if Docker's check already says healthy, else twice in a row (Docker's first check
         runs one HEALTHCHECK interval after the start; the module does not wait for it). Without
         O(health.path) it must be healthy by Docker's check when the container has one, else stay

@@ -228,9 +228,9 @@ reasons:
 apps:
   description:
     - The apps the RV(reasons) concern, when each of them concerns one app (its commit moved, its
-      container was stopped or replaced, its image tag may have moved): a deploy of those apps alone
+      container was stopped or replaced, its image tag may have moved); a deploy of those apps alone
       brings the host back to the record. Null when a reason concerns the whole host (the inputs,
-      the managed files or the images changed, no record yet): every app is deployed.
+      the managed files or the images changed, no record yet); then every app is deployed.
   returned: when O(state=check) and the host was asked
   type: list
   elements: str

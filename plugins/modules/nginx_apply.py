@@ -49,7 +49,7 @@ options:
   files:
     description:
       - The candidates as contents, by C(<kind>/<name>) where kind is C(conf.d), C(sites), C(upstreams)
-        or C(tls) (certificates only), for example V({"sites/web.conf": "server {...}"}). Installed
+        or C(tls) (certificates only), for example a key V(sites/web.conf) with the server block as its value. Installed
         with mode C(0644). A kind with no entry stages no file of its kind, as in O(stage).
     type: dict
   private_keys:

@@ -41,6 +41,7 @@ def test_compare_gives_each_reason(now, remote, reasons):
 
 TWO = SOURCES + [{"app": "api", "repo": "https://git.example.com/team/api.git", "version": "main"}]
 BOTH_AT_A = {"web": ("a" * 40, None), "api": ("a" * 40, None)}
+STRAY = {"id": "c9", "image": "i9", "state": "running", "status": ""}
 
 
 def two(**over):
@@ -66,8 +67,7 @@ def two(**over):
     (two(fingerprint="g"), dict(BOTH_AT_A, web=("b" * 40, None)), [], None),
     (two(images={}), BOTH_AT_A, [], None),
     (two(files={"/etc/x": "absent"}), BOTH_AT_A, [], None),
-    (dict(two(), containers=dict(two()["containers"], stray={"id": "c9", "image": "i9", "state": "running",
-                                                              "status": ""})), BOTH_AT_A, [], None),
+    (dict(two(), containers=dict(two()["containers"], stray=STRAY)), BOTH_AT_A, [], None),
 ])
 def test_apps_to_deploy_names_the_apps_when_every_reason_is_one_apps(now, remote, mutable, apps):
     found = _deploy_state.findings(two(), now, remote, TWO, mutable)
