@@ -26,6 +26,7 @@ import time
 from ansible import context
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.appfleet.docker.plugins.module_utils._deploy_lock import DeployLockTimeout
 from ansible_collections.appfleet.docker.plugins.module_utils._lock import pid_alive
 
 # While a live run of this controller holds the lock, ask the module at most this
@@ -108,7 +109,8 @@ class ActionModule(ActionBase):
         except (TypeError, ValueError):
             result.update(failed=True, msg="wait: give a number of seconds, not %r" % (wait,))
             return result
-        deadline = time.monotonic() + max(0, wait)
+        start = time.monotonic()
+        deadline = start + max(0, wait)
         checked, alive = None, True
         for _round in range(MAX_ROUNDS):
             remaining = max(0, int(round(deadline - time.monotonic())))
@@ -128,6 +130,9 @@ class ActionModule(ActionBase):
                          and deadline - time.monotonic() > 0)
                 if not again:
                     result.update(res)
+                    if lock.get("outcome") == "held":
+                        # Named with the whole wait of this task, not the last round's.
+                        result["msg"] = str(DeployLockTimeout(lock.get("path"), lock, time.monotonic() - start))
                     return result
             elif not ask:
                 result.update(res)
