@@ -51,7 +51,7 @@ options:
       - The lock file, an absolute path. Its directory is created (mode 0700) when missing.
       - The default is in the root-owned C(/var/lib/appfleet), beside the deploy record, not in
         the world-writable C(/run/lock), where any local user could create the file first and
-        block every deploy. A reboot does not leave it blocking: a lock written before the
+        block every deploy. A reboot does not leave it blocking, since a lock written before the
         host's last boot is stale.
     type: path
     default: /var/lib/appfleet/deploy.lock
