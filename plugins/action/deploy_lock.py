@@ -26,7 +26,7 @@ import time
 from ansible import context
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.appfleet.docker.plugins.module_utils._deploy_lock import DeployLockTimeout
+from ansible_collections.appfleet.docker.plugins.module_utils._deploy_lock import DeployLockTimeout, same_controller
 from ansible_collections.appfleet.docker.plugins.module_utils._lock import pid_alive
 
 # While a live run of this controller holds the lock, ask the module at most this
@@ -54,6 +54,13 @@ def run_id_of(host, pid):
     return "%s:%d:%s" % (host, pid, "%.2f" % start if start is not None else "?")
 
 
+def pid_namespace():
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def playbook_pid():
     parent = multiprocessing.parent_process()
     return parent.pid if parent is not None else os.getpid()
@@ -69,6 +76,7 @@ def this_run(task_vars):
         "pid": pid,
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)) if start is not None else "?",
         "playbook": "%s (%s)" % (", ".join(books) or "?", task_vars.get("ansible_play_name", "?")),
+        "pid_ns": pid_namespace(),
         "run_id": run_id_of(host, pid),
     }
 
@@ -126,7 +134,7 @@ class ActionModule(ActionBase):
             if res.get("failed"):
                 # A live run of this controller outlasted this round: check it again while time is left.
                 owner = lock.get("holder") or {}
-                again = (lock.get("outcome") == "held" and owner.get("host") == me["host"]
+                again = (lock.get("outcome") == "held" and same_controller(owner, me)
                          and deadline - time.monotonic() > 0)
                 if not again:
                     result.update(res)

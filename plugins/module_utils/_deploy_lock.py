@@ -57,6 +57,13 @@ def describe(holder):
         holder.get("pid", "?"), holder.get("host", "?"), holder.get("playbook", "?"), holder.get("started", "?"))
 
 
+def same_controller(one, other):
+    """Two holders on one controller: the same host name in the same pid namespace (two
+    containers may share a host name, and a pid means something in its namespace only)."""
+    return (one or {}).get("host") == (other or {}).get("host") and \
+        (one or {}).get("pid_ns") == (other or {}).get("pid_ns")
+
+
 def boot_id():
     """This host's boot id (Linux), or '' when unknown."""
     return (read_file(BOOT_ID_PATH) or "").strip()
@@ -85,7 +92,7 @@ def decide(record, holder, now, lease, current_boot="", dead_run_id=None, alive_
         return REBOOTED
     if dead_run_id is not None and owner_id == dead_run_id:
         return DEAD
-    if owner.get("host") == holder.get("host") and owner_id != alive_run_id:
+    if same_controller(owner, holder) and owner_id != alive_run_id:
         return CHECK
     return HELD
 

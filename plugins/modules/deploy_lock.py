@@ -58,9 +58,9 @@ options:
   holder:
     description:
       - Who takes the lock. The action plugin sets C(host) (the controller's host name), C(pid)
-        (the C(ansible-playbook) process), C(started) (its start time), C(playbook) (the
-        playbook files and the play) and C(run_id); keys given here are added, those are not
-        overridden.
+        (the C(ansible-playbook) process), C(pid_ns) (its pid namespace), C(started) (its start
+        time), C(playbook) (the playbook files and the play) and C(run_id); keys given here are
+        added, those are not overridden.
       - Two calls with the same C(run_id) are the same run.
     type: dict
     default: {}
@@ -128,7 +128,7 @@ lock:
     holder:
       description: The holder recorded in the lock now; empty when it is free.
       type: dict
-      sample: {"host": "ci-runner-1", "pid": 4242, "started": "2026-12-06T18:01:07Z",
+      sample: {"host": "ci-runner-1", "pid": 4242, "pid_ns": "pid:[4026531836]", "started": "2026-12-06T18:01:07Z",
                "playbook": "playbooks/deploy.yml (Deploy the apps, one host at a time)",
                "run_id": "ci-runner-1:4242:1780768867.52"}
     acquired:

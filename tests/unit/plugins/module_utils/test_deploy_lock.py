@@ -8,7 +8,8 @@ import pytest
 
 from ansible_collections.appfleet.docker.plugins.module_utils import _deploy_lock as dl
 
-A = {"host": "ctl", "pid": 100, "started": "2026-12-06T18:00:00Z", "playbook": "deploy.yml", "run_id": "ctl:100:1.00"}
+A = {"host": "ctl", "pid": 100, "started": "2026-12-06T18:00:00Z", "playbook": "deploy.yml",
+     "run_id": "ctl:100:1.00"}
 B = {"host": "ctl", "pid": 200, "started": "2026-12-06T18:05:00Z", "playbook": "deploy.yml", "run_id": "ctl:200:2.00"}
 C = {"host": "ci-2", "pid": 300, "started": "2026-12-06T18:06:00Z", "playbook": "rollback.yml", "run_id": "ci-2:300:3.00"}
 NOW = 1000000.0
@@ -24,6 +25,7 @@ def rec(holder, at=NOW - 10, boot="boot-1"):
     (rec(A), A, {}, dl.SAME),
     (rec(C), A, {}, dl.HELD),                                     # another controller: wait
     (rec(B), A, {}, dl.CHECK),                                    # this controller, unchecked: ask it
+    (rec(dict(B, pid_ns="pid:[2]")), A, {}, dl.HELD),            # same host name, another pid namespace
     (rec(B), A, {"alive_run_id": B["run_id"]}, dl.HELD),          # checked and alive: wait
     (rec(B), A, {"dead_run_id": B["run_id"]}, dl.DEAD),           # checked and gone: take over
     (rec(C), A, {"dead_run_id": B["run_id"]}, dl.HELD),           # the check was about another run
