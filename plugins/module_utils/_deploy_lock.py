@@ -113,7 +113,7 @@ class DeployLockTimeout(Exception):
         self.record = record
         super(DeployLockTimeout, self).__init__(
             "deploy lock %s is held by %s since %s; gave up after %d s (wait). Wait for that deploy to "
-            "end and run again, or raise wait; if that run is gone (killed on another controller), remove %s "
+            "end and run again, or raise wait (appfleet_deploy_lock_wait in the playbooks); if that run is gone (killed on another controller), remove %s "
             "on this host, or let its lease expire"
             % (path, describe(record.get("holder")), record.get("acquired", "?"), waited, path))
 
