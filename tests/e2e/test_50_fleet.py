@@ -14,6 +14,7 @@ import time
 import pytest
 import yaml
 
+import conftest
 from conftest import REPO, run_playbook
 import lab_support
 from lab_support import HTTP_PORTS, commit_and_push, http_get, lab, lab_host, read_work_file  # noqa: F401  # pylint: disable=unused-import
@@ -296,6 +297,34 @@ def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
     # The other app was not touched: same version.
     for vm in VMS:
         assert served_version(vm, "api") == read_work_file("api", "VERSION").strip()
+
+
+def test_two_deploys_at_once_take_turns_on_each_host(fleet):
+    """Two deploy.yml runs started a second apart (two quick pushes in CI): on each host the
+    second waits for the first's deploy lock (checkout to record), so the image of the new
+    commit holds that commit's files; both runs succeed and the fleet ends converged."""
+    new = read_work_file("web", "VERSION").strip() + "-two"
+    head = commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
+    cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "playbooks/deploy.yml", "-i", "inventories/lab", "-v"]
+    env = conftest.ansible_env()
+    first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1)
+    second = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outs = [proc.communicate(timeout=1200)[0] for proc in (first, second)]
+    assert first.returncode == 0, outs[0][-6000:]
+    assert second.returncode == 0, outs[1][-6000:]
+    # The second run waited on some host for the first one's lock, which its output names.
+    waited = [float(w) for w in re.findall(r"waited_seconds: ([0-9.]+)", outs[1])]
+    assert waited and max(waited) > 0, outs[1][-6000:]
+    for vm in VMS:
+        assert served_version(vm, "web") == new, vm
+        label = lab_host(vm).check_output(
+            "sudo docker inspect --format '{{index .Config.Labels \"io.appfleet.git-commit\"}}' web").strip()
+        assert label == head, (vm, label)
+        # The files in the image are the commit's (not another run's checkout).
+        assert lab_host(vm).check_output("sudo docker exec web cat /app/VERSION").strip() == new, vm
+        # Both runs gave the lock back.
+        assert lab_host(vm).run("sudo test -e /var/lib/appfleet/deploy.lock").rc != 0, vm
 
 
 def test_commit_of_an_ignored_file_deploys_nothing(fleet):
