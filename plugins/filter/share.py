@@ -20,6 +20,7 @@ import os
 
 from ansible.errors import AnsibleFilterError
 
+
 def _get(mapping, *keys):
     """mapping[k1][k2]... or None when a level is missing or not a mapping."""
     for key in keys:

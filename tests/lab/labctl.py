@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """labctl: the local lab fleet of appfleet.docker (tests/lab/labtool does the work).
 
     labctl.py up [--vms N] [--suites bookworm[,trixie...]]
