@@ -7,6 +7,8 @@ the repository's ansible.cfg, so `appfleet.docker.*` resolves to this checkout
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -138,3 +140,20 @@ def docker_client():
     client = docker.from_env()
     client.ping()
     return client
+
+
+@contextlib.contextmanager
+def machine_lock(name):
+    """Hold an exclusive lock shared by every pytest process of this machine.
+
+    The integration tests run in several pytest-xdist workers at once; what they
+    share (the test images each worker makes when missing) is made under this lock
+    by one worker at a time, so that the others find it made and reuse it.
+    """
+    path = Path(tempfile.gettempdir()) / ("appfleet-tests-%s.lock" % name)
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
