@@ -70,8 +70,13 @@ sanity: venv
 unit: venv
 	$(PYTEST) tests/unit
 
+# The module tests in INTEGRATION_WORKERS pytest-xdist workers: most of their time is
+# spent waiting (health checks, drains, Ansible starting), not on the CPU. A file's
+# tests run on one worker, in order, except in the files that tests/conftest.py's
+# XDIST_SPREAD_FILES names.
+INTEGRATION_WORKERS ?= 3
 integration: setup
-	$(PYTEST) --durations=15 tests/integration
+	$(PYTEST) -n $(INTEGRATION_WORKERS) --dist loadscope --durations=15 tests/integration
 
 molecule: setup
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; $(BIN)/molecule test -s $$s; done

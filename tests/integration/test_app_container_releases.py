@@ -48,7 +48,7 @@ def release_images(app_images, docker_client):
 @pytest.fixture
 def release_app(request, nginx, state_dir, release_images, docker_client):
     name = "afr-%s-%d" % (request.node.name.replace("test_", "")[:16].replace("_", "-").strip("-"),
-                          os.getpid() % 1000)
+                          os.getpid())
     app = App(name, nginx, state_dir, docker_client)
     app.release_dir = Path(tempfile.mkdtemp(prefix="afr-releases-"))
     app.log = app.release_dir / ("%s.json" % name)

@@ -111,7 +111,7 @@ class EngineRelay:
 @pytest.fixture
 def fault_app(request, nginx, state_dir, app_images, docker_client):
     short = request.node.name.replace("test_", "")[:20].replace("[", "-").replace("]", "").replace("_", "-")
-    app = App("afe-%s-%d" % (short.strip("-"), os.getpid() % 1000), nginx, state_dir, docker_client)
+    app = App("afe-%s-%d" % (short.strip("-"), os.getpid()), nginx, state_dir, docker_client)
     yield app
     for container in app.containers():
         container.remove(force=True)

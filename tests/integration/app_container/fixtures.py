@@ -283,9 +283,11 @@ class App:
 
 @pytest.fixture
 def app(request, nginx, state_dir, app_images, docker_client):
-    """A fresh app per test, named afb-<test>; its containers are removed at teardown."""
+    """A fresh app per test, named afb-<test>-<pid>: apart from the apps of another pytest-xdist
+    worker or run (a parametrized test's cases share the <test> part). Its containers are removed
+    at teardown."""
     short = request.node.name.replace("test_", "")[:20].replace("[", "-").replace("]", "").replace("_", "-")
-    name = "afb-%s-%d" % (short.strip("-"), os.getpid() % 1000)
+    name = "afb-%s-%d" % (short.strip("-"), os.getpid())
     app = App(name, nginx, state_dir, docker_client)
     yield app
     for container in app.containers():
