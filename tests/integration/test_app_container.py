@@ -462,7 +462,7 @@ def test_unknown_user_is_refused_and_nothing_stays(app, docker_client):
     assert first["action"] == "created", first
     (release,) = app.releases()
     res = run_module("app_container", app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET2},
-                                                   user="ghost"))
+                                               user="ghost"))
     assert res.get("failed") is True, res
     assert res["msg"].startswith("app %s: user: " % app.name) and "'ghost'" in res["msg"], res["msg"]
     (container,) = app.containers()
@@ -513,8 +513,8 @@ def test_secrets_never_logged(app, docker_client, tmp_path):
 
     # A changed secret, and a new container that prints it and dies: the task fails.
     bad = app.args(image="afb-app:v1", secret_env={"API_TOKEN": SECRET2}, env={"PLAIN": "yes"},
-                       command=["/bin/busybox", "sh", "-c", 'echo leaked $(cat "$API_TOKEN_FILE"); exit 3'],
-                       health={"path": "/health", "timeout": 3, "interval": 0.2})
+                   command=["/bin/busybox", "sh", "-c", 'echo leaked $(cat "$API_TOKEN_FILE"); exit 3'],
+                   health={"path": "/health", "timeout": 3, "interval": 0.2})
     failed = run_module("app_container", bad, verbosity=3, diff=True, env=env)
     assert failed.get("failed") is True and "exited with code 3" in failed["msg"], failed
     assert "leaked" in failed["msg"]
@@ -597,8 +597,8 @@ def test_hardening_options_reach_the_container(app, docker_client):
     assert host["ReadonlyRootfs"] is False and not host["CapDrop"]
 
     args = app.args(image="afb-app:nobody", read_only=True, tmpfs=["/tmp:rw,noexec,nosuid,size=16m"],
-                        cap_drop=["all"], cap_add=["cap_net_bind_service"], user="65534:65534", pids_limit=64,
-                        security_opts=["no-new-privileges:true", "apparmor=unconfined"])
+                    cap_drop=["all"], cap_add=["cap_net_bind_service"], user="65534:65534", pids_limit=64,
+                    security_opts=["no-new-privileges:true", "apparmor=unconfined"])
     check = run_module("app_container", args, check=True, diff=True)
     assert check.get("changed") is True and check["action"] == "replaced", check
     assert check["diff"]["after"]["read_only"] is True and check["diff"]["after"]["cap_drop"] == ["ALL"]
@@ -648,7 +648,7 @@ def _connects(host, port):
 def test_port_without_address_binds_loopback_only(app, docker_client):
     fixed = free_port()
     args = dict(app.args(image="afb-app:v1", strategy="stop-first",
-                             published_ports=["%d:8080" % fixed, "[::1]::8080", "8080/udp"]),
+                         published_ports=["%d:8080" % fixed, "[::1]::8080", "8080/udp"]),
                 proxy={"enabled": False})
     check = run_module("app_container", args, check=True)
     assert check.get("changed") is True and check["action"] == "created", check
@@ -837,9 +837,9 @@ def test_apps_role_passes_the_secret_and_hardening_options(app, app_images, dock
     assert run_module("app_container", app.args(image="afb-app:v1"))["action"] == "created"
     assert run_module("app_container", app.args(image="afb-app:v2"))["action"] == "replaced"
     entry = {"name": app.name, "image": "afb-app:v2", "port": 8080,
-           "health": {"path": "/health", "timeout": 30},
-           "secret_env": {"API_TOKEN": SECRET}, "user": "nobody", "read_only": True,
-           "tmpfs": ["/tmp:rw,noexec,nosuid,size=8m"], "cap_drop": ["ALL"], "pids_limit": 99}
+             "health": {"path": "/health", "timeout": 30},
+             "secret_env": {"API_TOKEN": SECRET}, "user": "nobody", "read_only": True,
+             "tmpfs": ["/tmp:rw,noexec,nosuid,size=8m"], "cap_drop": ["ALL"], "pids_limit": 99}
     role_vars = {"appfleet_apps": [entry], "apps": app.name, "apps_rollback": True,
                  "apps_secret_dir": str(app.secret_base), "apps_default_drain_seconds": 1,
                  "apps_src_dir": str(tmp_path / "src"), "apps_key_dir": str(tmp_path / "keys")}

@@ -238,7 +238,7 @@ def test_secret_dir_that_is_a_file(fault_app, tmp_path):
     blocker = tmp_path / "secrets"
     blocker.write_text("a file where the secret directory should be\n")
     res = run_module("app_container", fault_app.args(image="afb-app:v2", secret_env={"API_TOKEN": "xq7-token-value"},
-                                                   secret_dir=str(blocker)))
+                                                     secret_dir=str(blocker)))
     assert res.get("failed") is True, res
     _no_traceback(res)
     assert res["msg"].startswith("app %s: could not write the secret files under %s" % (fault_app.name, blocker)), \
@@ -335,7 +335,7 @@ def v1_collection(tmp_path):
 
 def test_upgrade_from_v1_labels_swaps_nothing(fault_app, docker_client, v1_collection):
     args = fault_app.args(image="afb-app:v1", env={"LOG_LEVEL": "info"}, secret_env={"API_TOKEN": "xq7-value"},
-                        log_options={"max-size": "10m", "max-file": "3"})
+                          log_options={"max-size": "10m", "max-file": "3"})
     # The release log (release_dir) came after V1_RELEASE: that module does not know the option.
     v1_args = {key: value for key, value in args.items() if key != "release_dir"}
     old = run_module("app_container", v1_args, env={"ANSIBLE_COLLECTIONS_PATH": str(v1_collection)})
