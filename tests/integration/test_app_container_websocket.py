@@ -228,7 +228,9 @@ def test_swap_keeps_open_websocket_on_old_container_then_closes_it_1001(app, web
     (exit_code,) = [a["exitCode"] for action, dummy, a in events if action == "die"]
     assert exit_code == "0", events
     assert DRAIN - 0.2 <= term_at - switch_at < DRAIN + 2.0, (switch_at, term_at)
-    assert 0 <= closed_at - term_at < 1.0, (term_at, closed_at)
+    # The engine stamps its kill event after it has sent the signal: the app may close the WebSocket
+    # (and this client see it) a little before that stamp; 0.5 ms before it was seen under load.
+    assert -0.1 <= closed_at - term_at < 1.0, (term_at, closed_at)
     print("websocket swap: switch +0.00 s, SIGTERM +%.2f s, close 1001 +%.2f s, %d v1 echoes during the drain"
           % (term_at - switch_at, closed_at - switch_at, len(echoes)))
     # (d) No plain request failed; both versions answered.
