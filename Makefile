@@ -78,17 +78,8 @@ INTEGRATION_WORKERS ?= 3
 integration: setup
 	$(PYTEST) -n $(INTEGRATION_WORKERS) --dist loadscope --durations=15 tests/integration
 
-# The scenarios side by side (their instances, SSH ports and networks are their own; most
-# of their time is apt and dpkg inside the instances). Each one's output lines carry its
-# name and its whole log is in .cache/molecule/<scenario>.log; fails if any one failed.
 molecule: setup
-	@mkdir -p .cache/molecule; pids=""; \
-	for s in $(SCENARIOS); do \
-	  ( t0=$$(date +%s); rc=0; \
-	    $(BIN)/molecule test -s $$s 2>&1 | tee .cache/molecule/$$s.log | sed -u "s/^/[$$s] /" || rc=$$?; \
-	    echo "== molecule test -s $$s: rc=$$rc in $$(( $$(date +%s) - t0 )) s"; exit $$rc ) & pids="$$pids $$!"; \
-	done; \
-	rc=0; for p in $$pids; do wait $$p || rc=1; done; exit $$rc
+	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; $(BIN)/molecule test -s $$s; done
 
 e2e: setup
 	$(PYTEST) --durations=15 tests/e2e
