@@ -77,8 +77,20 @@ sanity: venv
 unit: venv
 	$(PYTEST) --durations=10 tests/unit bench/tests tests/lab
 
+# The module tests in INTEGRATION_WORKERS pytest-xdist workers: most of their time is
+# spent waiting (health checks, drains, Ansible starting), not on the CPU. A file's
+# tests run on one worker, in order, except in the files that tests/conftest.py's
+# XDIST_SPREAD_FILES names.
+# INTEGRATION_ALONE: test files that read engine-wide state (deploy_state compares every
+# app container and image of the engine with its record), run after the others, alone.
+INTEGRATION_WORKERS ?= 3
+INTEGRATION_ALONE := tests/integration/test_deploy_state.py
 integration: setup
-	$(PYTEST) --durations=15 tests/integration
+	rc=0; \
+	$(PYTEST) -n $(INTEGRATION_WORKERS) --dist loadscope --durations=15 \
+	  $(addprefix --ignore=,$(INTEGRATION_ALONE)) tests/integration || rc=$$?; \
+	$(PYTEST) --durations=5 $(INTEGRATION_ALONE) || rc=$$?; \
+	exit $$rc
 
 molecule: setup
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; $(BIN)/molecule test -s $$s; done

@@ -7,6 +7,8 @@ the repository's ansible.cfg, so `appfleet.docker.*` resolves to this checkout
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -32,6 +34,43 @@ def pytest_runtest_makereport(item, call):  # pylint: disable=unused-argument
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = "skipped in CI, which must not skip (run `make setup`): %s" % reason
+
+
+# `make integration` runs the module tests in pytest-xdist workers with `--dist loadscope`,
+# where a scope (the tests one worker runs, in order) is one test file: its module fixtures
+# and the fixed names of its objects stay as without xdist. The files named here make their
+# own objects for each test (app names, nginx servers, secret dirs): each of their tests is a
+# scope of its own and goes to whichever worker is free, except the tests listed with the
+# file, which share a module fixture (each such test with its cases is one scope).
+XDIST_SPREAD_FILES = {
+    "tests/integration/test_app_container.py": ("test_bad_input_fails_before_any_change",),
+}
+
+
+def xdist_scope(nodeid):
+    """The scope of a test under ``--dist loadscope`` (see XDIST_SPREAD_FILES)."""
+    path, _sep, name = nodeid.partition("::")
+    shared = XDIST_SPREAD_FILES.get(path)
+    if shared is None:
+        return path
+    function = name.split("[", 1)[0]
+    return "%s::%s" % (path, function) if function in shared else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """The loadscope scheduler with the scopes of xdist_scope(). (pytest-xdist's own
+    xdist_group marker does nothing under pytest 9: its worker renames node ids that
+    pytest 9 no longer lets a plugin rename.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # pylint: disable=import-outside-toplevel
+
+    class FileOrTestScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return xdist_scope(nodeid)
+
+    return FileOrTestScheduling(config, log)
 
 
 def ansible_env(**extra):
@@ -138,3 +177,20 @@ def docker_client():
     client = docker.from_env()
     client.ping()
     return client
+
+
+@contextlib.contextmanager
+def machine_lock(name):
+    """Hold an exclusive lock shared by every pytest process of this machine.
+
+    The integration tests run in several pytest-xdist workers at once; what they
+    share (the test images each worker makes when missing) is made under this lock
+    by one worker at a time, so that the others find it made and reuse it.
+    """
+    path = Path(tempfile.gettempdir()) / ("appfleet-tests-%s.lock" % name)
+    with open(path, "a", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -34,7 +34,7 @@ RELEASES = {
 
 
 @pytest.fixture(scope="module")
-def afr_images(afb_images, docker_client):
+def release_images(app_images, docker_client):
     ids = {}
     for tag, (variant, commit) in RELEASES.items():
         dockerfile = ("FROM afb-app:%s\nLABEL io.appfleet.git-commit=%s "
@@ -46,10 +46,10 @@ def afr_images(afb_images, docker_client):
 
 
 @pytest.fixture
-def afr_app(request, afb_nginx, afb_state_dir, afr_images, docker_client):
+def release_app(request, nginx, state_dir, release_images, docker_client):
     name = "afr-%s-%d" % (request.node.name.replace("test_", "")[:16].replace("_", "-").strip("-"),
-                          os.getpid() % 1000)
-    app = App(name, afb_nginx, afb_state_dir, docker_client)
+                          os.getpid())
+    app = App(name, nginx, state_dir, docker_client)
     app.release_dir = Path(tempfile.mkdtemp(prefix="afr-releases-"))
     app.log = app.release_dir / ("%s.json" % name)
     base_args = app.args
@@ -73,8 +73,8 @@ def deploy(app, tag, **over):
     return run_module("app_container", app.args(image="afr-app:%s" % tag, **over))
 
 
-def test_release_log_rollback_hold_resume_named(afr_app, afr_images):
-    app, ids = afr_app, afr_images
+def test_release_log_rollback_hold_resume_named(release_app, release_images):
+    app, ids = release_app, release_images
     for tag in ("v1", "v2", "v3"):
         res = deploy(app, tag)
         assert res.get("changed") is True, res
@@ -155,8 +155,8 @@ def test_release_log_rollback_hold_resume_named(afr_app, afr_images):
     assert len(entries(app)) <= 20
 
 
-def test_no_log_falls_back_to_the_label_and_starts_one(afr_app, afr_images):
-    app, ids = afr_app, afr_images
+def test_no_log_falls_back_to_the_label_and_starts_one(release_app, release_images):
+    app, ids = release_app, release_images
     deploy(app, "v1")
     deploy(app, "v2")
     app.log.unlink()   # as a container made before the release log
@@ -170,20 +170,20 @@ def test_no_log_falls_back_to_the_label_and_starts_one(afr_app, afr_images):
     assert again.get("changed") is False, again
 
 
-def test_corrupt_log_is_moved_aside_with_a_warning(afr_app, afr_images):
-    app = afr_app
+def test_corrupt_log_is_moved_aside_with_a_warning(release_app, release_images):
+    app = release_app
     deploy(app, "v1")
     app.log.write_text("{broken")
     res = deploy(app, "v2")
     assert res.get("changed") is True, res
     assert any("moved to" in w and "release log" in w for w in res.get("warnings", [])), res
     assert len(list(app.release_dir.glob("*.json.bad-*"))) == 1
-    assert [e["image_id"] for e in entries(app)] == [afr_images["v1"], afr_images["v2"]]
+    assert [e["image_id"] for e in entries(app)] == [release_images["v1"], release_images["v2"]]
     assert app.get() == (200, "version v2\n")
 
 
-def test_rollback_target_pruned_names_the_available_releases(afr_app, afr_images, docker_client):
-    app = afr_app
+def test_rollback_target_pruned_names_the_available_releases(release_app, release_images, docker_client):
+    app = release_app
     deploy(app, "v1")
     deploy(app, "v2")
     log = entries(app)

@@ -149,26 +149,26 @@ def container_events(client, cid, since, until):
                                    filters={"container": cid})]
 
 
-def test_swap_keeps_open_websocket_on_old_container_then_closes_it_1001(afb_app, web_images, docker_client):
+def test_swap_keeps_open_websocket_on_old_container_then_closes_it_1001(app, web_images, docker_client):
     # 60 s to get healthy, not the fixtures' 10 s: python starting on a loaded 2-core CI machine.
     args = {"drain_seconds": DRAIN, "stop_timeout": STOP_TIMEOUT,
             "health": {"path": "/health", "timeout": 60, "interval": 0.2}}
-    first = run_module("app_container", afb_app.args(image="%s:v1" % WEB_REPO, **args))
+    first = run_module("app_container", app.args(image="%s:v1" % WEB_REPO, **args))
     assert first["action"] == "created", first
     assert first["container"]["image"] == web_images["v1"]
-    assert afb_app.get() == (200, "web v1 hello\n")
-    flag = afb_app.nginx.upstreams / ("%s.slot-b" % afb_app.name)
+    assert app.get() == (200, "web v1 hello\n")
+    flag = app.nginx.upstreams / ("%s.slot-b" % app.name)
     assert not flag.exists()
 
-    old = WsClient(afb_app.proxy_port)
+    old = WsClient(app.proxy_port)
     assert old.echo("before") == (TEXT, b"web v1 echo before")
     old.send(PING, b"p")
     assert old.recv() == (PONG, b"p")
 
     result, started = {}, time.time()
     swap = threading.Thread(target=lambda: result.update(
-        run_module("app_container", afb_app.args(image="%s:v2" % WEB_REPO, **args))), daemon=True)
-    with Probe(afb_app.proxy_port) as probe:
+        run_module("app_container", app.args(image="%s:v2" % WEB_REPO, **args))), daemon=True)
+    with Probe(app.proxy_port) as probe:
         probe.wait_ok(10)
         swap.start()
         # The switch: the module creates the slot flag (the new container is on slot b).
@@ -181,7 +181,7 @@ def test_swap_keeps_open_websocket_on_old_container_then_closes_it_1001(afb_app,
         switch_at = flag.stat().st_mtime
 
         # (b) A WebSocket opened after the switch reaches v2.
-        new = WsClient(afb_app.proxy_port)
+        new = WsClient(app.proxy_port)
         assert new.echo("new") == (TEXT, b"web v2 echo new")
         new.send(CLOSE, (1000).to_bytes(2, "big"))
         assert new.recv() == (CLOSE, (1000).to_bytes(2, "big"))
@@ -216,7 +216,7 @@ def test_swap_keeps_open_websocket_on_old_container_then_closes_it_1001(afb_app,
 
     assert result.get("changed") is True and result["action"] == "replaced", result
     assert result["container"]["image"] == web_images["v2"]
-    assert afb_app.get() == (200, "web v2 hello\n")
+    assert app.get() == (200, "web v2 hello\n")
     # The old WebSocket served v1 for the whole drain: echoes from the switch until near its end.
     assert echoes and echoes[0] - switched < 1.0 and echoes[-1] - switch_at >= DRAIN - 0.5, (switch_at, echoes)
     # Its close frame came after the drain, right after the old container got SIGTERM, and the app
@@ -228,7 +228,9 @@ def test_swap_keeps_open_websocket_on_old_container_then_closes_it_1001(afb_app,
     (exit_code,) = [a["exitCode"] for action, dummy, a in events if action == "die"]
     assert exit_code == "0", events
     assert DRAIN - 0.2 <= term_at - switch_at < DRAIN + 2.0, (switch_at, term_at)
-    assert 0 <= closed_at - term_at < 1.0, (term_at, closed_at)
+    # The engine stamps its kill event after it has sent the signal: the app may close the WebSocket
+    # (and this client see it) a little before that stamp; 0.5 ms before it was seen under load.
+    assert -0.1 <= closed_at - term_at < 1.0, (term_at, closed_at)
     print("websocket swap: switch +0.00 s, SIGTERM +%.2f s, close 1001 +%.2f s, %d v1 echoes during the drain"
           % (term_at - switch_at, closed_at - switch_at, len(echoes)))
     # (d) No plain request failed; both versions answered.

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import run_module, run_modules, run_playbook
 # busybox_image is a fixture, used by name.
-from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
+from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
     LABEL_APP,
     busybox_image,

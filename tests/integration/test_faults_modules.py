@@ -109,9 +109,9 @@ class EngineRelay:
 
 
 @pytest.fixture
-def afe_app(request, afb_nginx, afb_state_dir, afb_images, docker_client):
+def fault_app(request, nginx, state_dir, app_images, docker_client):
     short = request.node.name.replace("test_", "")[:20].replace("[", "-").replace("]", "").replace("_", "-")
-    app = App("afe-%s-%d" % (short.strip("-"), os.getpid() % 1000), afb_nginx, afb_state_dir, docker_client)
+    app = App("afe-%s-%d" % (short.strip("-"), os.getpid()), nginx, state_dir, docker_client)
     yield app
     for container in app.containers():
         container.remove(force=True)
@@ -173,78 +173,78 @@ def _run_cutting_at_next(args, client, name, relay, back_after=None):
 
 
 @pytest.mark.parametrize("strategy", ["start-first", "stop-first"])
-def test_engine_gone_during_health_wait(afe_app, relay, docker_client, strategy):
-    first = run_module("app_container", afe_app.args(image="afb-app:v1", strategy=strategy))
+def test_engine_gone_during_health_wait(fault_app, relay, docker_client, strategy):
+    first = run_module("app_container", fault_app.args(image="afb-app:v1", strategy=strategy))
     assert first["action"] == "created", first
-    args = afe_app.args(image="afb-app:nohealth", strategy=strategy, docker_host=relay.docker_host)
+    args = fault_app.args(image="afb-app:nohealth", strategy=strategy, docker_host=relay.docker_host)
     args["health"] = {"path": "/health", "timeout": 30, "interval": 0.2}
-    res = _run_cutting_at_next(args, docker_client, afe_app.name, relay, back_after=3)
+    res = _run_cutting_at_next(args, docker_client, fault_app.name, relay, back_after=3)
     assert res.get("failed") is True, res
     _no_traceback(res)
     msg = res["msg"]
     assert msg.startswith("app %s: waiting for the new container to become healthy failed: the docker engine "
-                          "did not answer (" % afe_app.name), msg
+                          "did not answer (" % fault_app.name), msg
     if strategy == "start-first":
         assert "the previous container is still serving" in msg, msg
     else:
         assert "the previous container was started again" in msg and "not healthy" not in msg, msg
     # The cleanup reached the engine again: the --next container is gone, the old one serves.
-    _serving(afe_app, first)
+    _serving(fault_app, first)
 
 
-def test_engine_gone_for_good_message_and_old_serving(afe_app, relay, docker_client):
-    first = run_module("app_container", afe_app.args(image="afb-app:v1"))
-    args = afe_app.args(image="afb-app:nohealth", docker_host=relay.docker_host)
+def test_engine_gone_for_good_message_and_old_serving(fault_app, relay, docker_client):
+    first = run_module("app_container", fault_app.args(image="afb-app:v1"))
+    args = fault_app.args(image="afb-app:nohealth", docker_host=relay.docker_host)
     args["health"] = {"path": "/health", "timeout": 60, "interval": 0.2}
-    res = _run_cutting_at_next(args, docker_client, afe_app.name, relay)
+    res = _run_cutting_at_next(args, docker_client, fault_app.name, relay)
     assert res.get("failed") is True, res
     _no_traceback(res)
     msg = res["msg"]
     assert msg.startswith("app %s: waiting for the new container to become healthy failed: the docker engine "
-                          "did not answer (" % afe_app.name), msg
+                          "did not answer (" % fault_app.name), msg
     assert "the previous container is still serving" in msg and "the next run removes it" in msg, msg
-    assert afe_app.get() == (200, "version v1\n")
+    assert fault_app.get() == (200, "version v1\n")
     # The next run, with the engine back, converges: the stray --next goes, v1 keeps serving.
-    again = run_module("app_container", afe_app.args(image="afb-app:v1"))
+    again = run_module("app_container", fault_app.args(image="afb-app:v1"))
     assert again.get("failed") is not True, again
     assert again["action"] == "reconciled", again
-    _serving(afe_app, first)
+    _serving(fault_app, first)
 
 
-def test_engine_gone_before_the_run(afe_app, relay):
-    first = run_module("app_container", afe_app.args(image="afb-app:v1"))
+def test_engine_gone_before_the_run(fault_app, relay):
+    first = run_module("app_container", fault_app.args(image="afb-app:v1"))
     relay.cut()
-    res = run_module("app_container", afe_app.args(image="afb-app:v2", docker_host=relay.docker_host))
+    res = run_module("app_container", fault_app.args(image="afb-app:v2", docker_host=relay.docker_host))
     assert res.get("failed") is True, res
     _no_traceback(res)
-    assert res["msg"].startswith("app %s: cannot reach the docker engine at %s" % (afe_app.name, relay.docker_host))
-    _serving(afe_app, first)
+    assert res["msg"].startswith("app %s: cannot reach the docker engine at %s" % (fault_app.name, relay.docker_host))
+    _serving(fault_app, first)
 
 
-def test_lock_dir_that_is_a_file(afe_app, tmp_path):
-    first = run_module("app_container", afe_app.args(image="afb-app:v1"))
+def test_lock_dir_that_is_a_file(fault_app, tmp_path):
+    first = run_module("app_container", fault_app.args(image="afb-app:v1"))
     blocker = tmp_path / "locks"
     blocker.write_text("a file where the lock directory should be\n")
-    res = run_module("app_container", afe_app.args(image="afb-app:v2", lock_dir=str(blocker)))
+    res = run_module("app_container", fault_app.args(image="afb-app:v2", lock_dir=str(blocker)))
     assert res.get("failed") is True, res
     _no_traceback(res)
-    assert res["msg"].startswith("app %s: taking the lock in %s failed: File exists" % (afe_app.name, blocker)), \
+    assert res["msg"].startswith("app %s: taking the lock in %s failed: File exists" % (fault_app.name, blocker)), \
         res["msg"]
-    _serving(afe_app, first)
+    _serving(fault_app, first)
 
 
-def test_secret_dir_that_is_a_file(afe_app, tmp_path):
-    first = run_module("app_container", afe_app.args(image="afb-app:v1"))
+def test_secret_dir_that_is_a_file(fault_app, tmp_path):
+    first = run_module("app_container", fault_app.args(image="afb-app:v1"))
     blocker = tmp_path / "secrets"
     blocker.write_text("a file where the secret directory should be\n")
-    res = run_module("app_container", afe_app.args(image="afb-app:v2", secret_env={"API_TOKEN": "xq7-token-value"},
-                                                   secret_dir=str(blocker)))
+    res = run_module("app_container", fault_app.args(image="afb-app:v2", secret_env={"API_TOKEN": "xq7-token-value"},
+                                                     secret_dir=str(blocker)))
     assert res.get("failed") is True, res
     _no_traceback(res)
-    assert res["msg"].startswith("app %s: could not write the secret files under %s" % (afe_app.name, blocker)), \
+    assert res["msg"].startswith("app %s: could not write the secret files under %s" % (fault_app.name, blocker)), \
         res["msg"]
     assert "xq7-token-value" not in res.stdout + res.stderr + str(res)
-    _serving(afe_app, first)
+    _serving(fault_app, first)
 
 
 def _git(cwd, *args):
@@ -253,8 +253,8 @@ def _git(cwd, *args):
 
 
 @pytest.mark.parametrize("damage", ["head", "objects"])
-def test_broken_git_dir_in_build_context(afe_app, docker_client, tmp_path, damage):
-    first = run_module("app_container", afe_app.args(image="afb-app:v1"))
+def test_broken_git_dir_in_build_context(fault_app, docker_client, tmp_path, damage):
+    first = run_module("app_container", fault_app.args(image="afb-app:v1"))
     ctx = tmp_path / "src"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM afb-busybox:1\nCOPY index.html /www/index.html\n")
@@ -269,13 +269,13 @@ def test_broken_git_dir_in_build_context(afe_app, docker_client, tmp_path, damag
             if obj.is_file():
                 obj.chmod(0o644)
                 obj.write_bytes(b"not a git object")
-    repo = "afe-test/%s" % afe_app.name
-    args = dict(name=repo, app=afe_app.name, context=str(ctx), builder="api")
+    repo = "afe-test/%s" % fault_app.name
+    args = dict(name=repo, app=fault_app.name, context=str(ctx), builder="api")
     try:
         res = run_module("image_build", args)
         _no_traceback(res)
         if res.get("failed"):
-            assert res["msg"].startswith("app %s: " % afe_app.name), res["msg"]
+            assert res["msg"].startswith("app %s: " % fault_app.name), res["msg"]
         else:
             # git cannot read the work tree: the context counts by its content, every time alike.
             assert res["image"]["git_commit"] is None, res
@@ -284,20 +284,20 @@ def test_broken_git_dir_in_build_context(afe_app, docker_client, tmp_path, damag
     finally:
         for image in docker_client.images.list(name=repo):
             docker_client.images.remove(image.id, force=True)
-    _serving(afe_app, first)
+    _serving(fault_app, first)
 
 
 @pytest.mark.parametrize("builder", ["api", "buildkit"])
-def test_build_timeout_is_a_total_limit(afe_app, docker_client, tmp_path, builder):
+def test_build_timeout_is_a_total_limit(fault_app, docker_client, tmp_path, builder):
     """A RUN that prints nothing for longer than build_timeout: stopped, a message, nothing tagged."""
     if builder == "buildkit" and not shutil.which("docker"):
         pytest.fail("no docker CLI for the BuildKit builder: make setup installs docker.io")
-    first = run_module("app_container", afe_app.args(image="afb-app:v1"))
+    first = run_module("app_container", fault_app.args(image="afb-app:v1"))
     ctx = tmp_path / "slow"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text('FROM afb-busybox:1\nRUN ["/bin/busybox", "sleep", "30"]\n')
-    repo = "afe-test/%s" % afe_app.name
-    args = dict(name=repo, app=afe_app.name, context=str(ctx), builder=builder, build_timeout=4,
+    repo = "afe-test/%s" % fault_app.name
+    args = dict(name=repo, app=fault_app.name, context=str(ctx), builder=builder, build_timeout=4,
                 also_tag=["latest"])
     started = time.time()
     try:
@@ -306,14 +306,14 @@ def test_build_timeout_is_a_total_limit(afe_app, docker_client, tmp_path, builde
         assert res.get("failed") is True, res
         _no_traceback(res)
         assert res["msg"].startswith("image_build: the build of app %s took longer than build_timeout (4 s)"
-                                     % afe_app.name), res["msg"]
+                                     % fault_app.name), res["msg"]
         assert "nothing was tagged" in res["msg"]
         assert took < 25, took  # the 30 s RUN was not waited for
         assert docker_client.images.list(name=repo) == []
     finally:
         for image in docker_client.images.list(name=repo):
             docker_client.images.remove(image.id, force=True)
-    _serving(afe_app, first)
+    _serving(fault_app, first)
 
 
 # The release before the schema-v2 config hash (its labels carry a bare sha256).
@@ -333,14 +333,14 @@ def v1_collection(tmp_path):
     return root
 
 
-def test_upgrade_from_v1_labels_swaps_nothing(afe_app, docker_client, v1_collection):
-    args = afe_app.args(image="afb-app:v1", env={"LOG_LEVEL": "info"}, secret_env={"API_TOKEN": "xq7-value"},
-                        log_options={"max-size": "10m", "max-file": "3"})
+def test_upgrade_from_v1_labels_swaps_nothing(fault_app, docker_client, v1_collection):
+    args = fault_app.args(image="afb-app:v1", env={"LOG_LEVEL": "info"}, secret_env={"API_TOKEN": "xq7-value"},
+                          log_options={"max-size": "10m", "max-file": "3"})
     # The release log (release_dir) came after V1_RELEASE: that module does not know the option.
     v1_args = {key: value for key, value in args.items() if key != "release_dir"}
     old = run_module("app_container", v1_args, env={"ANSIBLE_COLLECTIONS_PATH": str(v1_collection)})
     assert old["action"] == "created", old
-    (container,) = afe_app.containers()
+    (container,) = fault_app.containers()
     label = container.labels["io.appfleet.config-hash"]
     assert len(label) == 64 and ":" not in label, label  # the v1 format
     # This release: the same config is unchanged (check mode and for real), nothing swapped.
@@ -348,11 +348,11 @@ def test_upgrade_from_v1_labels_swaps_nothing(afe_app, docker_client, v1_collect
     assert check.get("changed") is False, check
     new = run_module("app_container", args)
     assert new.get("changed") is False and new["action"] == "unchanged", new
-    (same,) = afe_app.containers()
+    (same,) = fault_app.containers()
     assert same.id == container.id and same.attrs["State"]["StartedAt"] == container.attrs["State"]["StartedAt"]
-    assert afe_app.get() == (200, "version v1\n")
+    assert fault_app.get() == (200, "version v1\n")
     # A real change still swaps, and the new container carries a v2 label.
     changed = run_module("app_container", dict(args, env={"LOG_LEVEL": "debug"}))
     assert changed["action"] == "replaced", changed
-    (swapped,) = afe_app.containers()
+    (swapped,) = fault_app.containers()
     assert swapped.labels["io.appfleet.config-hash"].startswith("v2:")

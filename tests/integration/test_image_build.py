@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from conftest import run_module
+from conftest import run_module, run_modules
 # busybox_image is a fixture, used by name.
-from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
+from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
     LABEL_APP,
     LABEL_BUILT_AT,
@@ -25,7 +25,7 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     image_or_none,
     write_context,
 )
-from images.afa_registry import Registry
+from images.registry import Registry
 
 WEB_DOCKERFILE = """
     FROM %s
@@ -179,7 +179,7 @@ def test_also_tag_and_force(docker_client, tmp_path):
     assert docker_client.images.get(forced["image"]["tag"]).id == forced["image"]["id"] != first["image"]["id"]
 
 
-@pytest.mark.parametrize("args, words", [
+BAD_INPUTS = [
     (dict(name="Bad Name"), ["name", "not a valid image name"]),
     (dict(name="afa-test/x:1.0"), ["name", "no tag"]),
     (dict(context="/nonexistent/afa"), ["context", "not a directory"]),
@@ -191,12 +191,20 @@ def test_also_tag_and_force(docker_client, tmp_path):
     (dict(builder="kaniko"), ["builder"]),
     (dict(build_args={"DOCKER_HOST": "tcp://elsewhere:2375"}),
      ["build_args key DOCKER_HOST is a variable the docker CLI reads itself", "builder=api"]),
-])
-def test_bad_input_fails_before_the_engine(docker_client, tmp_path, args, words):
-    ctx = write_context(tmp_path / "bad", WEB_DOCKERFILE, {"index.html": "x\n"})
-    full = dict(name="afa-test/afa-build-bad", app="afa-build-bad", context=str(ctx))
-    full.update(args)
-    res = run_module("image_build", full)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_results(tmp_path_factory):
+    """Every BAD_INPUTS case run once, in one playbook (one Ansible start, not one per case)."""
+    ctx = write_context(tmp_path_factory.mktemp("bad"), WEB_DOCKERFILE, {"index.html": "x\n"})
+    return run_modules("image_build", [dict(dict(name="afa-test/afa-build-bad", app="afa-build-bad", context=str(ctx)),
+                                            **args) for args, _words in BAD_INPUTS])
+
+
+@pytest.mark.parametrize("args, words", BAD_INPUTS)
+def test_bad_input_fails_before_the_engine(docker_client, bad_input_results, args, words):
+    res = bad_input_results[BAD_INPUTS.index((args, words))]
     assert res.get("failed") is True
     for word in words:
         assert word in res["msg"]

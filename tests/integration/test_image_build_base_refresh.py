@@ -1,5 +1,5 @@
 """appfleet.docker.image_build's base pulls, base_refresh and registry_logins, against the real
-local engine and a real private registry (TLS, htpasswd; images/afa_private_registry.py).
+local engine and a real private registry (TLS, htpasswd; images/private_registry.py).
 
 One registry for the whole file. The bases are the local busybox image plus a label, pushed
 with the SDK and removed here, so the module has to pull them with the credentials it is given.
@@ -13,7 +13,7 @@ import pytest
 
 from conftest import run_module, run_modules
 # busybox_image is a fixture, used by name.
-from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
+from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     LABEL_SOURCE_ID,
     app_image_ids,
     busybox_image,
@@ -22,7 +22,7 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     ok,
     write_context,
 )
-from images.afa_private_registry import (  # noqa: F401 pylint: disable=unused-import
+from images.private_registry import (  # noqa: F401 pylint: disable=unused-import
     USER,
     config_before,
     docker_config_state,

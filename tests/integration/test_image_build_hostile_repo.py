@@ -18,7 +18,7 @@ import pytest
 
 from conftest import run_module
 # busybox_image is a fixture, used by name.
-from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
+from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
     LABEL_GIT_COMMIT,
     app_image_ids,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import run_module
+from conftest import run_module, run_modules
 # busybox_image is a fixture, used by name.
-from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
+from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
     LABEL_APP,
     LABEL_PREVIOUS_IMAGE,
@@ -105,14 +105,22 @@ def lone_image(docker_client, busybox_image):
     cleanup(docker_client, apps=[LONE])
 
 
-@pytest.mark.parametrize("args, words", [
+BAD_INPUTS = [
     (dict(keep=-1), ["keep", "0 or more"]),
     (dict(keep=0, builder_cache_until="1d"), ["builder_cache_until", "not a duration"]),
     (dict(keep=0, name="Bad name"), ["name", "not a valid app name"]),
-])
-def test_bad_input_changes_nothing(docker_client, lone_image, args, words):
-    args.setdefault("name", LONE)
-    res = prune(**args)
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_results(lone_image):  # pylint: disable=redefined-outer-name,unused-argument
+    """Every BAD_INPUTS case run once, in one playbook (one Ansible start, not one per case)."""
+    return run_modules("image_prune", [dict(dict(name=LONE), **args) for args, _words in BAD_INPUTS])
+
+
+@pytest.mark.parametrize("args, words", BAD_INPUTS)
+def test_bad_input_changes_nothing(docker_client, lone_image, bad_input_results, args, words):
+    res = bad_input_results[BAD_INPUTS.index((args, words))]
     assert res.get("failed") is True
     for word in words:
         assert word in res["msg"]

@@ -1,7 +1,7 @@
 """appfleet.docker.image_pull against the real local engine and a real private registry.
 
 The registry is Debian's docker-registry, run as a plain process on 127.0.0.1 (one for the
-whole file, images/afa_private_registry.py), with TLS and htpasswd authentication.
+whole file, images/private_registry.py), with TLS and htpasswd authentication.
 Test images are tiny (the local busybox image plus a label), pushed with the SDK.
 Several module calls share one playbook where they do not depend on each other.
 """
@@ -14,13 +14,13 @@ import pytest
 
 from conftest import run_module, run_modules
 # busybox_image is a fixture, used by name.
-from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
+from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     busybox_image,
     cleanup,
     image_or_none,
     ok,
 )
-from images.afa_private_registry import (  # noqa: F401 pylint: disable=unused-import
+from images.private_registry import (  # noqa: F401 pylint: disable=unused-import
     USER,
     config_before,
     docker_config_state,

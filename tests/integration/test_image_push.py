@@ -1,7 +1,7 @@
 """appfleet.docker.image_push against the real local engine and a real private registry.
 
 The registry is Debian's docker-registry on 127.0.0.1 with TLS and htpasswd authentication
-(images/afa_private_registry.py), one for the whole file. The pushed images are tiny app images
+(images/private_registry.py), one for the whole file. The pushed images are tiny app images
 (the local busybox image plus labels, as image_build's would carry); the fleet's path is followed:
 push by tag on the builder, pull back by digest with image_pull's tag_as, prune old ones.
 """
@@ -14,7 +14,7 @@ import pytest
 
 from conftest import run_module, run_modules
 # busybox_image is a fixture, used by name.
-from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
+from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
     busybox_image,
     cleanup,
@@ -22,7 +22,7 @@ from images.afa_support import (  # noqa: F401 pylint: disable=unused-import
     labelled_image,
     ok,
 )
-from images.afa_private_registry import (  # noqa: F401 pylint: disable=unused-import
+from images.private_registry import (  # noqa: F401 pylint: disable=unused-import
     USER,
     config_before,
     docker_config_state,

@@ -4,6 +4,7 @@ Imported by tests/integration/test_app_container*.py. Everything created here is
 named with the ``afb-`` prefix: images afb-busybox / afb-app, containers of apps
 afb-*, a private nginx under a temp dir.
 """
+# pytest fixtures take each other by name: pylint: disable=redefined-outer-name
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from conftest import machine_lock
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -84,31 +87,33 @@ def _build(client, tag, files):
 
 
 @pytest.fixture(scope="session")
-def afb_images(docker_client):
+def app_images(docker_client):
     """Build (or reuse) the tiny test images; return {variant: image id}."""
     import docker.errors
 
-    try:
-        docker_client.images.get(BASE_IMAGE)
-    except docker.errors.ImageNotFound:
-        if not os.path.exists(BUSYBOX):
-            pytest.fail("busybox-static is not installed: make setup installs it (tests/tools/host-packages.txt)")
-        data = Path(BUSYBOX).read_bytes()
-        _build(docker_client, BASE_IMAGE, {
-            "Dockerfile": (b"FROM scratch\nCOPY busybox /bin/busybox\n", 0o644),
-            "busybox": (data, 0o755),
-        })
-    ids = {}
-    for tag, (body, health, cmd, extra) in VARIANTS.items():
-        dockerfile = ("FROM %s\nCOPY etc /etc\nCOPY www /www\n%sEXPOSE 8080\nCMD %s\n" % (BASE_IMAGE, extra, cmd))
-        files = {"Dockerfile": (dockerfile.encode(), 0o644),
-                 "etc/passwd": (PASSWD, 0o644),
-                 "www/index.html": ((body + "\n").encode(), 0o644),
-                 "www/cgi-bin/token": (TOKEN_CGI, 0o755)}
-        if health:
-            files["www/health"] = (b"ok\n", 0o644)
-        ids[tag] = _build(docker_client, "%s:%s" % (APP_REPO, tag), files)
-    return ids
+    # Each xdist worker asks for them: one builds, the others reuse its build cache (same ids).
+    with machine_lock("app-images"):
+        try:
+            docker_client.images.get(BASE_IMAGE)
+        except docker.errors.ImageNotFound:
+            if not os.path.exists(BUSYBOX):
+                pytest.fail("busybox-static is not installed: make setup installs it (tests/tools/host-packages.txt)")
+            data = Path(BUSYBOX).read_bytes()
+            _build(docker_client, BASE_IMAGE, {
+                "Dockerfile": (b"FROM scratch\nCOPY busybox /bin/busybox\n", 0o644),
+                "busybox": (data, 0o755),
+            })
+        ids = {}
+        for tag, (body, health, cmd, extra) in VARIANTS.items():
+            dockerfile = ("FROM %s\nCOPY etc /etc\nCOPY www /www\n%sEXPOSE 8080\nCMD %s\n" % (BASE_IMAGE, extra, cmd))
+            files = {"Dockerfile": (dockerfile.encode(), 0o644),
+                     "etc/passwd": (PASSWD, 0o644),
+                     "www/index.html": ((body + "\n").encode(), 0o644),
+                     "www/cgi-bin/token": (TOKEN_CGI, 0o755)}
+            if health:
+                files["www/health"] = (b"ok\n", 0o644)
+            ids[tag] = _build(docker_client, "%s:%s" % (APP_REPO, tag), files)
+        return ids
 
 
 class Nginx:
@@ -193,7 +198,7 @@ class Nginx:
 
 
 @pytest.fixture(scope="session")
-def afb_nginx():
+def nginx():
     if not os.path.exists(NGINX):
         pytest.fail("nginx is not installed (make setup installs nginx-light): the app_container "
                     "tests need a real nginx to switch upstreams")
@@ -211,7 +216,7 @@ def afb_nginx():
 
 
 @pytest.fixture(scope="session")
-def afb_state_dir():
+def state_dir():
     root = tempfile.mkdtemp(prefix="afb-state-")
     yield Path(root)
     shutil.rmtree(root, ignore_errors=True)
@@ -277,11 +282,13 @@ class App:
 
 
 @pytest.fixture
-def afb_app(request, afb_nginx, afb_state_dir, afb_images, docker_client):
-    """A fresh app per test, named afb-<test>; its containers are removed at teardown."""
+def app(request, nginx, state_dir, app_images, docker_client):
+    """A fresh app per test, named afb-<test>-<pid>: apart from the apps of another pytest-xdist
+    worker or run (a parametrized test's cases share the <test> part). Its containers are removed
+    at teardown."""
     short = request.node.name.replace("test_", "")[:20].replace("[", "-").replace("]", "").replace("_", "-")
-    name = "afb-%s-%d" % (short.strip("-"), os.getpid() % 1000)
-    app = App(name, afb_nginx, afb_state_dir, docker_client)
+    name = "afb-%s-%d" % (short.strip("-"), os.getpid())
+    app = App(name, nginx, state_dir, docker_client)
     yield app
     for container in app.containers():
         container.remove(force=True)

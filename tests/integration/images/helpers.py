@@ -18,6 +18,8 @@ import textwrap
 
 import pytest
 
+from conftest import machine_lock
+
 BUSYBOX_IMAGE = "afa-test/busybox:1"
 BUSYBOX_BIN = "/bin/busybox"
 APPLETS = ["sh", "cat", "cp", "echo", "false", "true", "httpd", "ls", "mkdir", "sleep", "test", "wc"]
@@ -52,16 +54,19 @@ def busybox_image(docker_client):
     """Id of the local busybox base image, imported once when missing."""
     import docker
 
-    try:
+    # One xdist worker imports it, the others wait and find it: an import per worker would
+    # give the tag a new id under the images another worker has just built on it.
+    with machine_lock("busybox-image"):
+        try:
+            return docker_client.images.get(BUSYBOX_IMAGE).id
+        except docker.errors.ImageNotFound:
+            pass
+        if not os.path.exists(BUSYBOX_BIN):
+            pytest.fail("these tests need %s: apt-get install -y busybox-static" % BUSYBOX_BIN)
+        repo, tag = BUSYBOX_IMAGE.split(":")
+        docker_client.api.import_image_from_data(_rootfs_tar(), repository=repo, tag=tag,
+                                                 changes=['CMD ["/bin/sh"]'])
         return docker_client.images.get(BUSYBOX_IMAGE).id
-    except docker.errors.ImageNotFound:
-        pass
-    if not os.path.exists(BUSYBOX_BIN):
-        pytest.fail("these tests need %s: apt-get install -y busybox-static" % BUSYBOX_BIN)
-    repo, tag = BUSYBOX_IMAGE.split(":")
-    docker_client.api.import_image_from_data(_rootfs_tar(), repository=repo, tag=tag,
-                                             changes=['CMD ["/bin/sh"]'])
-    return docker_client.images.get(BUSYBOX_IMAGE).id
 
 
 def write_context(path, dockerfile, files=None):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from images.afa_support import BUSYBOX_IMAGE, image_or_none
+from images.helpers import BUSYBOX_IMAGE, image_or_none
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 TOOLS = {REGISTRY_BIN: "docker-registry", "htpasswd": "apache2-utils", "openssl": "openssl"}
