@@ -21,7 +21,7 @@ from conftest import BIN, REPO, ansible_env, run_module, run_modules, run_playbo
 pytest.register_assert_rewrite("app_container.fixtures")
 from app_container.fixtures import Probe, free_port, kill_tree, app_containers  # noqa: E402
 
-# The fixtures (app, app_images, nginx, state_dir: (private nginx, test images, one app per test)) live there.
+# The fixtures app, app_images, nginx and state_dir (private nginx, test images, one app per test) live there.
 pytest_plugins = ["app_container.fixtures"]
 
 LABEL_CONFIG_HASH = "io.appfleet.config-hash"
