@@ -21,6 +21,8 @@ from ansible_collections.appfleet.docker.plugins.module_utils._archive import (
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import image_id
 from ansible_collections.appfleet.docker.plugins.module_utils._files import atomic_file
+# An image id as the archive and the engine give it: sha256: and 64 hex digits, the form of a digest.
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import DIGEST_RE as IMAGE_ID_RE
 
 ABSENT = "absent"
 # Errors of a write that mean the filesystem is full (or the file too large for it).
@@ -36,6 +38,13 @@ def check_input(am):
         mode = parse_mode(p["mode"])
     except AppfleetError as exc:
         am.fail(exc.msg)
+    expected = p["expected_id"]
+    if expected is not None:
+        if p["state"] != "imported":
+            am.fail("expected_id: only state=imported reads it (the image id the archive must hold); remove it")
+        if not IMAGE_ID_RE.match(expected):
+            am.fail("expected_id: %r is not an image id; give sha256: and 64 hex digits, as image.id of "
+                    "state=exported returns it" % expected)
     return mode
 
 
@@ -131,6 +140,11 @@ def load(am):
     if want is None:
         am.fail("name: %s does not hold %s; it holds %s; export the archive again with this name or fix name"
                 % (path, name, describe_tags(images)))
+    expected = p["expected_id"]
+    if expected is not None and want != expected:
+        am.fail("expected_id: %s holds %s as image %s, not the expected image %s; nothing was loaded or tagged; "
+                "export the archive again on the host that built the image, or fix expected_id"
+                % (path, name, want, expected))
     am.step = "looking up the image"
     have = image_id(am.client, name)
     result = dict(changed=have != want, image=dict(id=want, name=name),

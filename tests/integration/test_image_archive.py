@@ -110,6 +110,36 @@ def test_import_where_the_image_was_removed(docker_client, image, saved):
     assert docker_client.images.get(TAG).id == image
 
 
+def test_import_refuses_an_archive_of_another_image(docker_client, image, saved):
+    """expected_id: the image id the exporter recorded; another one is refused before any load."""
+    other = docker_client.images.get(BUSYBOX_IMAGE).id
+    assert other != image
+    docker_client.images.remove(TAG)
+    try:
+        wrong, right = run_modules("image_archive", [
+            dict(name=TAG, path=str(saved), state="imported", expected_id=other),
+            dict(name=TAG, path=str(saved), state="imported", expected_id=image)], check=True)
+        assert wrong.get("failed") is True, wrong
+        assert right.get("failed") is not True and right["changed"] is True, right
+        assert image_or_none(docker_client, TAG) is None, "check mode must load nothing"
+
+        refused = archive(path=str(saved), state="imported", expected_id=other)
+        for res in (wrong, refused):
+            assert res.get("failed") is True, res
+            assert res["msg"] == (
+                "expected_id: %s holds %s as image %s, not the expected image %s; nothing was loaded or tagged; "
+                "export the archive again on the host that built the image, or fix expected_id"
+                % (saved, TAG, image, other)), res["msg"]
+        assert image_or_none(docker_client, TAG) is None, "a refused archive must tag nothing"
+
+        loaded = ok(archive(path=str(saved), state="imported", expected_id=image))
+        assert loaded["changed"] is True and loaded["image"] == {"id": image, "name": TAG}
+        assert docker_client.images.get(TAG).id == image
+    finally:
+        if image_or_none(docker_client, TAG) is None:  # put it back for the other tests
+            docker_client.api.tag(image, REPO, "1")
+
+
 def test_errors_are_clear_and_change_nothing(docker_client, image, saved, tmp_path):
     corrupt = tmp_path / "corrupt.tar"
     corrupt.write_bytes(os.urandom(8192))
@@ -128,6 +158,10 @@ def test_errors_are_clear_and_change_nothing(docker_client, image, saved, tmp_pa
         (dict(path=str(tmp_path / "nodir" / "web.tar"), state="exported"), ["path: directory", "does not exist"]),
         (dict(name=REPO, path=str(exports / "web.tar"), state="exported"), ["name ", "has no tag"]),
         (dict(path=str(exports / "web.tar"), state="exported", mode="u=rw"), ["mode ", "not an octal file mode"]),
+        (dict(path=str(exports / "web.tar"), state="exported", expected_id=image),
+         ["expected_id: only state=imported reads it"]),
+        (dict(path=str(saved), state="imported", expected_id=image[len("sha256:"):]),
+         ["expected_id: ", "is not an image id; give sha256: and 64 hex digits"]),
     ]
     results = run_modules("image_archive", [dict(dict(name=TAG), **args) for args, _words in cases])
     for (args, words), res in zip(cases, results):
