@@ -72,6 +72,10 @@ options:
         example the RV(image.id) that V(exported) returned on the host that saved the archive.
       - An archive that holds another image for O(name) is refused, naming both ids, before
         anything is loaded or tagged (in check mode too).
+      - So that the image id checked is the one loaded, the archive must then be root's alone
+        - the file and every directory above it owned by root and writable by no one else (a
+        sticky directory is fine), and no process holding the file open for writing - or it
+        is refused.
       - Only with V(imported).
     type: str
 notes:
