@@ -352,7 +352,7 @@ options:
       - Memory limit (the CIS Docker Benchmark's memory limit), a whole number with V(b), V(k),
         V(m) or V(g), for example V(512m); at least V(6m). Swap is limited to the same size
         (C(docker run --memory-swap) equal to C(--memory)), so the app never swaps; past its limit
-        the kernel kills it and the restart policy starts it again.
+        the kernel's OOM killer ends one of its processes.
       - Not set, the container has no memory limit.
     type: str
   cpu_shares:
