@@ -848,10 +848,10 @@ def test_apps_role_passes_the_secret_and_hardening_options(app, app_images, dock
     entry = {"name": app.name, "image": "afb-app:v2", "port": 8080,
              "health": {"path": "/health", "timeout": 30},
              "secret_env": {"API_TOKEN": SECRET}, "user": "nobody", "read_only": True,
-             "tmpfs": ["/tmp:rw,noexec,nosuid,size=8m"], "cap_drop": ["ALL"], "pids_limit": 99,
-             "cpu_shares": None}
+             "tmpfs": ["/tmp:rw,noexec,nosuid,size=8m"], "cap_drop": ["ALL"], "pids_limit": 99}
     role_vars = {"appfleet_apps": [entry], "apps": app.name, "apps_rollback": True,
                  "apps_secret_dir": str(app.secret_base), "apps_default_drain_seconds": 1,
+                 "apps_default_cpu_shares": None,
                  "apps_src_dir": str(tmp_path / "src"), "apps_key_dir": str(tmp_path / "keys")}
     lock = Path("/run/appfleet/locks/%s.lock" % app.name)
     try:
@@ -864,7 +864,7 @@ def test_apps_role_passes_the_secret_and_hardening_options(app, app_images, dock
         assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"] and host["PidsLimit"] == 99
         assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=8m"}
         assert host["SecurityOpt"] == ["no-new-privileges:true"]  # apps_default_security_opts
-        # apps_default_memory (swap alike); cpu_shares: null turns apps_default_cpu_shares off.
+        # apps_default_memory (swap alike); apps_default_cpu_shares: null sets no weight.
         assert host["Memory"] == host["MemorySwap"] == 1024 ** 3 and host["CpuShares"] == 0
         assert container.attrs["Config"]["User"] == "nobody"
         assert SECRET not in _everything_docker_keeps(container)
