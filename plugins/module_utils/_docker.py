@@ -226,16 +226,28 @@ class AppfleetModule(object):
                 )
         return self._client
 
+    def where(self):
+        """``app web: `` once the module knows a well-formed app name, else ''."""
+        return "app %s: " % self.app if isinstance(self.app, str) and APP_NAME_RE.match(self.app) else ""
+
+    def with_app(self, msg):
+        """``msg`` led by the app's name (the one place that writes it), unless it already is."""
+        where = self.where()
+        return msg if not where or msg.startswith(where) else where + msg
+
     def fail(self, msg, **kwargs):
-        self.module.fail_json(msg=msg, **kwargs)
+        self.module.fail_json(msg=self.with_app(msg), **kwargs)
 
     def error_message(self, exc):
-        """The fail_json message for ``exc``: ``app web: starting the new container failed: ...``."""
+        """The fail_json message for ``exc``: ``app web: starting the new container failed: ...``.
+
+        Every message names the app; a low-level error (git, nginx, a lock, the engine)
+        also names the step it broke, which its own text does not know.
+        """
         if isinstance(exc, AppfleetError) and not exc.needs_context:
-            return exc.msg
-        where = "app %s: " % self.app if self.app else ""
+            return self.with_app(exc.msg)
         step = "%s failed: " % self.step if self.step else ""
-        return "%s%s%s" % (where, step, describe_error(exc))
+        return self.with_app(step + describe_error(exc))
 
     def run(self, logic):
         """Call ``logic(self)``; it returns the result dict for exit_json."""

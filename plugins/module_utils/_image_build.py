@@ -56,39 +56,39 @@ def check_input(am):
         if err:
             am.fail(err)
     if not os.path.isdir(p["context"]):
-        am.fail("app %s: context %s is not a directory; set context to the checked-out source "
-                "of the app" % (app, p["context"]))
+        am.fail("context %s is not a directory; set context to the checked-out source "
+                "of the app" % p["context"])
     try:
         find_work_tree(p["context"])
     except ContextOutsideWorkTree as exc:
-        am.fail("app %s: %s; set context to a directory of the checkout itself" % (app, exc))
+        am.fail("%s; set context to a directory of the checkout itself" % exc)
     dockerfile = p["dockerfile"]
     if os.path.isabs(dockerfile) or os.pardir in dockerfile.split("/"):
-        am.fail("app %s: dockerfile %r must be a path relative to context, without '..'; for "
-                "example Dockerfile or docker/Dockerfile.prod" % (app, dockerfile))
+        am.fail("dockerfile %r must be a path relative to context, without '..'; for "
+                "example Dockerfile or docker/Dockerfile.prod" % dockerfile)
     path = os.path.join(p["context"], dockerfile)
     if not os.path.isfile(path):
-        am.fail("app %s: dockerfile %s not found; set dockerfile to a path relative to context "
-                "(%s)" % (app, path, p["context"]))
+        am.fail("dockerfile %s not found; set dockerfile to a path relative to context "
+                "(%s)" % (path, p["context"]))
     real_context = os.path.realpath(p["context"])
     real = os.path.realpath(path)
     if not real.startswith(real_context.rstrip("/") + "/"):
-        am.fail("app %s: dockerfile %s resolves to %s, outside context %s (a symlink?); set "
-                "dockerfile to a file inside the context" % (app, dockerfile, real, p["context"]))
+        am.fail("dockerfile %s resolves to %s, outside context %s (a symlink?); set "
+                "dockerfile to a file inside the context" % (dockerfile, real, p["context"]))
     for key in p["build_args"]:
         if not key or "=" in key or "\0" in key:
-            am.fail("app %s: build_args key %r is not a variable name" % (app, key))
+            am.fail("build_args key %r is not a variable name" % (key,))
         if p["builder"] != "api" and cli_reads(key):
             # BuildKit builds get their build args through the docker CLI's environment.
-            am.fail("app %s: build_args key %s is a variable the docker CLI reads itself, and a BuildKit build "
+            am.fail("build_args key %s is a variable the docker CLI reads itself, and a BuildKit build "
                     "passes build args through the CLI's environment; rename the build arg or set builder=api"
-                    % (app, key))
+                    % key)
     if p["build_timeout"] <= 0:
         am.fail("build_timeout must be a positive number of seconds")
     try:
         logins = check_logins(p["registry_logins"])
     except AppfleetError as exc:
-        am.fail("app %s: %s" % (app, exc.msg))
+        am.fail(exc.msg)
     return app, path, logins
 
 
@@ -103,13 +103,13 @@ def choose_builder(am, app, dockerfile_text):
     if cli:
         return "buildkit", cli
     if wanted == "buildkit":
-        am.fail("app %s: builder=buildkit but no BuildKit-capable docker client was found (%s); "
+        am.fail("builder=buildkit but no BuildKit-capable docker client was found (%s); "
                 "install the engine's docker CLI (or the buildx plugin), set docker_cli, or use "
-                "builder=api" % (app, reason))
+                "builder=api" % reason)
     if uses_buildkit_syntax(dockerfile_text):
-        am.fail("app %s: the Dockerfile uses BuildKit-only syntax (e.g. RUN --mount) but no "
+        am.fail("the Dockerfile uses BuildKit-only syntax (e.g. RUN --mount) but no "
                 "BuildKit-capable docker client was found (%s); install the engine's docker CLI "
-                "(or the buildx plugin) or set docker_cli" % (app, reason))
+                "(or the buildx plugin) or set docker_cli" % reason)
     return "api", None
 
 
@@ -143,7 +143,7 @@ def logic(am):
         text = read_dockerfile(p["context"], p["dockerfile"]).decode("utf-8", "replace")
         read_dockerignore(p["context"])
     except RepositoryFileRefused as exc:
-        raise AppfleetError("app %s: %s" % (app, exc.msg))
+        raise AppfleetError(exc.msg)
     bases = Bases(am, app, logins, p["base_refresh"], p["build_timeout"])
     bases.prepare(base_images(text, build_args))
     moved = bases.moved()
@@ -155,7 +155,7 @@ def logic(am):
                                 target=p["target"], labels=p["labels"],
                                 resolve_image=lambda ref: resolved[ref] if ref in resolved else image_id(client, ref))
     except RepositoryFileRefused as exc:
-        raise AppfleetError("app %s: %s" % (app, exc.msg))
+        raise AppfleetError(exc.msg)
     tag = src["short_id"]
     ref = "%s:%s" % (name, tag)
     existing = image_id(client, ref)
@@ -209,18 +209,18 @@ def logic(am):
                 iid, log = build_with_api(client, context, dockerfile,
                                           build_args, p["target"], labels, p["build_timeout"])
     except SnapshotError as exc:
-        raise AppfleetError("app %s: %s" % (app, exc.msg), source_id=src["source_id"], builder=builder)
+        raise AppfleetError(exc.msg, source_id=src["source_id"], builder=builder)
     except BuildFailed as exc:
         step = (" at step `%s`" % exc.step) if exc.step else ""
         if exc.timed_out:
-            msg = ("image_build: the build of app %s took longer than build_timeout (%s s)%s; it was "
+            msg = ("the build took longer than build_timeout (%s s)%s; it was "
                    "stopped, nothing was tagged, %s still points where it did; raise build_timeout or "
                    "make the build faster. Last build log lines:\n%s"
-                   % (app, p["build_timeout"], step, name, "\n".join(exc.log_tail)))
+                   % (p["build_timeout"], step, name, "\n".join(exc.log_tail)))
         else:
-            msg = ("app %s: image build failed%s: %s; nothing was tagged, %s still points where it "
+            msg = ("image build failed%s: %s; nothing was tagged, %s still points where it "
                    "did. Last build log lines:\n%s"
-                   % (app, step, exc.message, name, "\n".join(exc.log_tail)))
+                   % (step, exc.message, name, "\n".join(exc.log_tail)))
         raise AppfleetError(msg, build_log=exc.log_tail, failed_step=exc.step, source_id=src["source_id"],
                             builder=builder)
     # A base that was absent and that the build pulled into the image store (the API
@@ -233,8 +233,8 @@ def logic(am):
         try:
             iid = relabel_image(client, iid, labels, p["build_timeout"])
         except BuildFailed as exc:
-            raise AppfleetError("app %s: the build worked but labelling its image failed: %s; nothing was "
-                                "tagged, %s still points where it did" % (app, exc.message, name),
+            raise AppfleetError("the build worked but labelling its image failed: %s; nothing was "
+                                "tagged, %s still points where it did" % (exc.message, name),
                                 build_log=exc.log_tail, source_id=after["source_id"], builder=builder)
         tag = after["short_id"]
         image.update(tag="%s:%s" % (name, tag), source_id=after["source_id"])

@@ -305,7 +305,7 @@ def test_build_timeout_is_a_total_limit(fault_app, docker_client, tmp_path, buil
         took = time.time() - started
         assert res.get("failed") is True, res
         _no_traceback(res)
-        assert res["msg"].startswith("image_build: the build of app %s took longer than build_timeout (4 s)"
+        assert res["msg"].startswith("app %s: the build took longer than build_timeout (4 s)"
                                      % fault_app.name), res["msg"]
         assert "nothing was tagged" in res["msg"]
         assert took < 25, took  # the 30 s RUN was not waited for

@@ -44,6 +44,21 @@ def test_appfleet_error_message_is_kept_with_its_fields():
     assert exc.result == {"changed": False}
 
 
+@pytest.mark.parametrize("app, msg, expected", [
+    # The wrapper writes the app's name: a message need not.
+    ("web", "dockerfile Dockerfile not found", "app web: dockerfile Dockerfile not found"),
+    # Never twice.
+    ("web", "app web: nothing to roll back", "app web: nothing to roll back"),
+    # A name the module has not accepted (yet) is not echoed; no app, no prefix.
+    ("bad name; rm -rf /", "app: 'bad name' is not an app name", "app: 'bad name' is not an app name"),
+    (None, "name: required", "name: required"),
+])
+def test_every_message_names_the_app_once(app, msg, expected):
+    wrapper = _Wrapper(app, "checking the input")
+    assert wrapper.with_app(msg) == expected
+    assert wrapper.error_message(AppfleetError(msg)) == expected
+
+
 def test_error_types_are_the_one_type():
     for cls in (_proxy.ProxyError, _lock.LockTimeout, BuildFailed, GitError):
         assert issubclass(cls, AppfleetError)
