@@ -21,10 +21,33 @@ under a client. The other slot stays the backup, which nginx uses only when
 the active slot refuses the connection.
 
 Only a change of the slot ports (the first deploy, the first one after an
-upgrade from the one-server format, or a slot port taken by something else)
-rewrites the file; that is tested with ``nginx -t`` and applied with a
-graceful reload, and undone when either fails. A ``.`` cannot occur in an app
-name, so ``appfleet_<app>.b`` never names another app's group.
+upgrade from the one-server format or from slot ports outside the owned range,
+or a slot port taken by something else) rewrites the file; that is tested with
+``nginx -t`` and applied with a graceful reload, and undone when either fails.
+A ``.`` cannot occur in an app name, so ``appfleet_<app>.b`` never names
+another app's group.
+
+Interrupted rewrites. Writing the file and reloading nginx are two steps; a
+run killed between them would leave nginx on the old file (the placeholder's
+502 on a first deploy) while the file names the new port, and every later run
+would read the file and find nothing to do. So a rewrite first writes the
+marker ``<app>.reload-pending`` next to the file, and removes it only once
+nginx was reloaded with the file (or with the previous file put back). A run
+that finds the marker tests and reloads nginx before anything else
+(``Proxy.repair``), and deploy_state reports the app as needing a deploy while
+the marker exists. The flag file needs no marker: creating or removing it is
+atomic and nginx reads it per request.
+
+Owned slot ports. The standby slot is nginx's backup server even while no
+container publishes its port, and Docker binds a published port only while its
+container runs (with ``userland-proxy: false`` not even then: NAT only). A
+port any local user may bind would hand that user the app's requests whenever
+the active slot refuses a connection (an app restart). So slot ports come
+from ``slot_ports``, a range below 1024 by default (``DEFAULT_SLOT_PORTS``):
+only root can bind there unless ``net.ipv4.ip_unprivileged_port_start`` says
+otherwise, which app_container reports as a warning. A slot port outside the
+range is never reused: the next rollout moves both slots into it, with one
+rewrite and reload. Ports named by any app's upstream file stay that app's.
 """
 
 from __future__ import annotations
@@ -46,6 +69,13 @@ _SERVER_RE = re.compile(r"server\s+([0-9.]+):([0-9]+)([^;]*);")
 SLOT_FLAG_SUFFIX = ".slot-b"
 # Port 9 (discard): nothing listens there, nginx answers 502. A slot on it is unassigned.
 PLACEHOLDER_PORT = 9
+# Present while an upstream rewrite is written but nginx not yet reloaded with it.
+RELOAD_MARKER_SUFFIX = ".reload-pending"
+# Where slot ports come from unless the module is told otherwise: below 1024, only root binds.
+DEFAULT_SLOT_PORTS = (700, 899)
+# Ports of services a host may run in or near the default range (kerberos, DNS over TLS,
+# rsync), never handed out as slot ports, nor the placeholder.
+AVOIDED_PORTS = frozenset([PLACEHOLDER_PORT, 749, 750, 751, 752, 753, 754, 853, 873])
 
 
 class ProxyError(AppfleetError):
@@ -69,8 +99,66 @@ def slot_flag_file(app, directory=DEFAULT_UPSTREAM_DIR):
     return os.path.join(directory, "%s%s" % (app, SLOT_FLAG_SUFFIX))
 
 
+def reload_marker_file(app, directory=DEFAULT_UPSTREAM_DIR):
+    """The marker of a rewrite whose reload has not happened yet (roles use the upstream_reload_marker filter)."""
+    return os.path.join(directory, "%s%s" % (app, RELOAD_MARKER_SUFFIX))
+
+
+def marker_app(path):
+    """The app whose reload marker ``path`` is, or None for any other file."""
+    name = os.path.basename(path)
+    if not name.endswith(RELOAD_MARKER_SUFFIX):
+        return None
+    return name[:-len(RELOAD_MARKER_SUFFIX)] or None
+
+
 def default_upstream_file(app):
     return upstream_file(app)
+
+
+def check_slot_ports(value):
+    """(first, last) of the ``slot_ports`` option, or AppfleetError naming it."""
+    if value is None:
+        return DEFAULT_SLOT_PORTS
+    try:
+        first, last = [int(port) for port in value]
+    except (TypeError, ValueError):
+        raise AppfleetError("proxy.slot_ports: give two port numbers, the first and the last of the range "
+                            "(for example [700, 899]); got %r" % (value,))
+    if not 1 <= first <= last <= 65535:
+        raise AppfleetError("proxy.slot_ports: %d-%d is not a range of ports (1 to 65535, the first not above "
+                            "the last)" % (first, last))
+    if len(slot_port_candidates((first, last))) < 2:
+        raise AppfleetError("proxy.slot_ports: %d-%d holds fewer than the two ports an app needs (ports %s are "
+                            "never used)" % (first, last, ", ".join(str(p) for p in sorted(AVOIDED_PORTS))))
+    return first, last
+
+
+def slot_port_candidates(port_range):
+    """The ports of ``port_range`` (first, last) that may become slot ports."""
+    first, last = port_range
+    return [port for port in range(first, last + 1) if port not in AVOIDED_PORTS]
+
+
+def unowned_ports_warning(app, port_range, unprivileged_start):
+    """The warning when a local user may bind ports of ``port_range``, else None.
+
+    ``unprivileged_start``: the host's net.ipv4.ip_unprivileged_port_start (1024 by default).
+    """
+    first, last = port_range
+    if last < unprivileged_start:
+        return None
+    fixes = []
+    if unprivileged_start > 1:
+        fixes.append("choose slot ports below %d" % unprivileged_start)
+    if last < 1024:
+        fixes.append("set net.ipv4.ip_unprivileged_port_start above %d (the kernel's default is 1024)" % last)
+    fix = ", or ".join(fixes) or ("choose slot ports below 1024 and set net.ipv4.ip_unprivileged_port_start "
+                                  "to 1024 (the kernel's default)")
+    return ("app %s: proxy.slot_ports %d-%d: any local user may bind ports from %d up on this host "
+            "(net.ipv4.ip_unprivileged_port_start=%d), so a process could take the standby slot's port while no "
+            "container publishes it and receive the app's requests as nginx's backup; %s"
+            % (app, first, last, max(first, unprivileged_start), unprivileged_start, fix))
 
 
 def _group(app, slot, primary, backup, host):
@@ -159,14 +247,23 @@ class Proxy(object):
     ``reloads`` counts the nginx reloads this object ran (the result's proxy_reloads).
     """
 
-    def __init__(self, module, app, upstream_file=None, test_command=None, reload_command=None):
+    def __init__(self, module, app, upstream_file=None, test_command=None, reload_command=None, slot_ports=None):
         self.module = module
         self.app = app
         self.upstream_file = upstream_file or default_upstream_file(app)
         self.flag_file = slot_flag_file(app, os.path.dirname(self.upstream_file))
+        self.marker_file = reload_marker_file(app, os.path.dirname(self.upstream_file))
         self.test_command = list(test_command or DEFAULT_TEST_COMMAND)
         self.reload_command = list(reload_command or DEFAULT_RELOAD_COMMAND)
+        # (first, last) the slot ports come from; None: any port is a slot port.
+        self.slot_ports = slot_ports
         self.reloads = 0
+
+    def owns(self, port):
+        """True when ``port`` may stay a slot port of the app: inside slot_ports (if given)."""
+        if port is None or port in AVOIDED_PORTS:
+            return False
+        return self.slot_ports is None or self.slot_ports[0] <= port <= self.slot_ports[1]
 
     def current_content(self):
         return read_file(self.upstream_file)
@@ -250,11 +347,14 @@ class Proxy(object):
                     self._set_flag(target)
                 return "flag"
             serving = self._serving(previous)
-            if serving not in (None, PLACEHOLDER_PORT, port):
+            if serving not in (None, PLACEHOLDER_PORT, port) and self.owns(serving):
                 other = serving
             else:
+                # No port served, or one outside the owned range: both slots move into it at once.
                 other = spare() if callable(spare) else spare
             content = render_upstream(self.app, port, other) if slot == "a" else render_upstream(self.app, other, port)
+        # Until nginx runs the new file (or the previous one again), the marker says so.
+        self._mark_pending()
         try:
             self._apply(content)
         except BaseException as exc:
@@ -272,12 +372,36 @@ class Proxy(object):
                 # failure here is reported but does not hide the first one.
                 self._run(self.reload_command, "nginx reload")
                 self.reloads += 1
+                remove_file(self.marker_file)
             except (ProxyError, IOError, OSError) as exc2:
-                restore_note += ", but reloading it failed too: %s" % (exc2,)
+                restore_note += (", but reloading it failed too: %s; the next run tests and reloads nginx again"
+                                 % (exc2,))
             if not isinstance(exc, (ProxyError, IOError, OSError)):
                 raise
             raise ProxyError("%s; %s" % (exc, restore_note))
+        remove_file(self.marker_file)
         return "reload"
+
+    def _mark_pending(self):
+        write_file_atomic(self.marker_file, "the upstream file of app %s is being rewritten; nginx is reloaded "
+                                            "with it before this file goes (appfleet.docker)\n" % self.app,
+                          sync_dir=True)
+
+    def reload_pending(self):
+        """True when a rewrite was interrupted before nginx was reloaded with the file (the marker exists)."""
+        return os.path.lexists(self.marker_file)
+
+    def repair(self):
+        """Test and reload nginx with the upstream file as it is, then remove the marker.
+
+        The file is what a run killed mid-rewrite left: the new port or the
+        previous file, both complete (written atomically). Raises ProxyError,
+        the marker kept, when nginx refuses it.
+        """
+        self._run(self.test_command, "nginx config test")
+        self._run(self.reload_command, "nginx reload")
+        self.reloads += 1
+        remove_file(self.marker_file)
 
     def _apply(self, content):
         if content is None:

@@ -252,7 +252,7 @@ options:
   port:
     description:
       - The container port the app listens on. Published on a free 127.0.0.1 port for the proxy
-        and the HTTP health check.
+        and the HTTP health check, one of O(proxy.slot_ports) while the proxy is used.
     type: int
   published_ports:
     description:
@@ -404,10 +404,29 @@ options:
           - A rollout starts the new container on the free slot's port and, once it is healthy, creates or
             removes the flag file. nginx reads the flag for every request, so the switch needs no reload and
             closes no client connection. Only a change of the slot ports (the first deploy, the first one
-            after an upgrade, a slot port taken by another program) rewrites this file, tests it and reloads
-            nginx; RV(proxy_reloads) counts those reloads.
+            after an upgrade, a slot port outside O(proxy.slot_ports), a slot port taken by another program)
+            rewrites this file, tests it and reloads nginx; RV(proxy_reloads) counts those reloads.
+          - A rewrite writes the marker C(<name>.reload-pending) in the same directory first and removes it
+            once nginx was reloaded. A run that finds the marker (an earlier run was killed between writing
+            the file and reloading nginx) tests and reloads nginx before anything else, reports a change and
+            says so in RV(proxy_repair); M(appfleet.docker.deploy_state) reports the app as needing a deploy
+            while the marker exists.
           - Defaults to C(/etc/nginx/appfleet/upstreams/<name>.conf).
         type: path
+      slot_ports:
+        description:
+          - The first and the last port of the range the app's two loopback slot ports come from. The
+            standby slot is nginx's backup even while no container publishes its port, so its port must be
+            one no local user can bind - below 1024 only root can (the kernel's
+            C(net.ipv4.ip_unprivileged_port_start), 1024 by default; the module warns when the range reaches
+            it, as in many containers used as VMs, where it is 0).
+          - Ports 9, 749 to 754, 853 and 873 are never used, nor ports a container publishes, another app's
+            upstream file names, or a program holds. Each app takes two ports.
+          - Slot ports outside the range (an app deployed by an earlier version, on ephemeral ports) move
+            into it on the app's next rollout, with one rewrite and nginx reload.
+        type: list
+        elements: int
+        default: [700, 899]
       test_command:
         description: Command that tests the nginx config (argv list).
         type: list
@@ -545,11 +564,11 @@ container:
     ports:
       description: Published ports, as Docker reports them.
       type: dict
-      sample: {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "49153"}]}
+      sample: {"8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": "731"}]}
     host_port:
       description: The 127.0.0.1 port the app port is published on.
       type: int
-      sample: 49153
+      sample: 731
     health:
       description: Docker health status, or V(none) when the container has no Docker health check.
       type: str
@@ -573,7 +592,9 @@ msg:
   description:
     - Why a change is reported without the image, in check mode before the image is built.
     - What the run found wrong with the serving container (paused, stopped, exited) and what it did.
-  returned: in check mode when O(image) is not on the host yet; when the serving container was not running
+    - That nginx was tested and reloaded after an interrupted upstream rewrite (RV(proxy_repair)).
+  returned: in check mode when O(image) is not on the host yet; when the serving container was not running;
+    when RV(proxy_repair) is
   type: str
   sample: "app web: container web was paused; unpaused it"
 removed:
@@ -601,6 +622,17 @@ proxy_reloads:
   returned: when state is present and a rollout or proxy fix ran, or state is absent and the upstream changed
   type: int
   sample: 0
+proxy_repair:
+  description:
+    - Why the run tested and reloaded nginx before anything else - an earlier run was stopped between
+      writing the upstream file and reloading nginx (the marker C(<name>.reload-pending) was found). In
+      check mode, that a run would do so.
+  returned: when the marker was found
+  type: str
+  sample: "app web: an earlier run was stopped after it wrote the nginx upstream file
+    /etc/nginx/appfleet/upstreams/web.conf and before nginx was reloaded with it (the marker
+    /etc/nginx/appfleet/upstreams/web.reload-pending exists); tested and reloaded nginx, which now serves what
+    the file says"
 release:
   description:
     - The release log entry of what serves after the run. In check mode the entry of what serves
@@ -737,6 +769,7 @@ ARGUMENT_SPEC = dict(
         upstream_file=dict(type="path"),
         test_command=dict(type="list", elements="str", default=["nginx", "-t"]),
         reload_command=dict(type="list", elements="str", default=["nginx", "-s", "reload"]),
+        slot_ports=dict(type="list", elements="int", default=[700, 899]),
     )),
     lock_dir=dict(type="path", default="/run/appfleet/locks"),
     lock_timeout=dict(type="int", default=300),

@@ -93,3 +93,107 @@ def test_proxy_switch_moves_only_the_flag_between_slots(tmp_path):
     # The placeholder (state absent) removes the flag: the file has no port for it.
     proxy.switch(None, content=_proxy.render_placeholder("web"))
     assert not flag.exists() and proxy.current_port() == _proxy.PLACEHOLDER_PORT
+
+
+def test_rewrite_marker_lives_until_nginx_reloaded(tmp_path):
+    upstream = tmp_path / "web.conf"
+    marker = tmp_path / "web.reload-pending"
+    upstream.write_text(_proxy.render_placeholder("web"))
+    assert _proxy.reload_marker_file("web", str(tmp_path)) == str(marker)
+    assert _proxy.marker_app(str(marker)) == "web"
+    assert _proxy.marker_app(str(tmp_path / "web.conf")) is None
+    assert _proxy.marker_app(str(tmp_path / ".reload-pending")) is None
+    # The test command sees the marker: it is written before the file, kept through nginx -t.
+    seen = tmp_path / "seen"
+    proxy = _proxy.Proxy(FakeModule(), "web", str(upstream),
+                         ["/bin/sh", "-c", "test -f %s && touch %s" % (marker, seen)], ["true"])
+    assert not proxy.reload_pending()
+    assert proxy.switch(1111, spare=2222) == "reload"
+    assert seen.exists() and not marker.exists() and not proxy.reload_pending()
+    # A refused rewrite is put back and reloaded: no marker either.
+    refused = _proxy.Proxy(FakeModule(), "web", str(upstream), ["false"], ["true"])
+    with pytest.raises(_proxy.ProxyError):
+        refused.switch(3333)
+    assert not marker.exists() and refused.current_port() == 1111
+    # Put back but not reloaded: the marker stays for the next run, which says so.
+    stuck = _proxy.Proxy(FakeModule(), "web", str(upstream), ["false"], ["false"])
+    with pytest.raises(_proxy.ProxyError) as err:
+        stuck.switch(3333)
+    assert "the next run tests and reloads nginx again" in str(err.value)
+    assert marker.exists() and stuck.reload_pending()
+    # repair: nginx -t and a reload of the file as it is, then the marker goes; refused, it stays.
+    with pytest.raises(_proxy.ProxyError):
+        stuck.repair()
+    assert marker.exists()
+    before = upstream.read_text()
+    proxy.repair()
+    assert not marker.exists() and proxy.reloads == 2 and upstream.read_text() == before
+
+
+def test_flag_switch_writes_no_marker(tmp_path):
+    upstream = tmp_path / "web.conf"
+    upstream.write_text(_proxy.render_upstream("web", 701, 702))
+    proxy = _proxy.Proxy(FakeModule(), "web", str(upstream),
+                         ["/bin/sh", "-c", "exit 1"], ["/bin/sh", "-c", "exit 1"])
+    assert proxy.switch(702) == "flag" and not proxy.reload_pending()
+
+
+@pytest.mark.parametrize("value, expected", [
+    (None, _proxy.DEFAULT_SLOT_PORTS),
+    ([700, 899], (700, 899)),
+    (["1000", "1001"], (1000, 1001)),
+    ([5, 5], "fewer than the two ports"),
+    ([748, 750], "fewer than the two ports"),
+    ([900, 800], "is not a range of ports"),
+    ([0, 10], "is not a range of ports"),
+    ([700], "give two port numbers"),
+    (["a", "b"], "give two port numbers"),
+])
+def test_check_slot_ports(value, expected):
+    if isinstance(expected, tuple):
+        assert _proxy.check_slot_ports(value) == expected
+    else:
+        with pytest.raises(_proxy.AppfleetError) as err:
+            _proxy.check_slot_ports(value)
+        assert str(err.value).startswith("proxy.slot_ports: ") and expected in str(err.value)
+
+
+def test_slot_port_candidates_skip_the_placeholder_and_known_services():
+    ports = _proxy.slot_port_candidates((745, 755))
+    assert ports == [745, 746, 747, 748, 755]
+    assert 9 not in _proxy.slot_port_candidates((1, 20))
+    assert 873 not in _proxy.slot_port_candidates(_proxy.DEFAULT_SLOT_PORTS)
+
+
+@pytest.mark.parametrize("port_range, start, words", [
+    ((700, 899), 1024, None),
+    ((700, 1023), 1024, None),
+    ((700, 1024), 1024, ["from 1024 up", "; choose slot ports below 1024"]),
+    ((700, 899), 0, ["from 700 up", "ip_unprivileged_port_start=0", "above 899 (the kernel's default is 1024)"]),
+    ((40000, 40100), 1024, ["from 40000 up", "; choose slot ports below 1024"]),
+    ((40000, 40100), 0, ["from 40000 up", "choose slot ports below 1024 and set"]),
+])
+def test_unowned_ports_warning(port_range, start, words):
+    text = _proxy.unowned_ports_warning("web", port_range, start)
+    if words is None:
+        assert text is None
+    else:
+        assert text.startswith("app web: proxy.slot_ports %d-%d: " % port_range)
+        for word in words:
+            assert word in text
+    if words and port_range[1] >= 1024:
+        assert "above %d" % port_range[1] not in text
+
+
+def test_rewrite_moves_both_slots_into_the_owned_range(tmp_path):
+    """An app on ports outside slot_ports (an earlier version's ephemeral ones) moves in one rewrite."""
+    upstream = tmp_path / "web.conf"
+    upstream.write_text(_proxy.render_upstream("web", 41234, 41235))
+    proxy = _proxy.Proxy(FakeModule(), "web", str(upstream), ["true"], ["true"], slot_ports=(700, 899))
+    assert not proxy.owns(41235) and proxy.owns(700) and not proxy.owns(749) and not proxy.owns(None)
+    assert proxy.switch(701, spare=lambda: 702) == "reload" and proxy.reloads == 1
+    assert proxy.slots() == (701, 702)
+    # Inside the range the serving port stays the other slot (a port the standby had taken).
+    assert proxy.switch(703, spare=lambda: 704) == "reload" and proxy.slots() == (703, 701)
+    # Without a range every port is the app's, as before.
+    assert _proxy.Proxy(FakeModule(), "web", str(upstream)).owns(41234)
