@@ -587,8 +587,8 @@ class AppContainer(object):
         done = ("a run without check mode tests and reloads nginx" if self.wrapper.check_mode
                 else "tested and reloaded nginx, which now serves what the file says")
         text = ("app %s: an earlier run was stopped after it wrote the nginx upstream file %s and before nginx was "
-                "reloaded with it (the marker %s exists); %s" % (self.app, proxy.upstream_file, proxy.marker_file,
-                                                                done))
+                "reloaded with it (the marker %s exists); %s"
+                % (self.app, proxy.upstream_file, proxy.marker_file, done))
         self.result["proxy_repair"] = text
         self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), text) if m)
         self.module.warn(text)
