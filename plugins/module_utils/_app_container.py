@@ -496,13 +496,17 @@ class AppContainer(object):
         running = bool(serving and serving["running"])
         needs_proxy_fix = bool(self.proxy and matches and running and serving["host_port"]
                                and upstream_port != serving["host_port"])
+        # An upstream file in the earlier format (backup servers): rewritten once, its ports kept.
+        needs_format = bool(self.proxy and matches and running and serving["host_port"] and not needs_proxy_fix
+                            and self.proxy.outdated())
         needs_rename = bool(serving and serving["name"] != self.stable)
         # A run killed between rewriting the upstream file and reloading nginx.
         reload_pending = bool(self.proxy and self.proxy.reload_pending())
         # Secret files no container will mount once the strays are gone, and the old env file.
         unused_secrets = self.secrets.unused(self.secret_releases(serving)) if matches else []
         legacy_env = os.path.lexists(self.legacy_env_file)
-        tidy = bool(strays or needs_proxy_fix or needs_rename or unused_secrets or legacy_env or reload_pending)
+        tidy = bool(strays or needs_proxy_fix or needs_format or needs_rename or unused_secrets or legacy_env
+                    or reload_pending)
         action = choose_action(serving, matches, p["rollback"], tidy)
         if not matches:
             self.check_userns()
@@ -525,6 +529,8 @@ class AppContainer(object):
                 after["stray_containers"] = []
             if needs_proxy_fix:
                 before["upstream_port"], after["upstream_port"] = upstream_port, serving["host_port"]
+            if needs_format:
+                before["upstream_format"], after["upstream_format"] = "with backup servers", "one server a slot"
             if unused_secrets:
                 before["unused_secret_dirs"] = unused_secrets
                 after["unused_secret_dirs"] = []
@@ -563,7 +569,7 @@ class AppContainer(object):
         if action == "unpaused":
             final = self.swap.resume(serving)
         elif matches and running:
-            if needs_proxy_fix:
+            if needs_proxy_fix or needs_format:
                 self.swap.switch_proxy(serving["host_port"], serving["name"], None)
             final = serving["id"]
         elif matches:

@@ -142,7 +142,8 @@ class Swap(object):
         reason = self.engine.wait_healthy(current["id"], current["host_port"])
         if reason:
             raise AppfleetError(self.engine.fail_message(reason, current["id"], "no container of the app is serving"))
-        if self.proxy and current["host_port"] and self.proxy.current_port() != current["host_port"]:
+        if self.proxy and current["host_port"] and (self.proxy.current_port() != current["host_port"]
+                                                    or self.proxy.outdated()):
             self.switch_proxy(current["host_port"], current["name"], None)
         return current["id"]
 

@@ -9,13 +9,19 @@ import pytest
 from ansible_collections.appfleet.docker.plugins.module_utils import _proxy
 
 
+OLD_FORMAT = ("upstream appfleet_web { server 127.0.0.1:41234 max_fails=0; "
+              "server 127.0.0.1:41235 max_fails=0 backup; }\n"
+              "upstream appfleet_web.b { server 127.0.0.1:41235 max_fails=0; "
+              "server 127.0.0.1:41234 max_fails=0 backup; }\n")
+
+
 def test_upstream_render_and_parse():
     text = _proxy.render_upstream("web", 41234, 41235)
     assert text.startswith("# Managed by appfleet.docker.app_container")
-    assert ("upstream appfleet_web { server 127.0.0.1:41234 max_fails=0; "
-            "server 127.0.0.1:41235 max_fails=0 backup; }") in text
-    assert ("upstream appfleet_web.b { server 127.0.0.1:41235 max_fails=0; "
-            "server 127.0.0.1:41234 max_fails=0 backup; }") in text
+    # Each group names only its own slot's port: no backup server.
+    assert "upstream appfleet_web { server 127.0.0.1:41234 max_fails=0; }\n" in text
+    assert "upstream appfleet_web.b { server 127.0.0.1:41235 max_fails=0; }\n" in text
+    assert "backup" not in text and not _proxy.outdated(text, "web")
     assert _proxy.parse_slots(text, "web") == (41234, 41235)
     assert _proxy.parse_upstream_port(text) == 41234
     # Slot b without a port yet is the discard port, read as unassigned.
@@ -23,6 +29,11 @@ def test_upstream_render_and_parse():
     # The one-server format of earlier versions: slot a only.
     assert _proxy.parse_slots("upstream appfleet_web { server 127.0.0.1:5555; }", "web") == (5555, None)
     assert _proxy.parse_slots(_proxy.render_placeholder("web"), "web") == (None, None)
+    assert not _proxy.outdated("upstream appfleet_web { server 127.0.0.1:5555; }", "web")
+    # The earlier format with backup servers: the same slots, and outdated.
+    assert _proxy.parse_slots(OLD_FORMAT, "web") == (41234, 41235)
+    assert _proxy.parse_slots(OLD_FORMAT) == (41234, 41235)
+    assert _proxy.outdated(OLD_FORMAT, "web") and not _proxy.outdated(OLD_FORMAT, "api")
     assert _proxy.parse_upstream_port("upstream x { server 127.0.0.1:9; }") == 9
     assert _proxy.parse_upstream_port("# nothing") is None
     assert _proxy.parse_upstream_port(None) is None
@@ -139,7 +150,7 @@ def test_flag_switch_writes_no_marker(tmp_path):
 
 
 @pytest.mark.parametrize("value, expected", [
-    (None, _proxy.DEFAULT_SLOT_PORTS),
+    (None, None),
     ([700, 899], (700, 899)),
     (["1000", "1001"], (1000, 1001)),
     ([5, 5], "fewer than the two ports"),
@@ -150,7 +161,7 @@ def test_flag_switch_writes_no_marker(tmp_path):
     (["a", "b"], "give two port numbers"),
 ])
 def test_check_slot_ports(value, expected):
-    if isinstance(expected, tuple):
+    if expected is None or isinstance(expected, tuple):
         assert _proxy.check_slot_ports(value) == expected
     else:
         with pytest.raises(_proxy.AppfleetError) as err:
@@ -162,10 +173,11 @@ def test_slot_port_candidates_skip_the_placeholder_and_known_services():
     ports = _proxy.slot_port_candidates((745, 755))
     assert ports == [745, 746, 747, 748, 755]
     assert 9 not in _proxy.slot_port_candidates((1, 20))
-    assert 873 not in _proxy.slot_port_candidates(_proxy.DEFAULT_SLOT_PORTS)
+    assert 873 not in _proxy.slot_port_candidates((700, 899))
 
 
 @pytest.mark.parametrize("port_range, start, words", [
+    (None, 0, None),
     ((700, 899), 1024, None),
     ((700, 1023), 1024, None),
     ((700, 1024), 1024, ["from 1024 up", "; choose slot ports below 1024"]),
@@ -181,7 +193,7 @@ def test_unowned_ports_warning(port_range, start, words):
         assert text.startswith("app web: proxy.slot_ports %d-%d: " % port_range)
         for word in words:
             assert word in text
-    if words and port_range[1] >= 1024:
+    if words and port_range and port_range[1] >= 1024:
         assert "above %d" % port_range[1] not in text
 
 
@@ -197,3 +209,29 @@ def test_rewrite_moves_both_slots_into_the_owned_range(tmp_path):
     assert proxy.switch(703, spare=lambda: 704) == "reload" and proxy.slots() == (703, 701)
     # Without a range every port is the app's, as before.
     assert _proxy.Proxy(FakeModule(), "web", str(upstream)).owns(41234)
+
+
+def test_outdated_format_is_rewritten_once_ports_and_flag_kept(tmp_path):
+    """A file with backup servers becomes the one-server-a-slot format at the next switch."""
+    upstream = tmp_path / "web.conf"
+    flag = tmp_path / "web.slot-b"
+    upstream.write_text(OLD_FORMAT)
+    proxy = _proxy.Proxy(FakeModule(), "web", str(upstream), ["true"], ["true"])
+    assert proxy.outdated() and proxy.slots() == (41234, 41235) and proxy.current_port() == 41234
+    # A swap to the standby slot: the flag moves and the file is rewritten, ports kept.
+    assert proxy.switch(41235) == "reload" and proxy.reloads == 1
+    assert flag.exists() and upstream.read_text() == _proxy.render_upstream("web", 41234, 41235)
+    assert not proxy.outdated() and proxy.current_port() == 41235
+    # Once rewritten, a swap moves only the flag again.
+    assert proxy.switch(41234) == "flag" and proxy.reloads == 1 and not flag.exists()
+    # The same port (a run with nothing else to do): rewritten in place, the flag kept.
+    upstream.write_text(OLD_FORMAT)
+    flag.write_text("")
+    assert proxy.switch(41235) == "reload" and flag.exists() and not proxy.outdated()
+    # Refused by nginx: the old file and the flag as they were.
+    upstream.write_text(OLD_FORMAT)
+    flag.unlink()
+    refused = _proxy.Proxy(FakeModule(), "web", str(upstream), ["false"], ["true"])
+    with pytest.raises(_proxy.ProxyError):
+        refused.switch(41235)
+    assert upstream.read_text() == OLD_FORMAT and not flag.exists()
