@@ -1,5 +1,6 @@
 """app_container's upstream file against the real engine and a private real nginx: a run killed
-between the upstream rewrite and the reload, and slot ports no local user can take."""
+between the upstream rewrite and the reload, a standby port nginx never uses, an opt-in range of
+slot ports no local user can take, and the earlier format rewritten once."""
 
 from __future__ import annotations
 
@@ -21,15 +22,14 @@ from app_container.fixtures import kill_tree  # noqa: E402
 # The fixtures app, app_images, nginx and state_dir (private nginx, test images, one app per test) live there.
 pytest_plugins = ["app_container.fixtures"]
 
-DEFAULT_SLOT_PORTS = range(700, 900)
 SERVER_RE = re.compile(r"server 127\.0\.0\.1:([0-9]+)")
 
 
 def slots(upstream, app):
-    """(port of slot a, port of slot b) of the app's upstream file."""
+    """(port of slot a, port of slot b) of the app's upstream file: the first server of each group."""
     text = upstream.read_text()
-    group = text[text.index("upstream appfleet_%s {" % app):]
-    return tuple(int(port) for port in SERVER_RE.findall(group.split("}", 1)[0]))
+    return tuple(int(SERVER_RE.findall(text[text.index("upstream appfleet_%s%s {" % (app, group)):])[0])
+                 for group in ("", ".b"))
 
 
 def marker_reasons(result, app):
@@ -82,8 +82,9 @@ def test_kill_between_upstream_write_and_reload_is_repaired_by_the_next_run(app,
     assert "before nginx was reloaded with it" in res["proxy_repair"] and res["proxy_repair"] in res["msg"]
     assert not marker.exists()
     assert app.get() == (200, "version v1\n")
-    # Both slots are owned ports.
-    assert all(p in DEFAULT_SLOT_PORTS for p in slots(upstream, app.name)), upstream.read_text()
+    # By default, slot ports are unprivileged ones, with no range to warn about.
+    assert all(p > 1024 for p in slots(upstream, app.name)), upstream.read_text()
+    assert not any("slot_ports" in w for w in res.get("warnings", [])), res
     after = run_module("deploy_state", plan)
     assert not marker_reasons(after, app.name), after["reasons"]
     again = run_module("app_container", app.args(image="afb-app:v1"))
@@ -129,6 +130,66 @@ def test_slot_ports_move_into_the_owned_range_honouring_reserved_ports(app, ngin
     # while an unowned port of the first range is.
     assert bind_as_nobody(moved["container"]["host_port"]) == "Permission denied"
     assert bind_as_nobody(first["container"]["host_port"]) == "bound"
+
+
+def test_standby_port_gets_no_request_and_old_format_is_rewritten(app, nginx):
+    """With the default (no range) a process that takes the standby port receives nothing while
+    traffic flows; a file with backup servers (earlier versions) is rewritten once."""
+    assert run_module("app_container", app.args(image="afb-app:v1"))["action"] == "created"
+    swapped = run_module("app_container", app.args(image="afb-app:v2"))
+    assert swapped["action"] == "replaced" and swapped["proxy_reloads"] == 0, swapped
+    upstream = Path(swapped["upstream_file"])
+    text = upstream.read_text()
+    assert "backup" not in text and text.count("server 127.0.0.1:") == 2, text
+    active = swapped["container"]["host_port"]
+    (standby,) = set(slots(upstream, app.name)) - {active}
+    assert standby > 1024
+
+    # The user nobody listens on the standby port (no container publishes it) and counts connections.
+    code = ("import socket, sys\nsock = socket.socket()\nsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+            "sock.bind(('127.0.0.1', %d))\nsock.listen(16)\nsock.settimeout(0.2)\nprint('listening', flush=True)\n"
+            "count = 0\nwhile sys.stdin.readline() == 'more\\n':\n"
+            "    try:\n        sock.accept()[0].close()\n        count += 1\n    except socket.timeout:\n        pass\n"
+            "print(count, flush=True)\n" % standby)
+    listener = subprocess.Popen(["/usr/bin/python3", "-c", code], user=65534, cwd="/", stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+    try:
+        assert listener.stdout.readline() == "listening\n"
+        for dummy in range(20):
+            assert app.get() == (200, "version v2\n")
+            listener.stdin.write("more\n")
+            listener.stdin.flush()
+        # The active container down (a restart): nginx answers 502, it does not fall back on the standby port.
+        (container,) = app.containers()
+        container.stop(timeout=1)
+        for dummy in range(3):
+            assert app.get()[0] == 502
+            listener.stdin.write("more\n")
+            listener.stdin.flush()
+        container.start()
+        for dummy in range(100):
+            if app.get()[0] == 200:
+                break
+            time.sleep(0.1)
+        assert app.get() == (200, "version v2\n")
+        listener.stdin.write("done\n")
+        listener.stdin.flush()
+        assert listener.stdout.readline() == "0\n"
+    finally:
+        listener.kill()
+        listener.wait(timeout=10)
+
+    # The earlier format, same ports: the next run rewrites it (one reload) and reports reconciled.
+    old = ("upstream appfleet_{a} {{ server 127.0.0.1:{p} max_fails=0; server 127.0.0.1:{q} max_fails=0 backup; }}\n"
+           "upstream appfleet_{a}.b {{ server 127.0.0.1:{q} max_fails=0; server 127.0.0.1:{p} max_fails=0 backup; }}\n")
+    a_port, b_port = slots(upstream, app.name)
+    upstream.write_text(old.format(a=app.name, p=a_port, q=b_port))
+    check = run_module("app_container", app.args(image="afb-app:v2"), check=True, diff=True)
+    assert check["action"] == "reconciled" and "upstream_format" in check["diff"]["before"], check
+    fixed = run_module("app_container", app.args(image="afb-app:v2"))
+    assert fixed["action"] == "reconciled" and fixed["proxy_reloads"] == 1, fixed
+    assert upstream.read_text() == text and app.get() == (200, "version v2\n")
+    assert run_module("app_container", app.args(image="afb-app:v2"))["action"] == "unchanged"
 
 
 def bind_as_nobody(port):
