@@ -11,6 +11,12 @@ ask: which earlier host already shared this commit (``source``), which host of
 the play is the last to deploy the app (``last``), and which host of this batch
 exports the image it built (``exporter``). Read from the hosts' facts, in
 play order; pure but for the check that an archive is still on the controller.
+
+Which apps a host deploys is the app model's answer (plugins/module_utils/_app_model.py),
+the fact ``apps_model`` that the role's tasks/assert.yml sets on each host: its
+``selected`` apps less its ``absent`` ones. deploy.yml sets it on every host up front,
+with the apps the plan found out of date there, so that a host of a later batch counts
+only for the apps it will deploy. A host that has not checked its apps yet counts for none.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -32,10 +38,11 @@ def _get(mapping, *keys):
     return mapping
 
 
-def _deploys(apps, app):
-    """Whether a host's appfleet_apps deploys ``app`` (an entry not marked absent)."""
-    entries = [a for a in (apps or []) if hasattr(a, "get") and a.get("name") == app]
-    return any(a.get("state", "present") != "absent" for a in entries)
+def _deploys(model, app):
+    """Whether a host's app model (its fact apps_model) deploys ``app``: selected, not absent."""
+    selected = _get(model, "selected") or []
+    absent = _get(model, "absent") or []
+    return app in selected and app not in absent
 
 
 def build_share(hostvars, app, host, play_hosts, batch, commit, tag, registry):
@@ -56,7 +63,7 @@ def build_share(hostvars, app, host, play_hosts, batch, commit, tag, registry):
             break
     last = ""
     for other in play_hosts or []:
-        if _deploys(_get(hostvars, other, "appfleet_apps"), app):
+        if _deploys(_get(hostvars, other, "apps_model"), app):
             last = other
     exporter = ""
     for other in batch or []:

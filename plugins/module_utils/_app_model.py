@@ -19,6 +19,7 @@ import os
 import re
 
 from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import parse_image_ref
+from ansible_collections.appfleet.docker.plugins.module_utils._resources import cpu_shares_problem, memory_problem
 
 # The collection's app-name rule (app_container applies it too).
 APP_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
@@ -82,6 +83,7 @@ APP_OPTIONS = {
     "labels": Opt("dict"),
     "restart_policy": Opt("str"),
     "memory": Opt("str"),
+    "cpu_shares": Opt("int"),
     "cpus": Opt("float"),
     "strategy": Opt("str", choices=STRATEGIES),
     "drain_seconds": Opt("int"),
@@ -90,7 +92,11 @@ APP_OPTIONS = {
 
 # Effective values an app takes from the role's apps_default_* settings when it sets none.
 DEFAULTED = ("strategy", "keep_images", "drain_seconds", "restart_policy", "secret_delivery", "read_only",
-             "tmpfs", "cap_drop", "pids_limit", "security_opts")
+             "tmpfs", "cap_drop", "pids_limit", "security_opts", "memory", "cpu_shares")
+# Limits an app turns off by writing null (``memory: null``) instead of taking the default.
+NULL_OPTS_OUT = ("memory", "cpu_shares")
+# The role variable each resource default comes from, and its kind.
+RESOURCE_DEFAULTS = (("memory", "apps_default_memory", "str"), ("cpu_shares", "apps_default_cpu_shares", "int"))
 # What a missing required option should be.
 _REQUIRED_HINTS = {
     "name": "give the app a name (%s)" % APP_NAME_RULE,
@@ -316,6 +322,9 @@ def _app_facts(app, settings, problems, given):
                         % port)
     if health.get("path") is not None and port is None:
         problems.append("health.path needs port: set port to the port the app listens on inside its container")
+    for key, problem in (("memory", memory_problem), ("cpu_shares", cpu_shares_problem)):
+        if app.get(key) is not None and problem(app[key]):
+            problems.append("%s: %s %s" % (key, _shown(app[key]), problem(app[key])))
     if facts["keep_images"] is not None and facts["keep_images"] < 1:
         problems.append("keep_images: %d keeps no image to roll back to: give 1 or more" % facts["keep_images"])
     if facts["strategy"] not in STRATEGIES:
@@ -343,6 +352,23 @@ def _label(index, app):
     if name is not None:
         return "appfleet_apps[%d] (%s)" % (index, _shown(name))
     return "appfleet_apps[%d]" % index
+
+
+def _resource_defaults(settings, problems):
+    """The defaults of memory and cpu_shares converted (None: no default), a problem per bad one."""
+    defaults = settings.get("defaults") or {}
+    found = {}
+    for key, option, kind in RESOURCE_DEFAULTS:
+        value = defaults.get(key)
+        if value is None:
+            continue
+        converted, error = _convert(kind, value)
+        error = error or (memory_problem if key == "memory" else cpu_shares_problem)(converted)
+        if error:
+            problems.append("%s: %s %s" % (option, _shown(value), error))
+            continue
+        found[key] = converted
+    return found
 
 
 def _check_settings(settings, problems):
@@ -435,13 +461,18 @@ def app_model(apps, settings):
     ``settings``: ``only`` (apps_only), ``versions`` (pins), ``base_dir`` (of relative controller
     paths), ``directories`` ({src, key, upstream, secret}), ``defaults`` ({strategy, keep_images,
     health_timeout, drain_seconds, restart_policy, secret_delivery, read_only, tmpfs, cap_drop,
-    pids_limit, security_opts, base_refresh}), ``image_prefix``, ``registry_logins``,
+    pids_limit, security_opts, memory, cpu_shares, base_refresh}), ``image_prefix``, ``registry_logins``,
     ``build_registry``. ``apps`` holds the effective facts of each
     app whose own definition is valid, even when others are not.
     """
     problems = []
     settings = settings or {}
     _check_settings(settings, problems)
+    defaults = dict(settings.get("defaults") or {})
+    for key, dummy, dummy2 in RESOURCE_DEFAULTS:
+        defaults.pop(key, None)
+    defaults.update(_resource_defaults(settings, problems))
+    settings = dict(settings, defaults=defaults)
     if apps is None:
         apps = []
     if not isinstance(apps, (list, tuple)):
@@ -460,6 +491,8 @@ def app_model(apps, settings):
             continue
         own = []
         checked = _check_options(app, APP_OPTIONS, "", own)
+        # An explicit null turns the limit off instead of taking the default.
+        checked.update((key, None) for key in NULL_OPTS_OUT if key in app and app[key] is None)
         name = checked.get("name")
         if name is not None:
             kind = "source" if "source" in checked else "image" if "image" in checked else None

@@ -46,7 +46,9 @@ def config_hash_v1(cfg):
     Kept only to recognise containers made by those releases: one whose label
     equals this hash of the desired config is unchanged and is not swapped.
     """
-    text = json.dumps(cfg, sort_keys=True, separators=(",", ":"))
+    # A key added after v2 (unknown to CONFIG_DEFAULTS_V2) did not exist then: left out while unset.
+    kept = dict((k, v) for k, v in cfg.items() if k in CONFIG_DEFAULTS_V2 or v is not None)
+    text = json.dumps(kept, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

@@ -30,13 +30,13 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._config_hash import config_hash
 from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import image_error
+from ansible_collections.appfleet.docker.plugins.module_utils._resources import cpu_shares_problem, memory_problem
 
 # The collection's app-name rule (module_utils/_docker.py).
 NAME_RE = APP_NAME_RE
 # An explicit container_name: Docker's own rule (upper case and '.' allowed), at most 63 characters.
 CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}\Z")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
-MEMORY_RE = re.compile(r"^[0-9]+[bkmgBKMG]?\Z")
 TEMP_SUFFIX = "--next"
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 SECRET_MASK = "********"
@@ -279,8 +279,11 @@ def validate(params):
         if not NAME_RE.match(str(net)) and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z", str(net)):
             raise AppfleetError("networks: %r is not a valid network name" % (net,))
     memory = params.get("memory")
-    if memory is not None and not MEMORY_RE.match(str(memory)):
-        raise AppfleetError("memory: %r is not a size like 256m or 1g" % (memory,))
+    if memory is not None and memory_problem(memory):
+        raise AppfleetError("memory: %r %s" % (memory, memory_problem(memory)))
+    shares = params.get("cpu_shares")
+    if shares is not None and cpu_shares_problem(shares):
+        raise AppfleetError("cpu_shares: %r %s" % (shares, cpu_shares_problem(shares)))
     cpus = params.get("cpus")
     if cpus is not None and cpus <= 0:
         raise AppfleetError("cpus: must be greater than 0")
@@ -341,6 +344,7 @@ def desired_config(params):
     log_options = params.get("log_options") or {}
     delivery = params.get("secret_delivery") or "file"
     tmpfs = dict(parse_tmpfs_spec(t) for t in (params.get("tmpfs") or []))
+    memory = str(params["memory"]).strip().lower() if params.get("memory") else None
     cfg = {
         "command": list(params["command"]) if params.get("command") else None,
         "env": dict((str(k), str(v)) for k, v in env.items()),
@@ -356,7 +360,10 @@ def desired_config(params):
         "healthcheck": normalize_healthcheck(params.get("healthcheck")),
         "log_driver": params.get("log_driver"),
         "log_options": dict((str(k), str(v)) for k, v in log_options.items()),
-        "memory": str(params["memory"]).lower() if params.get("memory") else None,
+        "memory": memory,
+        # Memory and swap limited alike: the app never swaps; past its limit it is killed and restarted.
+        "memory_swap": memory,
+        "cpu_shares": params.get("cpu_shares") or None,
         "cpus": float(params["cpus"]) if params.get("cpus") else None,
         "stop_timeout": params.get("stop_timeout"),
         "user": str(params["user"]) if params.get("user") else None,
@@ -468,6 +475,10 @@ def create_arguments(params, cfg, app, image_id, name, host_port, secret_release
         host_kwargs["log_config"] = dict(type=cfg["log_driver"] or "json-file", config=cfg["log_options"])
     if cfg["memory"]:
         host_kwargs["mem_limit"] = cfg["memory"]
+    if cfg.get("memory_swap"):
+        host_kwargs["memswap_limit"] = cfg["memory_swap"]
+    if cfg.get("cpu_shares"):
+        host_kwargs["cpu_shares"] = cfg["cpu_shares"]
     if cfg["cpus"]:
         host_kwargs["nano_cpus"] = int(cfg["cpus"] * 1e9)
 

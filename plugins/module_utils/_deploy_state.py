@@ -35,6 +35,9 @@ from ansible_collections.appfleet.docker.plugins.module_utils._git import mask_u
 from ansible_collections.appfleet.docker.plugins.module_utils._proxy import marker_app
 
 STATE_VERSION = 1
+# The engine role's DOCKER-USER rules program (roles/engine/vars/main.yml,
+# _engine_rules_program): with --check it exits 0 when the rules are in place, 1 when not.
+RULES_PROGRAM = "/usr/local/sbin/appfleet-docker-user"
 # Bounds, so that a watched directory with a surprise in it cannot stall a deploy.
 MAX_FILES = 5000
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -240,6 +243,22 @@ def current_state(am, with_remote):
     return state, remote
 
 
+def firewall_state(run_command, program=RULES_PROGRAM):
+    """(state, warning) of the engine role's DOCKER-USER rules: ``in place``, ``missing`` or
+    ``unknown`` with a warning for the last two; (None, None) on a host without the program."""
+    if not os.path.exists(program):
+        return None, None
+    rc, _out, err = run_command([program, "--check"])
+    if rc == 0:
+        return "in place", None
+    if rc == 1:
+        return "missing", ("the DOCKER-USER rules are not in place (%s --check): published container ports "
+                           "may be open to any network; run site.yml (role appfleet.docker.engine) to put them "
+                           "back" % program)
+    return "unknown", ("the DOCKER-USER rules could not be checked (%s --check exited %s: %s); run it on the "
+                       "host to see why" % (program, rc, (err or "").strip()[-300:]))
+
+
 def read_state(path):
     try:
         with open(path) as handle:
@@ -373,5 +392,11 @@ def logic(am):
     now, remote = current_state(am, with_remote=True)
     found = findings(read_state(path), now, remote, params["sources"] or [], params["mutable_images"] or [],
                      params["refresh_bases"] or [])
+    # Not a reason to deploy (a deploy does not own the firewall), but never silent.
+    am.step = "checking the DOCKER-USER rules"
+    firewall, warning = firewall_state(am.module.run_command)
+    if warning:
+        am.module.warn(warning)
     return {"changed": False, "converged": not found, "reasons": [reason for _app, reason in found],
-            "apps": apps_to_deploy(found), "recorded": False, "fingerprint": params["fingerprint"]}
+            "apps": apps_to_deploy(found), "recorded": False, "fingerprint": params["fingerprint"],
+            "firewall": firewall}

@@ -139,20 +139,35 @@ def git_env(literal=True, own_config_only=True, extra=None):
     return env
 
 
-def run_git(args, top=None, timeout=None, literal=True, own_config_only=True, env=None):
+def git_command(args, top=None, git_dir=None):
+    """``(argv, cwd)`` of git ``args``: pinned to the work tree ``top`` and its own ``.git``,
+    or to the git directory ``git_dir`` alone (no work tree: object reads), or to none
+    (run in ``/``); fsmonitor and hooks off in every case."""
+    cmd = ["git"]
+    cwd = "/"
+    if top is not None:
+        cmd += ["--git-dir=" + os.path.join(top, ".git"), "--work-tree=" + top]
+        cwd = top
+    elif git_dir is not None:
+        cmd += ["--git-dir=" + git_dir]
+        cwd = git_dir
+    return cmd + _GIT_OPTIONS + list(args), cwd
+
+
+def run_git(args, top=None, timeout=None, literal=True, own_config_only=True, env=None, git_dir=None, stdin=None):
     """``(rc, stdout bytes, stderr str)`` of git ``args``, with fsmonitor and hooks off.
 
     With ``top``: on the work tree ``top`` and its own ``top/.git``, nothing else (no
-    discovery), run in ``top``. Without: run in ``/``, for calls that need no repository
-    (``ls-remote``). ``env`` adds variables (``GIT_SSH_COMMAND``). rc 124 when git did not
-    answer within ``timeout`` seconds, 127 when it cannot run.
+    discovery), run in ``top``. With ``git_dir`` instead: on that git directory, with no
+    work tree (reading objects). Without either: run in ``/``, for calls that need no
+    repository (``ls-remote``). ``env`` adds variables (``GIT_SSH_COMMAND``); ``stdin``
+    is an open file to read from, or a file descriptor. rc 124 when git did not answer within
+    ``timeout`` seconds, 127 when it cannot run.
     """
-    cmd = ["git"]
-    if top is not None:
-        cmd += ["--git-dir=" + os.path.join(top, ".git"), "--work-tree=" + top]
-    cmd += _GIT_OPTIONS + list(args)
+    cmd, cwd = git_command(args, top, git_dir)
     try:
-        proc = subprocess.run(cmd, cwd=top or "/", stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL if stdin is None else stdin,
+                              stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, check=False, timeout=timeout,
                               env=git_env(literal, own_config_only, env))
     except subprocess.TimeoutExpired:
@@ -162,6 +177,17 @@ def run_git(args, top=None, timeout=None, literal=True, own_config_only=True, en
     except OSError as exc:
         return 127, b"", "cannot run git: %s" % exc
     return proc.returncode, proc.stdout, proc.stderr.decode("utf-8", "replace")
+
+
+def popen_git(args, stdin, top=None, git_dir=None):
+    """git ``args`` started as run_git runs it, its output a pipe to read as a stream
+    (``cat-file --batch`` of a whole tree); ``stdin`` an open file. The caller waits for it."""
+    cmd, cwd = git_command(args, top, git_dir)
+    try:
+        return subprocess.Popen(cmd, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=git_env())
+    except OSError as exc:
+        raise GitError("cannot run git: %s" % exc)
 
 
 def git(top, *args, literal=True):
@@ -232,13 +258,10 @@ def read_small(path):
         return f.read(4096).decode("utf-8", "replace").strip()
 
 
-def submodule_head(path):
-    """The commit checked out in the submodule (or nested clone) at ``path``.
-
-    Read from its files, without running git: ``path/.git`` (a ``gitdir:`` file or a
-    directory), its HEAD, then loose or packed refs. None when nothing is checked out
-    there (an empty directory); ``"unreadable"`` when HEAD cannot be resolved.
-    """
+def submodule_git_dir(path):
+    """The git directory of the submodule (or nested clone) at ``path``, read from its
+    ``.git`` (a ``gitdir:`` file or a directory) without running git. None when nothing
+    is checked out there; ``"unreadable"`` when ``.git`` is something else."""
     dotgit = os.path.join(path, ".git")
     try:
         st = os.lstat(dotgit)
@@ -246,13 +269,24 @@ def submodule_head(path):
             line = read_small(dotgit)
             if not line.startswith("gitdir:"):
                 return "unreadable"
-            gitdir = os.path.join(path, line[len("gitdir:"):].strip())
-        elif stat.S_ISDIR(st.st_mode):
-            gitdir = dotgit
-        else:
-            return "unreadable"
+            return os.path.join(path, line[len("gitdir:"):].strip())
+        if stat.S_ISDIR(st.st_mode):
+            return dotgit
+        return "unreadable"
     except (IOError, OSError):
         return None
+
+
+def submodule_head(path):
+    """The commit checked out in the submodule (or nested clone) at ``path``.
+
+    Read from its files, without running git: ``path/.git`` (a ``gitdir:`` file or a
+    directory), its HEAD, then loose or packed refs. None when nothing is checked out
+    there (an empty directory); ``"unreadable"`` when HEAD cannot be resolved.
+    """
+    gitdir = submodule_git_dir(path)
+    if gitdir is None or gitdir == "unreadable":
+        return gitdir
     try:
         head = read_small(os.path.join(gitdir, "HEAD"))
         common = gitdir

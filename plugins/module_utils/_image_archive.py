@@ -9,7 +9,10 @@ Private to this collection (leading underscore): not a public API.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import signal
+import stat
 
 from ansible_collections.appfleet.docker.plugins.module_utils._archive import (
     ArchiveError,
@@ -21,6 +24,8 @@ from ansible_collections.appfleet.docker.plugins.module_utils._archive import (
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import image_id
 from ansible_collections.appfleet.docker.plugins.module_utils._files import atomic_file
+# An image id as the archive and the engine give it: sha256: and 64 hex digits, the form of a digest.
+from ansible_collections.appfleet.docker.plugins.module_utils._image_ref import DIGEST_RE as IMAGE_ID_RE
 
 ABSENT = "absent"
 # Errors of a write that mean the filesystem is full (or the file too large for it).
@@ -36,6 +41,13 @@ def check_input(am):
         mode = parse_mode(p["mode"])
     except AppfleetError as exc:
         am.fail(exc.msg)
+    expected = p["expected_id"]
+    if expected is not None:
+        if p["state"] != "imported":
+            am.fail("expected_id: only state=imported reads it (the image id the archive must hold); remove it")
+        if not IMAGE_ID_RE.match(expected):
+            am.fail("expected_id: %r is not an image id; give sha256: and 64 hex digits, as image.id of "
+                    "state=exported returns it" % expected)
     return mode
 
 
@@ -55,6 +67,42 @@ def _existing_archive_id(path, name):
     except (ArchiveError, OSError):
         return None  # anything else than a good archive of name is overwritten
     return found
+
+
+def _root_only_problem(path):
+    """None when root alone can change the file at ``path``, now and until the load; else why not.
+
+    The file and every directory above it are root's and writable by root alone (a
+    sticky directory keeps others from renaming root's entries), and no process holds
+    the file open for writing: the kernel refuses a read lease (F_SETLEASE) while one
+    does. The lease is only a probe, given back at once.
+    """
+    real = os.path.realpath(path)
+    current = real
+    while True:
+        info = os.stat(current)
+        writable = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if info.st_uid != 0 or (writable and not (current != real and info.st_mode & stat.S_ISVTX)):
+            return "%s is owned by uid %d with mode %04o" % (current, info.st_uid, stat.S_IMODE(info.st_mode))
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    fd = os.open(real, os.O_RDONLY)
+    # A root process opening the file for writing during the probe breaks the
+    # lease; its SIGIO would otherwise end this module.
+    previous = signal.signal(signal.SIGIO, signal.SIG_IGN)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    except OSError as exc:
+        if exc.errno == errno.EAGAIN:
+            return "a process holds it open for writing"
+        return "whether a process holds it open for writing cannot be checked (%s)" % os.strerror(exc.errno).lower()
+    finally:
+        signal.signal(signal.SIGIO, previous)
+        os.close(fd)
+    return None
 
 
 def _verify_saved(name, want_id):
@@ -123,7 +171,14 @@ def load(am):
     if not os.path.isfile(path):
         am.fail("path: %s %s; copy the archive to this host first (state=exported writes it)"
                 % (path, "is not a regular file" if os.path.exists(path) else "does not exist"))
+    expected = p["expected_id"]
     try:
+        # With expected_id the image id read here must be the one loaded below.
+        problem = _root_only_problem(path) if expected is not None else None
+        if problem:
+            am.fail("path: with expected_id the archive must be root's alone until it is loaded, but %s; "
+                    "nothing was loaded or tagged; copy it as root, 0600, into a directory only root can write"
+                    % problem)
         want, images = archive_image(path, name)
     except OSError as exc:
         am.fail("path: %s cannot be read (%s); check its permissions"
@@ -131,6 +186,10 @@ def load(am):
     if want is None:
         am.fail("name: %s does not hold %s; it holds %s; export the archive again with this name or fix name"
                 % (path, name, describe_tags(images)))
+    if expected is not None and want != expected:
+        am.fail("expected_id: %s holds %s as image %s, not the expected image %s; nothing was loaded or tagged; "
+                "export the archive again on the host that built the image, or fix expected_id"
+                % (path, name, want, expected))
     am.step = "looking up the image"
     have = image_id(am.client, name)
     result = dict(changed=have != want, image=dict(id=want, name=name),

@@ -35,6 +35,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._dockerfile import
 from ansible_collections.appfleet.docker.plugins.module_utils._dockerignore import read_dockerignore
 from ansible_collections.appfleet.docker.plugins.module_utils._git import ContextOutsideWorkTree, find_work_tree
 from ansible_collections.appfleet.docker.plugins.module_utils._repo_files import RepositoryFileRefused
+from ansible_collections.appfleet.docker.plugins.module_utils._snapshot import Snapshot, SnapshotError
 from ansible_collections.appfleet.docker.plugins.module_utils._source_id import compute_source_id, rekey_bases
 
 DEFAULT_CLIS = ["/usr/bin/docker", "docker"]
@@ -194,14 +195,21 @@ def logic(am):
     am.step = "building the image"
     builder, cli = choose_builder(am, app, src["dockerfile_text"])
     timer = Timer()
+    dockerfile = src["snapshot"]["dockerfile"]
     try:
-        if builder == "buildkit":
-            dockerfile = os.path.join(os.path.abspath(p["context"]), p["dockerfile"])
-            iid, log = build_with_cli(cli, p["docker_host"], os.path.abspath(p["context"]), dockerfile,
-                                      build_args, p["target"], labels, p["build_timeout"])
-        else:
-            iid, log = build_with_api(client, os.path.abspath(p["context"]), p["dockerfile"],
-                                      build_args, p["target"], labels, p["build_timeout"])
+        # The builder reads a private copy of what the source id hashed, never the live
+        # checkout, which another run may move before a COPY reads it (_snapshot.py).
+        am.step = "copying what the source id hashed into the build's snapshot"
+        with Snapshot(src["snapshot"]) as context:
+            am.step = "building the image"
+            if builder == "buildkit":
+                iid, log = build_with_cli(cli, p["docker_host"], context, os.path.join(context, dockerfile),
+                                          build_args, p["target"], labels, p["build_timeout"])
+            else:
+                iid, log = build_with_api(client, context, dockerfile,
+                                          build_args, p["target"], labels, p["build_timeout"])
+    except SnapshotError as exc:
+        raise AppfleetError("app %s: %s" % (app, exc.msg), source_id=src["source_id"], builder=builder)
     except BuildFailed as exc:
         step = (" at step `%s`" % exc.step) if exc.step else ""
         if exc.timed_out:

@@ -51,38 +51,52 @@ CHUNK = 1024 * 1024
 
 
 def hash_file_into(digest, path):
-    """Feed one file's type, exec bit and content (or link target) into ``digest``."""
+    """Feed one file's type, exec bit and content (or link target) into ``digest``.
+
+    Returns what was fed, as a record for the build's snapshot (_snapshot.py):
+    ``{"kind": "file", "x": bool, "sha256": hex, "size": int}``, ``{"kind": "link",
+    "target": bytes}``, or ``{"kind": k}`` with k "dir", "absent", "special" or "changed".
+    """
     try:
         st = os.lstat(path)
     except (IOError, OSError):
         digest.update(b"absent\0")
-        return
+        return dict(kind="absent")
     if stat.S_ISLNK(st.st_mode):
-        digest.update(b"link\0" + os.fsencode(os.readlink(path)) + b"\0")
-    elif stat.S_ISDIR(st.st_mode):
+        target = os.fsencode(os.readlink(path))
+        digest.update(b"link\0" + target + b"\0")
+        return dict(kind="link", target=target)
+    if stat.S_ISDIR(st.st_mode):
         digest.update(b"dir\0")
-    elif stat.S_ISREG(st.st_mode):
-        digest.update(b"file\0" + (b"x" if st.st_mode & 0o111 else b"-") + b"\0")
-        file_digest = hashlib.sha256()
-        fd = open_regular(path)
-        if fd is None:
-            digest.update(b"changed\0")
-            return
-        with os.fdopen(fd, "rb") as f:
-            while True:
-                block = f.read(CHUNK)
-                if not block:
-                    break
-                file_digest.update(block)
-        digest.update(file_digest.hexdigest().encode("ascii") + b"\0")
-    else:
+        return dict(kind="dir")
+    if not stat.S_ISREG(st.st_mode):
         digest.update(b"special\0")
+        return dict(kind="special")
+    executable = bool(st.st_mode & 0o111)
+    digest.update(b"file\0" + (b"x" if executable else b"-") + b"\0")
+    file_digest = hashlib.sha256()
+    fd = open_regular(path)
+    if fd is None:
+        digest.update(b"changed\0")
+        return dict(kind="changed")
+    size = 0
+    with os.fdopen(fd, "rb") as f:
+        while True:
+            block = f.read(CHUNK)
+            if not block:
+                break
+            size += len(block)
+            file_digest.update(block)
+    digest.update(file_digest.hexdigest().encode("ascii") + b"\0")
+    return dict(kind="file", x=executable, sha256=file_digest.hexdigest(), size=size)
 
 
-def content_hash(context, ignore=None):
+def content_hash(context, ignore=None, records=None):
     """Hash of every file of ``context`` that the .dockerignore rules keep.
 
-    Returns (hexdigest, number of files hashed).
+    Returns (hexdigest, number of files hashed). When ``records`` is a dict, it gets
+    {relative path: record} (see hash_file_into) of each file hashed, and of each
+    directory kept (which is not hashed).
     """
     if ignore is None:
         ignore = DockerIgnore.from_context(context)
@@ -102,13 +116,17 @@ def content_hash(context, ignore=None):
                 continue
             if not ignore.skip_dir(rel):
                 kept.append(d)
+                if records is not None and not ignore.ignored(rel):
+                    records[rel] = dict(kind="dir")
         dirs[:] = kept
         for name in sorted(files):
             rel = rel_root + name
             if ignore.ignored(rel):
                 continue
             digest.update(os.fsencode(rel) + b"\0")
-            hash_file_into(digest, os.path.join(root, name))
+            record = hash_file_into(digest, os.path.join(root, name))
+            if records is not None:
+                records[rel] = record
             count += 1
     return digest.hexdigest(), count
 
@@ -128,7 +146,11 @@ def git_state(context, ignore=None):
       what git ignores does not show);
     * ``dirty_files``: how many paths differ (moved submodules included);
     * ``submodules``: {path: commit checked out there, or None} for each submodule
-      (gitlink) and nested clone below the context that .dockerignore keeps.
+      (gitlink) and nested clone below the context that .dockerignore keeps;
+    * what the build's snapshot is made of (_snapshot.py): ``top`` and ``prefix`` (see
+      find_work_tree), ``entries`` [(path, mode, blob id)] of the tree hashed, and
+      ``overlay`` {path: record} of the uncommitted paths hashed (see hash_file_into);
+      paths relative to the context.
 
     Raises ContextOutsideWorkTree (see find_work_tree).
     """
@@ -174,6 +196,7 @@ def git_state(context, ignore=None):
     digest = hashlib.sha256()
     submodules = {}
     recorded = {}
+    entries = []
     for entry in listing.split(b"\0"):
         if not entry:
             continue
@@ -192,6 +215,7 @@ def git_state(context, ignore=None):
             continue
         digest.update(os.fsencode(path) + b"\0" + fields[0].encode("ascii") + b"\0"
                       + fields[2].encode("ascii") + b"\0")
+        entries.append((path, fields[0], fields[2]))
     for path in recorded:
         submodules[path] = submodule_head(os.path.join(real_context, path))
 
@@ -217,14 +241,16 @@ def git_state(context, ignore=None):
             continue
         paths.add(path)
     dirty_hash = None
+    overlay = {}
     if paths:
         dirty = hashlib.sha256()
         for path in sorted(paths):
             dirty.update(os.fsencode(path) + b"\0")
-            hash_file_into(dirty, os.path.join(real_context, path))
+            overlay[path] = hash_file_into(dirty, os.path.join(real_context, path))
         dirty_hash = dirty.hexdigest()
     return dict(commit=commit, tree=digest.hexdigest(), dirty_hash=dirty_hash,
-                dirty_files=len(paths) + moved, submodules=submodules)
+                dirty_files=len(paths) + moved, submodules=submodules,
+                top=top, prefix=prefix, entries=entries, overlay=overlay)
 
 
 def _id_of(material):
@@ -239,7 +265,7 @@ def compute_source_id(context, dockerfile="Dockerfile", build_args=None, target=
     Keys: ``source_id`` (64 hex), ``short_id``, ``git_commit`` (or None), ``dirty``
     (bool), ``kind`` ("git" or "files"), ``base_images`` ({ref: id or None}),
     ``dockerfile_text`` (str), ``material`` (what the id is the hash of; see
-    ``rekey_bases``).
+    ``rekey_bases``), ``snapshot`` (what was hashed, as _snapshot.py builds from it).
     """
     context = os.path.abspath(context)
     build_args = dict((str(k), "" if v is None else str(v)) for k, v in (build_args or {}).items())
@@ -254,9 +280,15 @@ def compute_source_id(context, dockerfile="Dockerfile", build_args=None, target=
         # Not the commit: a commit that changes nothing the builder gets keeps the id.
         ctx = dict(kind="git", tree=git["tree"], dirty=git["dirty_hash"],
                    submodules=git["submodules"])
+        snapshot = dict(kind="git", context=context, top=git["top"], prefix=git["prefix"],
+                        entries=git["entries"], overlay=git["overlay"], submodules=git["submodules"])
     else:
-        digest, _count = content_hash(context, ignore)
+        files = {}
+        digest, _count = content_hash(context, ignore, files)
         ctx = dict(kind="files", hash=digest)
+        snapshot = dict(kind="files", context=context, files=files)
+    snapshot.update(ignore=ignore, dockerfile=normal_dockerfile_path(context, dockerfile),
+                    dockerfile_bytes=dockerfile_bytes, dockerignore_bytes=ignore_bytes)
 
     bases = {}
     for ref in base_images(dockerfile_text, build_args):
@@ -283,6 +315,7 @@ def compute_source_id(context, dockerfile="Dockerfile", build_args=None, target=
         base_images=bases,
         dockerfile_text=dockerfile_text,
         material=material,
+        snapshot=snapshot,
     )
 
 

@@ -349,11 +349,22 @@ options:
     type: dict
   memory:
     description:
-      - Memory limit, e.g. V(256m).
+      - Memory limit (the CIS Docker Benchmark's memory limit), a whole number with V(b), V(k),
+        V(m) or V(g), for example V(512m); at least V(6m). Swap is limited to the same size
+        (C(docker run --memory-swap) equal to C(--memory)), so the app never swaps; past its limit
+        the kernel's OOM killer ends one of its processes.
+      - Not set, the container has no memory limit.
     type: str
+  cpu_shares:
+    description:
+      - Relative CPU weight (C(docker run --cpu-shares), the CIS Docker Benchmark's CPU priority),
+        V(2) to V(262144); V(1024) is the kernel's default weight. It only matters while the
+        host's CPUs are busy, and caps nothing.
+      - Not set, the container has the engine's default weight.
+    type: int
   cpus:
     description:
-      - CPU limit in CPUs, e.g. V(0.5).
+      - CPU limit in CPUs, e.g. V(0.5) (a hard cap, C(docker run --cpus)).
     type: float
   stop_timeout:
     description:
@@ -485,6 +496,7 @@ EXAMPLES = r"""
     image: team/worker:1.4
     strategy: stop-first
     memory: 256m
+    cpu_shares: 512          # half the default weight while the CPUs are busy
     published_ports:
       - "9100:9100"          # metrics: bound to 127.0.0.1:9100 only
 
@@ -768,6 +780,7 @@ ARGUMENT_SPEC = dict(
     log_driver=dict(type="str"),
     log_options=dict(type="dict"),
     memory=dict(type="str"),
+    cpu_shares=dict(type="int"),
     cpus=dict(type="float"),
     stop_timeout=dict(type="int", default=10),
     strategy=dict(type="str", choices=["start-first", "stop-first"], default="start-first"),

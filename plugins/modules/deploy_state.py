@@ -239,6 +239,14 @@ apps:
   type: list
   elements: str
   sample: ["web"]
+firewall:
+  description:
+    - The engine role's DOCKER-USER rules on the host, as its program C(/usr/local/sbin/appfleet-docker-user --check)
+      finds them; V(in place), V(missing) or V(unknown) (the check failed), with a warning for the last two.
+      Null on a host without that program. Not a reason to deploy, since a deploy does not change the firewall.
+  returned: when O(state=check) and the host was asked
+  type: str
+  sample: in place
 remote_commits:
   description:
     - With O(state=resolve), each distinct repository and version of O(sources) with the commit

@@ -23,9 +23,11 @@ description:
     written (only its mode is set when it differs from O(mode)).
   - With O(state=imported), the archive's C(manifest.json) and the config of O(name) are
     read straight out of the tar (nothing is extracted to disk) and the image id is
-    computed from that config, not taken from the output of C(docker load). When O(name)
-    already is that image on the host, nothing is loaded. Otherwise the file is streamed to
-    the engine's C(docker load), and O(name) must then be that image.
+    computed from that config, not taken from the output of C(docker load). With
+    O(expected_id), an archive whose image id for O(name) is another one is refused before
+    anything is loaded or tagged. When O(name) already is that image on the host, nothing is
+    loaded. Otherwise the file is streamed to the engine's C(docker load), and O(name) must
+    then be that image.
 author:
   - appfleet developers (@appfleet)
 extends_documentation_fragment:
@@ -64,6 +66,18 @@ options:
       - Not used with V(imported).
     type: raw
     default: "0600"
+  expected_id:
+    description:
+      - With V(imported), the image id (V(sha256:...)) the archive must hold for O(name), for
+        example the RV(image.id) that V(exported) returned on the host that saved the archive.
+      - An archive that holds another image for O(name) is refused, naming both ids, before
+        anything is loaded or tagged (in check mode too).
+      - So that the image id checked is the one loaded, the archive must then be root's alone
+        - the file and every directory above it owned by root and writable by no one else (a
+        sticky directory is fine), and no process holding the file open for writing - or it
+        is refused.
+      - Only with V(imported).
+    type: str
 notes:
   - The image id is the sha256 of the image's config, as the engine's classic image store
     (overlay2 and the other graph drivers) reports it. An engine using the containerd image
@@ -81,6 +95,7 @@ EXAMPLES = r"""
     path: /var/lib/appfleet/archives/web.tar
     state: exported
     mode: "0600"
+  register: web_saved
   when: inventory_hostname == groups['fleet'][0]
 
 - name: Fetch the archive to the controller
@@ -97,11 +112,12 @@ EXAMPLES = r"""
     mode: "0600"
   when: inventory_hostname != groups['fleet'][0]
 
-- name: Load the web image from the archive
+- name: Load the web image from the archive, if it holds the image the build host saved
   appfleet.docker.image_archive:
     name: appfleet/web:src-0123abcd
     path: /var/lib/appfleet/archives/web.tar
     state: imported
+    expected_id: "{{ hostvars[groups['fleet'][0]].web_saved.image.id }}"
   register: web_archive
 """
 
@@ -152,6 +168,7 @@ def main():
             path=dict(type="path", required=True),
             state=dict(type="str", required=True, choices=["exported", "imported"]),
             mode=dict(type="raw", default="0600"),
+            expected_id=dict(type="str"),
         ),
         supports_check_mode=True,
     )

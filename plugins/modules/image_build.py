@@ -51,6 +51,18 @@ description:
     linked work tree or submodule) counts by content.
   - When the tag exists the module returns C(changed=false) without building; this takes
     a few git and API calls, not a walk of the tree (for git contexts).
+  - When it builds, the builder reads a private snapshot of exactly what the source id
+    counted, never the live checkout, so a checkout of another commit in the same work tree
+    while the build runs (another run, another play) cannot put that commit's files into the
+    image tagged for this one. For a git context the snapshot holds the blobs of the tree
+    entries counted, read from git by their ids with git's modes (no filter, hook or
+    fsmonitor runs), symbolic links as links (never followed), the uncommitted files as
+    they were read for the source id, and each submodule at the commit counted. Otherwise
+    it holds a copy of each file counted. A file that changed between the source id and the
+    copy fails the module before any build; run it again.
+  - The snapshot is a root-only (0700) directory C(/var/tmp/appfleet-snapshot-*), removed
+    after the build whether it worked or not; one left by a killed run is removed by the
+    next build. It needs free space for the context's files there.
   - A failed build tags nothing and leaves every existing tag where it was; the module
     fails with the Dockerfile step that failed and the last lines of the build log.
   - The image gets the labels C(io.appfleet.app) (O(app)), C(io.appfleet.source-id),
@@ -206,10 +218,14 @@ options:
         type: str
         required: true
 notes:
-  - Files that git ignores are not part of the source id of a git context even when
-    the build copies them; commit them, or change a tracked file, to trigger a rebuild.
+  - Files that git ignores are neither part of the source id of a git context nor in
+    its build context; a build that needs a file must have it committed (or at least
+    untracked and not ignored).
   - Changes inside a submodule that are not committed there (a modified file in its
-    checkout) do not count; the commit checked out in it does.
+    checkout) do not count and are not built; the commit checked out in it counts, and its
+    files are built. A submodule inside a submodule is built as an empty directory.
+  - Files are built as git stores them, without smudge or end-of-line filters; a file
+    stored with Git LFS is built as its pointer file.
   - Version 2 of the source id gives every image a new tag, so the first run after an
     upgrade from a release with version 1 builds each image once more.
   - Per-Dockerfile ignore files (C(Dockerfile.dockerignore)) are not read; only

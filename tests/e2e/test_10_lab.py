@@ -65,6 +65,8 @@ def test_vm_is_a_fresh_cloud_image(vm):
         assert not vm.package(package).is_installed, package
     assert vm.file("/etc/ssh/sshd_config.d/50-cloud-init.conf").contains("^PasswordAuthentication no")
     assert vm.file("/etc/sudoers.d/90-cloud-init-users").contains("^debian ALL=.*NOPASSWD:ALL")
+    # As on a VM's kernel, not a container's (Docker gives those 0): ports below 1024 are root's.
+    assert vm.file("/proc/sys/net/ipv4/ip_unprivileged_port_start").content_string.strip() == "1024"
 
 
 def test_initial_user_logs_in_and_root_is_refused(lab):

@@ -637,12 +637,78 @@ def test_status_shows_the_table(fleet):
             assert re.search(r"%s\s+%s\s+running\s+[0-9a-f]{7,}\s+healthy" % (vm, app), out), out
 
 
+# Runs on vm2 during vm1's boot: connect to vm1's published port every 0.1 s
+# until stdin closes (or 240 s); print the time of each connection accepted.
+_PORT_PROBE = """
+import select, socket, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+end = time.monotonic() + 240
+print("probing", flush=True)
+while time.monotonic() < end:
+    if select.select([sys.stdin], [], [], 0)[0] and not sys.stdin.read(1):
+        break
+    try:
+        socket.create_connection((host, port), 0.3).close()
+        print("open %.1f" % time.monotonic(), flush=True)
+    except OSError:
+        pass
+    time.sleep(0.1)
+print("done", flush=True)
+"""
+FW_PROBE_PORT = 18090
+
+
+def _vm_address(vm):
+    out = subprocess.run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                          "appfleet-" + vm], capture_output=True, text=True, check=True, timeout=30)
+    return out.stdout.strip()
+
+
+def _open_from_vm2(address):
+    """True when vm2 connects to vm1's published probe port."""
+    probe = "import socket; socket.create_connection(('%s', %d), 2).close()" % (address, FW_PROBE_PORT)
+    return lab_host("vm2").run("python3 -c %s" % _quote(probe)).rc == 0
+
+
+def _quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
 def test_apps_serve_again_after_dockerd_and_vm_restart(fleet):
+    """Also (issue 26): the DOCKER-USER rules are in place before dockerd
+    starts the containers at boot: a port published on every address of vm1
+    is never reachable from vm2 while vm1 boots."""
     host = lab_host("vm1")
     host.check_output("sudo systemctl restart docker")
     for app in APPS:
         wait_serving("vm1", app)
-    subprocess.run(["docker", "restart", "appfleet-vm1"], check=True, capture_output=True,
-                   timeout=120)
-    for app in APPS:
-        wait_serving("vm1", app, timeout=180)
+    address = _vm_address("vm1")
+    host.check_output("sudo docker rm -f fw-probe || true")
+    host.check_output("sudo docker run -d --name fw-probe --restart always -p %d:8080 appfleet-lab/debian:bookworm"
+                      " python3 -m http.server 8080" % FW_PROBE_PORT)
+    try:
+        probe = subprocess.Popen(["ssh", "-F", str(REPO / ".lab/ssh/config"), "-o", "BatchMode=yes",
+                                  "vm2", "python3 -u -c %s" % _quote(_PORT_PROBE), address,
+                                  str(FW_PROBE_PORT)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert probe.stdout.readline().strip() == "probing", probe.stderr.read()
+        subprocess.run(["docker", "restart", "appfleet-vm1"], check=True, capture_output=True,
+                       timeout=120)
+        for app in APPS:
+            wait_serving("vm1", app, timeout=180)
+        host = lab_host("vm1")
+        assert host.check_output("sudo docker inspect -f '{{.State.Running}}' fw-probe") == "true"
+        time.sleep(2)
+        out, err = probe.communicate(timeout=30)
+        assert out.strip().endswith("done"), (out, err)
+        assert "open" not in out, "vm1's published port answered vm2 during the boot: %s" % out
+        # The probe can see an open port: with vm2 let through, it connects.
+        assert _vm_address("vm1") == address
+        assert not _open_from_vm2(address)
+        host.check_output("sudo iptables -I DOCKER-USER 1 -s %s -j RETURN" % _vm_address("vm2"))
+        try:
+            assert _open_from_vm2(address)
+        finally:
+            host.check_output("sudo iptables -D DOCKER-USER -s %s -j RETURN" % _vm_address("vm2"))
+    finally:
+        lab_host("vm1").check_output("sudo docker rm -f fw-probe")

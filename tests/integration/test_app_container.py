@@ -595,6 +595,9 @@ def test_hardening_options_reach_the_container(app, docker_client):
     host = container.attrs["HostConfig"]
     assert host["SecurityOpt"] == ["no-new-privileges:true"] and host["PidsLimit"] == 1024
     assert host["ReadonlyRootfs"] is False and not host["CapDrop"]
+    # No AppArmor option is set: Docker gives docker-default where the engine has AppArmor (CIS 5.2).
+    apparmor = "name=apparmor" in docker_client.info().get("SecurityOptions", [])
+    assert container.attrs["AppArmorProfile"] == ("docker-default" if apparmor else "")
 
     args = app.args(image="afb-app:nobody", read_only=True, tmpfs=["/tmp:rw,noexec,nosuid,size=16m"],
                     cap_drop=["all"], cap_add=["cap_net_bind_service"], user="65534:65534", pids_limit=64,
@@ -700,6 +703,8 @@ BAD_INPUTS = [
     ({"cap_add": ["SYS_EVERYTHING"]}, "cap_add:"),
     ({"user": "root;id"}, "user:"),
     ({"pids_limit": 0}, "pids_limit:"),
+    ({"memory": "1gb"}, "memory:"),
+    ({"cpu_shares": 1}, "cpu_shares:"),
     ({"security_opts": ["privileged=true"]}, "security_opts:"),
     ({"published_ports": ["::9000:9000"], "strategy": "stop-first"}, "published_ports:"),
     ({"published_ports": ["[::1]9000:9000"], "strategy": "stop-first"}, "published_ports:"),
@@ -766,7 +771,7 @@ def test_full_config_reaches_the_container(app, docker_client):
     try:
         args = app.args(
             image="afb-app:v1", command=["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"],
-            networks=[net.name], volumes=[app.name + "-data:/data"], memory="64m", cpus=0.5,
+            networks=[net.name], volumes=[app.name + "-data:/data"], memory="64m", cpu_shares=512, cpus=0.5,
             restart_policy="on-failure", labels={"team": "afb"}, log_driver="json-file",
             log_options={"max-size": "1m", "max-file": "2"}, stop_timeout=3,
             healthcheck={"test": ["/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"],
@@ -781,7 +786,8 @@ def test_full_config_reaches_the_container(app, docker_client):
         host = attrs["HostConfig"]
         assert net.name in attrs["NetworkSettings"]["Networks"]
         assert any(m["Name"] == app.name + "-data" and m["Destination"] == "/data" for m in attrs["Mounts"])
-        assert host["Memory"] == 64 * 1024 * 1024 and host["NanoCpus"] == 500000000
+        assert host["Memory"] == host["MemorySwap"] == 64 * 1024 * 1024  # no swap beyond the limit
+        assert host["CpuShares"] == 512 and host["NanoCpus"] == 500000000
         assert host["RestartPolicy"]["Name"] == "on-failure"
         assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m", "max-file": "2"}}
         assert attrs["Config"]["StopTimeout"] == 3 and container.labels["team"] == "afb"
@@ -790,7 +796,8 @@ def test_full_config_reaches_the_container(app, docker_client):
         assert run_module("app_container", args).get("changed") is False
         changed = run_module("app_container", dict(args, memory="96m"), check=True, diff=True)
         assert changed.get("changed") is True
-        assert changed["diff"] == {"before": {"memory": "64m"}, "after": {"memory": "96m"}}
+        assert changed["diff"] == {"before": {"memory": "64m", "memory_swap": "64m"},
+                                   "after": {"memory": "96m", "memory_swap": "96m"}}
         assert app.containers()[0].id == container.id
     finally:
         for container in app.containers():
@@ -844,6 +851,7 @@ def test_apps_role_passes_the_secret_and_hardening_options(app, app_images, dock
              "tmpfs": ["/tmp:rw,noexec,nosuid,size=8m"], "cap_drop": ["ALL"], "pids_limit": 99}
     role_vars = {"appfleet_apps": [entry], "apps": app.name, "apps_rollback": True,
                  "apps_secret_dir": str(app.secret_base), "apps_default_drain_seconds": 1,
+                 "apps_default_cpu_shares": None,
                  "apps_src_dir": str(tmp_path / "src"), "apps_key_dir": str(tmp_path / "keys")}
     lock = Path("/run/appfleet/locks/%s.lock" % app.name)
     try:
@@ -856,6 +864,8 @@ def test_apps_role_passes_the_secret_and_hardening_options(app, app_images, dock
         assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"] and host["PidsLimit"] == 99
         assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=8m"}
         assert host["SecurityOpt"] == ["no-new-privileges:true"]  # apps_default_security_opts
+        # apps_default_memory (swap alike); apps_default_cpu_shares: null sets no weight.
+        assert host["Memory"] == host["MemorySwap"] == 1024 ** 3 and host["CpuShares"] == 0
         assert container.attrs["Config"]["User"] == "nobody"
         assert SECRET not in _everything_docker_keeps(container)
         source = Path(_secret_mount(container, "API_TOKEN")["Source"])

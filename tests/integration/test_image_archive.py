@@ -28,6 +28,8 @@ from images.helpers import (  # noqa: F401 pylint: disable=unused-import
 
 REPO = "afa-test/afa-archive"
 TAG = REPO + ":1"
+# With expected_id the module loads only an archive root alone can change.
+AS_ROOT = os.geteuid() == 0
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +112,32 @@ def test_import_where_the_image_was_removed(docker_client, image, saved):
     assert docker_client.images.get(TAG).id == image
 
 
+@pytest.mark.skipif(not AS_ROOT, reason="expected_id needs an archive that root owns")
+def test_import_refuses_an_archive_of_another_image(docker_client, image, saved):
+    """expected_id: the image id the exporter recorded; another one is refused before any load."""
+    other = docker_client.images.get(BUSYBOX_IMAGE).id
+    assert other != image
+    calls = [dict(name=TAG, path=str(saved), state="imported", expected_id=other),
+             dict(name=TAG, path=str(saved), state="imported", expected_id=image)]
+    refusal = ("expected_id: %s holds %s as image %s, not the expected image %s; nothing was loaded or tagged; "
+               "export the archive again on the host that built the image, or fix expected_id"
+               % (saved, TAG, image, other))
+    docker_client.images.remove(TAG)
+    try:
+        for check in (True, False):
+            wrong, right = run_modules("image_archive", calls, check=check)
+            assert wrong.get("failed") is True and wrong["msg"] == refusal, wrong
+            # Run after the refusal: had it tagged anything, this would change nothing.
+            assert right.get("failed") is not True and right["changed"] is True, right
+            assert right["image"] == {"id": image, "name": TAG}
+            if check:
+                assert image_or_none(docker_client, TAG) is None, "check mode must load nothing"
+        assert docker_client.images.get(TAG).id == image
+    finally:
+        if image_or_none(docker_client, TAG) is None:  # put it back for the other tests
+            docker_client.api.tag(image, REPO, "1")
+
+
 def test_errors_are_clear_and_change_nothing(docker_client, image, saved, tmp_path):
     corrupt = tmp_path / "corrupt.tar"
     corrupt.write_bytes(os.urandom(8192))
@@ -117,6 +145,12 @@ def test_errors_are_clear_and_change_nothing(docker_client, image, saved, tmp_pa
     cut.write_bytes(saved.read_bytes()[:saved.stat().st_size // 2])
     exports = tmp_path / "exports"
     exports.mkdir()
+    # expected_id: the archive must be root's alone (the image id checked is the one loaded).
+    open_to_all = tmp_path / "open-to-all.tar"
+    open_to_all.write_bytes(saved.read_bytes())
+    open_to_all.chmod(0o666)
+    held = tmp_path / "held.tar"
+    held.write_bytes(saved.read_bytes())
     cases = [
         (dict(name=REPO + ":other", path=str(saved), state="imported"),
          ["name: ", str(saved), "does not hold %s:other" % REPO, "it holds %s" % TAG]),
@@ -128,8 +162,20 @@ def test_errors_are_clear_and_change_nothing(docker_client, image, saved, tmp_pa
         (dict(path=str(tmp_path / "nodir" / "web.tar"), state="exported"), ["path: directory", "does not exist"]),
         (dict(name=REPO, path=str(exports / "web.tar"), state="exported"), ["name ", "has no tag"]),
         (dict(path=str(exports / "web.tar"), state="exported", mode="u=rw"), ["mode ", "not an octal file mode"]),
-    ]
-    results = run_modules("image_archive", [dict(dict(name=TAG), **args) for args, _words in cases])
+        (dict(path=str(exports / "web.tar"), state="exported", expected_id=image),
+         ["expected_id: only state=imported reads it"]),
+        (dict(path=str(saved), state="imported", expected_id=image[len("sha256:"):]),
+         ["expected_id: ", "is not an image id; give sha256: and 64 hex digits"]),
+    ] + ([
+        (dict(path=str(open_to_all), state="imported", expected_id=image),
+         ["path: with expected_id the archive must be root's alone",
+          "but %s is owned by uid 0 with mode 0666; nothing was loaded or tagged" % open_to_all]),
+        (dict(path=str(held), state="imported", expected_id=image),
+         ["path: with expected_id the archive must be root's alone", "a process holds it open for writing"]),
+    ] if AS_ROOT else [])
+    # This test holds held.tar open for writing while the module runs.
+    with open(str(held), "ab"):
+        results = run_modules("image_archive", [dict(dict(name=TAG), **args) for args, _words in cases])
     for (args, words), res in zip(cases, results):
         assert res.get("failed") is True, (args, res)
         assert "Traceback" not in json.dumps(res) and "MODULE FAILURE" not in res["msg"], res

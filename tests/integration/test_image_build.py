@@ -342,9 +342,9 @@ def test_buildkit_build_arg_reaches_the_image_but_not_argv(docker_client, tmp_pa
     seen, stop = [], threading.Event()
 
     def watch():
-        # Every 20 ms while the build runs: the docker CLI's argv names the context.
+        # Every 20 ms while the build runs: the docker CLI's argv names the app (its label).
         while not stop.is_set():
-            seen.extend(_cmdlines_with(str(ctx)))
+            seen.extend(_cmdlines_with("%s=%s" % (LABEL_APP, app)))
             time.sleep(0.02)
 
     watcher = threading.Thread(target=watch, daemon=True)

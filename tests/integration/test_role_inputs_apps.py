@@ -111,6 +111,9 @@ APPS_CASES = {
          "/keys/web (a relative path is read from the inventory directory /"]),
     "two problems of one app": ([app(port=None, keep_images=0)],
                                 [W0 + "health.path needs port", W0 + "keep_images: 0 keeps no image to roll back to"]),
+    "memory not a size": ([app(memory="1 GB")],
+                          [W0 + 'memory: "1 GB" is not a size: write a whole number with b, k, m or g, for example '
+                                '512m or 1g (null for no limit)']),
     "bad secret key, its value kept out": ([app(secret_env={"DB-PASS": "pw-secret-kept-out"})],
                                            [W0 + 'secret_env: key "DB-PASS" is not a variable name']),
 }
@@ -160,6 +163,8 @@ SELECTION_CASES = {
                                        "registry.example.com:5000/team"]),
     "build registry as a URL": ({"apps_build_registry": "https://reg.example.com/team"},
                                 ['apps_build_registry: "https://reg.example.com/team" must be a registry host']),
+    "default memory not a size": ({"apps_default_memory": "lots"},
+                                  ['apps_default_memory: "lots" is not a size', "for example 512m or 1g"]),
     "build registry with a tag": ({"apps_build_registry": "reg.example.com/team:1"},
                                   ["apps_build_registry", "without scheme, tag or digest"]),
 }

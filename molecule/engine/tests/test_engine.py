@@ -240,7 +240,7 @@ def test_programs_read_their_settings_as_the_role_wrote_them(host):
     checker = json.loads(host.file(CHECKER_SETTINGS).content_string)
     assert checker["allow_tcp"] is False and checker["daemon_keys"]["live-restore"] == "boolean"
     assert host.file(RULES_SETTINGS).user == "root" and host.file(RULES_SETTINGS).mode == 0o644
-    unit = host.check_output("systemctl show -p ExecStart appfleet-docker-user")
+    unit = host.check_output("systemctl show -p ExecStartPre docker")
     assert "argv[]=%s --settings %s " % (RULES, RULES_SETTINGS) in unit
     assert host.run("%s --settings %s --check" % (RULES, RULES_SETTINGS)).rc == 0
     assert host.run("%s --settings %s /etc/docker/daemon.json" % (CHECKER, CHECKER_SETTINGS)).rc == 0
@@ -375,15 +375,11 @@ def unit_props(host, unit, *names):
 
 def test_rules_in_place_before_dockerd_starts(host):
     """As at boot: no DOCKER-USER chain and dockerd stopped; starting docker.service
-    starts the rules unit first, which makes the chain before dockerd's main process
-    starts (dockerd keeps it)."""
-    props = unit_props(host, "appfleet-docker-user", "Before", "WantedBy", "Restart")
-    assert "docker.service" in props["Before"].split() and "docker.service" in props["WantedBy"].split()
-    assert props["Restart"] == "on-failure"
-    assert "appfleet-docker-user.service" in unit_props(host, "docker", "Wants")["Wants"].split()
+    runs the rules program first (ExecStartPre), which makes the chain before
+    dockerd's main process starts (dockerd keeps it). No unit of earlier versions."""
+    assert not host.file("/etc/systemd/system/appfleet-docker-user.service").exists
     host.check_output("systemctl stop docker")
     try:
-        assert unit_props(host, "appfleet-docker-user", "ActiveState")["ActiveState"] == "inactive"  # PartOf
         for tool in ("iptables", "ip6tables"):
             host.run("%s -w 10 -D FORWARD -j DOCKER-USER" % tool)
             host.run("%s -w 10 -F DOCKER-USER" % tool)
@@ -391,32 +387,29 @@ def test_rules_in_place_before_dockerd_starts(host):
             assert host.run("%s -w 10 -S DOCKER-USER" % tool).rc != 0, tool
     finally:
         host.check_output("systemctl start docker")
-    rules_ready = int(unit_props(host, "appfleet-docker-user", "ActiveEnterTimestampMonotonic")[
-        "ActiveEnterTimestampMonotonic"])
-    dockerd_started = int(unit_props(host, "docker", "ExecMainStartTimestampMonotonic")[
-        "ExecMainStartTimestampMonotonic"])
-    assert 0 < rules_ready <= dockerd_started
+    # dockerd itself makes an empty chain: the rules are the program's.
     assert host.run("%s --check" % RULES).rc == 0
     assert_served_on_loopback(host)
     assert_only_allowed_sources_served(host, addresses(host.backend.get_hostname()), peer_of(host))
 
 
-def test_failed_rules_run_is_retried(host):
-    """Restart=on-failure: a run that fails (here: its settings missing) is tried again."""
-    host.check_output("systemctl reset-failed appfleet-docker-user")
-    before = int(unit_props(host, "appfleet-docker-user", "NRestarts")["NRestarts"])
+def test_dockerd_does_not_start_while_the_rules_fail(host):
+    """Fail closed: a rules run that fails (here: its settings missing) fails the
+    start of dockerd, retried by docker.service's Restart=on-failure; with the
+    settings back, dockerd starts with the rules in place."""
     host.check_output("mv %s %s.aside" % (RULES_SETTINGS, RULES_SETTINGS))
     try:
-        assert host.run("systemctl restart appfleet-docker-user").rc != 0
+        assert host.run("systemctl restart docker").rc != 0
+        props = unit_props(host, "docker", "ActiveState", "NRestarts")
+        assert props["ActiveState"] != "active", props
+        assert host.run("docker info").rc != 0
     finally:
         host.check_output("mv %s.aside %s" % (RULES_SETTINGS, RULES_SETTINGS))
-    for _attempt in range(30):
-        props = unit_props(host, "appfleet-docker-user", "ActiveState", "NRestarts")
-        if props["ActiveState"] == "active":
-            break
-        time.sleep(1)
-    assert props["ActiveState"] == "active" and int(props["NRestarts"]) > before, props
+        host.run("systemctl reset-failed docker docker.socket")
+        host.check_output("systemctl start docker")
+    assert unit_props(host, "docker", "ActiveState")["ActiveState"] == "active"
     assert host.run("%s --check" % RULES).rc == 0
+    assert_served_on_loopback(host)
 
 
 def test_container_logs_stay_bounded(host):

@@ -12,8 +12,8 @@ network of its family is dropped, over IPv4 and over IPv6 alike. Traffic
 from the host itself (a local proxy) does not cross FORWARD and is
 unaffected; containers keep their outbound traffic. IPv6 gets the chain even
 where dockerd does not manage ip6tables, so that enabling IPv6 later opens
-nothing. Run by appfleet-docker-user.service after every start of
-docker.service. With --check: exit 0 when the rules are in place, 1 when not.
+nothing. Run before every start of dockerd (ExecStartPre= of a
+docker.service drop-in): dockerd does not start while the rules fail. With --check: exit 0 when the rules are in place, 1 when not.
 
 FILE (written by the appfleet.docker.engine role) is a JSON object:
 {"allowed_networks": ["127.0.0.0/8", "::1/128", ...]}.

@@ -24,6 +24,9 @@ VM_RUN_FLAGS = [
     "--cgroupns=host", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
     "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", "/tmp",
     "--stop-signal", "SIGRTMIN+3", "--stop-timeout", "20",
+    # Docker lets anyone in a container bind any port (0); a VM's kernel
+    # keeps ports below 1024 for root.
+    "--sysctl", "net.ipv4.ip_unprivileged_port_start=1024",
 ]
 
 

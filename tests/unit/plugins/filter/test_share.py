@@ -6,13 +6,27 @@ import pytest
 
 from ansible_collections.appfleet.docker.plugins.filter.share import build_share
 
+from ansible_collections.appfleet.docker.plugins.module_utils._app_model import app_model
+
 HOSTS = ["vm1", "vm2", "vm3"]
 WEB = [{"name": "web"}, {"name": "api"}]
 
 
+def model(only=None, absent=()):
+    """A host's fact apps_model as tasks/assert.yml sets it: web (from git) and api, by the real
+    model; ``only`` the apps selected there (apps_only), ``absent`` those marked state=absent."""
+    apps = [{"name": "web", "source": {"repo": "https://git.example.com/web.git"}},
+            {"name": "api", "image": "nginx:1.27"}]
+    for app in apps:
+        if app["name"] in absent:
+            app["state"] = "absent"
+    settings = {"only": list(only or []), "defaults": {"strategy": "start-first", "restart_policy": "unless-stopped"}}
+    return app_model(apps, settings)
+
+
 def hostvars(**per_host):
     """Each host deploys web and api unless told; per_host: {host: extra facts}."""
-    found = {h: {"appfleet_apps": WEB} for h in HOSTS}
+    found = {h: {"appfleet_apps": WEB, "apps_model": model()} for h in HOSTS}
     for host, facts in per_host.items():
         found[host].update(facts)
     return found
@@ -54,12 +68,43 @@ def test_source_is_an_earlier_host_that_shared_this_commit(tmp_path, vm1_facts, 
     assert build_share(hv, "web", "vm1", HOSTS, ["vm1"], commit, None, registry)["source"] == ""
 
 
+def test_the_model_used_here_selects_and_marks_absent():
+    assert model()["problems"] == []
+    assert (model()["selected"], model()["absent"]) == (["web", "api"], [])
+    assert (model(absent=["web"])["selected"], model(absent=["web"])["absent"]) == (["web", "api"], ["web"])
+    assert model(only=["api"])["selected"] == ["api"]
+
+
 def test_last_skips_hosts_where_the_app_is_absent_or_missing(tmp_path):
-    hv = hostvars(vm3={"appfleet_apps": [{"name": "web", "state": "absent"}, {"name": "api"}]})
+    # The model's answer, not the raw definitions: web is absent on vm3.
+    hv = hostvars(vm3={"apps_model": model(absent=["web"])})
     assert build_share(hv, "web", "vm1", HOSTS, ["vm1"], "c1", None, False)["last"] == "vm2"
-    hv["vm2"]["appfleet_apps"] = [{"name": "api"}]
+    assert build_share(hv, "api", "vm1", HOSTS, ["vm1"], "c1", None, False)["last"] == "vm3"
+    hv["vm2"]["apps_model"] = model(only=["api"])
     assert build_share(hv, "web", "vm1", HOSTS, ["vm1"], "c1", None, False)["last"] == "vm1"
     assert build_share(hv, "shop", "vm1", HOSTS, ["vm1"], "c1", None, False)["last"] == ""
+
+
+def test_last_is_the_last_host_whose_plan_deploys_the_app(tmp_path):
+    """A plain deploy deploys on each host only the apps the plan found out of date there
+    (deploy.yml records that selection as apps_model on every host up front). vm3 lists web
+    but deploys only api: vm2, not vm3, is the last to load web's archive and removes it, and
+    vm1 exports for vm2. Read from appfleet_apps, last was vm3, which never runs web, and the
+    archive stayed on the controller."""
+    hv = hostvars(vm3={"apps_model": model(only=["api"])})
+    built = {"built": True, "tag": "appfleet/web:s1"}
+    hv["vm1"]["apps_build"] = {"image": built}
+    share = build_share(hv, "web", "vm1", HOSTS, ["vm1"], "c1", "appfleet/web:s1", False)
+    assert share == {"source": "", "last": "vm2", "exporter": "vm1"}
+    # Only vm1 deploys web: it is its own last, and app.yml exports nothing (last is not later).
+    hv["vm2"]["apps_model"] = model(only=["api"])
+    assert build_share(hv, "web", "vm1", HOSTS, ["vm1"], "c1", "appfleet/web:s1", False)["last"] == "vm1"
+
+
+def test_a_host_that_has_not_checked_its_apps_deploys_none(tmp_path):
+    hv = hostvars()
+    del hv["vm3"]["apps_model"]
+    assert build_share(hv, "web", "vm1", HOSTS, ["vm1"], "c1", None, False)["last"] == "vm2"
 
 
 def test_exporter_is_the_first_of_the_batch_that_built_the_same_image(tmp_path):

@@ -19,7 +19,7 @@ SETTINGS = {
     "defaults": {"strategy": "start-first", "keep_images": 3, "health_timeout": 60, "drain_seconds": 5,
                  "restart_policy": "unless-stopped", "secret_delivery": "file", "read_only": False, "tmpfs": [],
                  "cap_drop": [], "pids_limit": 1024, "security_opts": ["no-new-privileges:true"],
-                 "base_refresh": False},
+                 "memory": "1g", "cpu_shares": 1024, "base_refresh": False},
     "image_prefix": "appfleet/",
     "registry_logins": [{"registry": "reg.example.com:5000", "username": "u", "password": "pw-secret-1"},
                         {"registry": "docker.io", "username": "d", "password": "pw-secret-2"}],
@@ -69,7 +69,8 @@ BAD = {
                                          [W0 + "health.timout: unknown option; did you mean timeout?"]),
     "unknown top option": ([web(enviroment={"A": "1"})], {}, [W0 + "enviroment: unknown option; did you mean env?"]),
     "unknown option, no close name": ([web(replicas=2)], {}, [
-        W0 + "replicas: unknown option; the options are build, cap_add, cap_drop, command, cpus, drain_seconds, env, "
+        W0 + "replicas: unknown option; the options are build, cap_add, cap_drop, command, cpu_shares, cpus, "
+        "drain_seconds, env, "
         "health, image, keep_images, labels, memory, name, networks, pids_limit, port, proxy, published_ports, "
         "read_only, restart_policy, secret_delivery, secret_env, secret_uid, security_opts, source, state, "
         "strategy, tmpfs, user, volumes"]),
@@ -126,6 +127,25 @@ BAD = {
         W0 + 'secret_env: key "DB-PASS" is not a variable name: use letters, digits and _']),
     "secret_env not a mapping": ([web(secret_env="pw-secret-4")], {}, [
         W0 + "secret_env: must be a mapping of settings, not a string"]),
+    "memory not a size": ([web(memory="1 GB")], {}, [
+        W0 + 'memory: "1 GB" is not a size: write a whole number with b, k, m or g, for example 512m or 1g (null for '
+        'no limit)']),
+    "memory in another unit": ([web(memory="1gb")], {}, [
+        W0 + 'memory: "1gb" is not a size: write a whole number with b, k, m or g, for example 512m or 1g (null for '
+        'no limit)']),
+    "memory below what docker allows": ([web(memory="4m")], {}, [
+        W0 + 'memory: "4m" is below the 6m Docker allows: give 6m or more (null for no limit)']),
+    "cpu shares zero": ([web(cpu_shares=0)], {}, [
+        W0 + "cpu_shares: 0 is not a CPU weight: give a whole number 2-262144 (1024 is the kernel's default weight), "
+        "or null for none"]),
+    "cpu shares not a number": ([web(cpu_shares="high")], {}, [
+        W0 + 'cpu_shares: must be a whole number, not a string "high"']),
+    "default memory not a size": ([web()], {"defaults": dict(SETTINGS["defaults"], memory="lots")}, [
+        'apps_default_memory: "lots" is not a size: write a whole number with b, k, m or g, for example 512m or 1g '
+        '(null for no limit)']),
+    "default cpu shares too high": ([web()], {"defaults": dict(SETTINGS["defaults"], cpu_shares=300000)}, [
+        "apps_default_cpu_shares: 300000 is not a CPU weight: give a whole number 2-262144 (1024 is the kernel's "
+        "default weight), or null for none"]),
     "unknown app selected": ([web()], {"only": "web,wbe"}, [
         'apps_only: unknown app "wbe" (from -e apps= or apps_only): name one of web']),
     "selection not a list": ([web()], {"only": {"web": 1}}, [
@@ -240,6 +260,25 @@ def test_app_settings_win_over_defaults_and_strings_convert():
     assert (facts["port"], facts["strategy"], facts["keep_images"]) == (8081, "stop-first", 5)
     assert (facts["read_only"], facts["tmpfs"], facts["cpus"]) == (True, ["/tmp"], 0.5)
     assert facts["build"]["base_refresh"] is True
+
+
+def test_resource_limits_default_override_and_opt_out():
+    """Every app takes the memory and CPU defaults (which satisfy CIS 5.11 and 5.12); one sets its own; an explicit
+    null turns a limit off; with no defaults in the settings an app has none."""
+    apps = [web(), web(name="api", memory="512M", cpu_shares="512"), dict(web(name="big"), memory=None, cpu_shares=None)]
+    model = app_model(apps, SETTINGS)
+    assert model["problems"] == []
+    limits = [(a["name"], a["memory"], a["cpu_shares"]) for a in model["apps"]]
+    assert limits == [("web", "1g", 1024), ("api", "512M", 512), ("big", None, None)]
+    bare = app_model([web()], settings(defaults=dict(SETTINGS["defaults"], memory=None, cpu_shares=None)))
+    assert (bare["apps"][0]["memory"], bare["apps"][0]["cpu_shares"]) == (None, None)
+
+
+def test_resource_defaults_convert_as_the_role_passes_them():
+    """A role variable may arrive as a string or a number: both are taken."""
+    model = app_model([web()], settings(defaults=dict(SETTINGS["defaults"], memory=1073741824, cpu_shares="2048")))
+    assert model["problems"] == []
+    assert (model["apps"][0]["memory"], model["apps"][0]["cpu_shares"]) == ("1073741824", 2048)
 
 
 def test_absent_app_needs_only_a_name():

@@ -40,6 +40,9 @@ def test_v1_label_of_the_previous_release_still_matches():
     assert _config_hash.hash_matches(V1_LABEL, cfg())
     # A real change is still one.
     assert not _config_hash.hash_matches(V1_LABEL, cfg(env={"LOG_LEVEL": "debug"}))
+    # An option added since (cpu_shares), unset, keeps the match; set, it is a change.
+    assert "cpu_shares" in cfg() and _config_hash.hash_matches(V1_LABEL, cfg(cpu_shares=None))
+    assert not _config_hash.hash_matches(V1_LABEL, cfg(cpu_shares=1024))
 
 
 def test_v2_label_format_and_match():

@@ -38,6 +38,9 @@ def params(**over):
     ({"volumes": ["data"]}, "volumes:"),
     ({"volumes": ["data:relative"]}, "volumes:"),
     ({"memory": "lots"}, "memory:"),
+    ({"memory": "4m"}, "memory:"),
+    ({"cpu_shares": 1}, "cpu_shares:"),
+    ({"cpu_shares": 262145}, "cpu_shares:"),
     ({"cpus": 0.0}, "cpus:"),
     ({"port": None}, "health.path:"),
     ({"health": {"path": "health"}}, "health.path:"),
@@ -110,6 +113,7 @@ def test_validate_names_the_option(over, option):
     {"strategy": "stop-first", "published_ports": ["127.0.0.1:8081:8080", "9000/udp"]},
     {"published_ports": ["8080"]},
     {"volumes": ["data:/data", "/srv/x:/x:ro"], "memory": "256m", "cpus": 0.5},
+    {"memory": "1G", "cpu_shares": 2}, {"memory": 6291456, "cpu_shares": 262144},
     {"healthcheck": {"disable": True}},
     {"secret_env": {"TOKEN": "v", "_X1": "w"}, "secret_delivery": "env", "env": {"TOKEN_FILE": "/x"}},
     {"secret_dir": "/srv/secrets", "secret_uid": 65534},
@@ -187,6 +191,26 @@ def test_config_never_holds_secret_values():
 def test_hardening_options_change_the_hash(over):
     base = _config_hash.config_hash(_container_spec.desired_config(params(secret_env={"TOKEN": "v"})))
     assert _config_hash.config_hash(_container_spec.desired_config(params(secret_env={"TOKEN": "v"}, **over))) != base
+
+
+def test_resource_limits_reach_the_container_and_its_hash():
+    """memory limits swap alike; cpu_shares is a weight; both are compared."""
+    cfg = _container_spec.desired_config(params(memory=" 1G", cpu_shares=512))
+    assert (cfg["memory"], cfg["memory_swap"], cfg["cpu_shares"]) == ("1g", "1g", 512)
+    dummy, host = _container_spec.create_arguments(params(), cfg, "web", "sha256:x", "web", 32768)
+    assert (host["mem_limit"], host["memswap_limit"], host["cpu_shares"]) == ("1g", "1g", 512)
+    assert _config_hash.config_hash(cfg) != _config_hash.config_hash(
+        _container_spec.desired_config(params(memory="1g", cpu_shares=1024)))
+
+
+def test_no_limits_keep_the_hash_of_earlier_releases():
+    """A container without limits keeps its hash: the new keys are left out at their unset value."""
+    cfg = _container_spec.desired_config(params())
+    assert (cfg["memory"], cfg["memory_swap"], cfg["cpu_shares"]) == (None, None, None)
+    earlier = dict((k, v) for k, v in cfg.items() if k not in ("memory_swap", "cpu_shares"))
+    assert _config_hash.config_hash(cfg) == _config_hash.config_hash(earlier)
+    dummy, host = _container_spec.create_arguments(params(), cfg, "web", "sha256:x", "web", 32768)
+    assert not set(host) & {"mem_limit", "memswap_limit", "cpu_shares", "nano_cpus"}
 
 
 def test_hardening_options_normalised():

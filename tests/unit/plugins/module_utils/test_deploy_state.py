@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -188,3 +189,29 @@ def test_other_git_failures_are_not_asked_again(git_server, monkeypatch):
     commit, why = _deploy_state.resolve_remote(git_server["source"])
     assert commit is None and "Permission denied (publickey)." in why and "asked" not in why
     assert git_server["calls"].read_text().strip() == "1"
+
+
+def _run(argv):
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.mark.parametrize("rc, state, warned", [
+    (0, "in place", None),
+    (1, "missing", "the DOCKER-USER rules are not in place"),
+    (2, "unknown", "the DOCKER-USER rules could not be checked"),
+])
+def test_firewall_state_runs_the_rules_check(tmp_path, rc, state, warned):
+    program = tmp_path / "appfleet-docker-user"
+    program.write_text("#!/bin/sh\n[ \"$1\" = --check ] || exit 9\necho why >&2\nexit %d\n" % rc)
+    program.chmod(0o755)
+    found, warning = _deploy_state.firewall_state(_run, str(program))
+    assert found == state
+    if warned:
+        assert warning.startswith(warned) and str(program) in warning
+    else:
+        assert warning is None
+
+
+def test_firewall_state_without_the_rules_program(tmp_path):
+    assert _deploy_state.firewall_state(_run, str(tmp_path / "none")) == (None, None)

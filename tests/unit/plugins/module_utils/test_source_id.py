@@ -403,7 +403,7 @@ def test_ls_tree_keys_the_files_not_the_reading_of_them(tmp_path, monkeypatch):
     repo, web = monorepo(tmp_path)
     seen = []
     real = _source_id.hash_file_into
-    monkeypatch.setattr(_source_id, "hash_file_into", lambda d, p: (seen.append(p), real(d, p)))
+    monkeypatch.setattr(_source_id, "hash_file_into", lambda d, p: seen.append(p) or real(d, p))
     assert compute_source_id(str(web), resolve_image=BASES.get)["kind"] == "git"
     assert seen == []
     (web / "app.txt").write_text("dirty\n")

@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from ansible_collections.appfleet.docker.plugins.module_utils import _deploy_state
+
 HEAD = ["-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
         "-A DOCKER-USER -i docker0 -j RETURN",
         "-A DOCKER-USER -i br-+ -j RETURN"]
@@ -157,3 +159,8 @@ def test_usage_and_missing_settings(rules, run_main, tmp_path, capsys):
     assert run_main(FakeTables(rules, None, False), "--apply") == 2
     assert rules.main(["appfleet-docker-user", "--settings", str(tmp_path / "none.json"), "--check"]) == 2
     assert "cannot read the settings %s" % (tmp_path / "none.json") in capsys.readouterr().err
+
+
+def test_the_plan_checks_the_program_the_role_installs(role_vars):
+    """deploy_state warns when the rules are not in place: it runs the role's program."""
+    assert _deploy_state.RULES_PROGRAM == role_vars["_engine_rules_program"]
