@@ -99,7 +99,8 @@ def free_loopback_port(used, port_range=None, attempts=50):
     """A TCP port free on 127.0.0.1 and not in ``used`` (claimed by containers, reserved by upstream files).
 
     ``port_range``: the list of ports to take it from, tried in random order (two
-    apps choosing at once rarely pick the same one); else an ephemeral port.
+    apps choosing at once rarely pick the same one); else an ephemeral port the
+    kernel hands out (ip_local_port_range), never one below 1025.
     """
     if port_range is not None:
         candidates = [port for port in port_range if port not in used]
@@ -117,7 +118,7 @@ def free_loopback_port(used, port_range=None, attempts=50):
             port = sock.getsockname()[1]
         finally:
             sock.close()
-        if port not in used:
+        if port not in used and port > 1024:
             return port
     raise AppfleetError("found no free port on 127.0.0.1 after %d attempts" % attempts)
 
