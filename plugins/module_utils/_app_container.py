@@ -30,6 +30,8 @@ from ansible_collections.appfleet.docker.plugins.module_utils._lock import AppLo
 from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
     PLACEHOLDER_PORT,
     Proxy,
+    ProxyError,
+    check_slot_ports,
     render_placeholder,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils import _releases
@@ -364,11 +366,14 @@ class AppContainer(object):
         p = self.p
         try:
             validate(p)
+            slot_ports = check_slot_ports((p.get("proxy") or {}).get("slot_ports"))
         except AppfleetError as exc:
             name = p.get("name")
             where = "app %s: " % name if isinstance(name, str) and NAME_RE.match(name) else ""
             self.wrapper.fail("%s%s" % (where, exc))
         self.wrapper.app = self.app
+        if self.proxy:
+            self.proxy.slot_ports = slot_ports
         try:
             if p["state"] == "absent":
                 return self.absent()
@@ -390,7 +395,10 @@ class AppContainer(object):
             proxy = self.proxy or Proxy(self.module, self.app, proxy_opts.get("upstream_file"),
                                         proxy_opts.get("test_command"), proxy_opts.get("reload_command"))
         upstream_port = proxy.current_port() if proxy and proxy.needs_placeholder() else None
-        changed = bool(containers) or legacy or self.secrets.exists() or upstream_port is not None
+        pending = bool(proxy and upstream_port is None and proxy.reload_pending())
+        if pending and self.wrapper.check_mode:
+            self.note_repair(proxy)
+        changed = bool(containers) or legacy or self.secrets.exists() or upstream_port is not None or pending
         self.result.update(changed=changed, action="removed" if changed else "unchanged")
         if self.wrapper.diff_mode:
             before = {"containers": sorted(c["name"] for c in containers)}
@@ -411,6 +419,9 @@ class AppContainer(object):
                 self.step("pointing the nginx upstream at the placeholder")
                 proxy.switch(None, content=render_placeholder(self.app))
                 self.result["upstream_file"] = proxy.upstream_file
+                self.result["proxy_reloads"] = proxy.reloads
+            elif pending:
+                self.repair_proxy(proxy)
                 self.result["proxy_reloads"] = proxy.reloads
             self.step("removing the app's containers")
             for c in self.engine.containers():
@@ -485,11 +496,17 @@ class AppContainer(object):
         running = bool(serving and serving["running"])
         needs_proxy_fix = bool(self.proxy and matches and running and serving["host_port"]
                                and upstream_port != serving["host_port"])
+        # An upstream file in the earlier format (backup servers): rewritten once, its ports kept.
+        needs_format = bool(self.proxy and matches and running and serving["host_port"] and not needs_proxy_fix
+                            and self.proxy.outdated())
         needs_rename = bool(serving and serving["name"] != self.stable)
+        # A run killed between rewriting the upstream file and reloading nginx.
+        reload_pending = bool(self.proxy and self.proxy.reload_pending())
         # Secret files no container will mount once the strays are gone, and the old env file.
         unused_secrets = self.secrets.unused(self.secret_releases(serving)) if matches else []
         legacy_env = os.path.lexists(self.legacy_env_file)
-        tidy = bool(strays or needs_proxy_fix or needs_rename or unused_secrets or legacy_env)
+        tidy = bool(strays or needs_proxy_fix or needs_format or needs_rename or unused_secrets or legacy_env
+                    or reload_pending)
         action = choose_action(serving, matches, p["rollback"], tidy)
         if not matches:
             self.check_userns()
@@ -501,13 +518,19 @@ class AppContainer(object):
             self.module.warn(found)
         if self.proxy:
             self.result["upstream_file"] = self.proxy.upstream_file
+        if reload_pending and self.wrapper.check_mode:
+            self.note_repair(self.proxy)
         if self.wrapper.diff_mode:
             before, after = self.diff(serving, secret_changes)
+            if reload_pending:
+                before["upstream_reload_pending"], after["upstream_reload_pending"] = True, False
             if strays:
                 before["stray_containers"] = sorted(c["name"] for c in strays)
                 after["stray_containers"] = []
             if needs_proxy_fix:
                 before["upstream_port"], after["upstream_port"] = upstream_port, serving["host_port"]
+            if needs_format:
+                before["upstream_format"], after["upstream_format"] = "with backup servers", "one server a slot"
             if unused_secrets:
                 before["unused_secret_dirs"] = unused_secrets
                 after["unused_secret_dirs"] = []
@@ -523,8 +546,12 @@ class AppContainer(object):
                 self.result["container"] = self.container_result(serving["id"])
             return self.result
 
-        # Reconcile: remove what a killed run left behind. A stray never
-        # receives traffic (choose_serving keeps the one nginx points at).
+        # Reconcile: first nginx runs the upstream file again (a killed rewrite), so that
+        # the port the file names is the one nginx serves; then remove what a killed run
+        # left behind. A stray never receives traffic (choose_serving keeps the one nginx
+        # points at).
+        if reload_pending:
+            self.repair_proxy(self.proxy)
         if strays:
             self.step("removing containers left over by an earlier run")
         for stray in strays:
@@ -542,7 +569,7 @@ class AppContainer(object):
         if action == "unpaused":
             final = self.swap.resume(serving)
         elif matches and running:
-            if needs_proxy_fix:
+            if needs_proxy_fix or needs_format:
                 self.swap.switch_proxy(serving["host_port"], serving["name"], None)
             final = serving["id"]
         elif matches:
@@ -559,6 +586,28 @@ class AppContainer(object):
         self.result["container"] = self.container_result(final)
         self.result["removed"] = engine.removed
         return self.result
+
+    def note_repair(self, proxy):
+        """Say in the result (proxy_repair, msg) and a warning that nginx is (or would be) reloaded after a
+        killed rewrite."""
+        done = ("a run without check mode tests and reloads nginx" if self.wrapper.check_mode
+                else "tested and reloaded nginx, which now serves what the file says")
+        text = ("app %s: an earlier run was stopped after it wrote the nginx upstream file %s and before nginx was "
+                "reloaded with it (the marker %s exists); %s"
+                % (self.app, proxy.upstream_file, proxy.marker_file, done))
+        self.result["proxy_repair"] = text
+        self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), text) if m)
+        self.module.warn(text)
+
+    def repair_proxy(self, proxy):
+        self.step("testing and reloading nginx after an interrupted upstream rewrite")
+        try:
+            proxy.repair()
+        except ProxyError as exc:
+            raise AppfleetError("app %s: nginx did not accept the upstream file %s that an interrupted run left: %s; "
+                                "the marker %s stays until a run gets nginx to load the file (fix what nginx names, "
+                                "then run again)" % (self.app, proxy.upstream_file, exc, proxy.marker_file))
+        self.note_repair(proxy)
 
     def step(self, text):
         """Name the step under way: a failure message says which one failed."""

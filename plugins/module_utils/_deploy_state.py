@@ -32,6 +32,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import LAB
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_socket import get_json
 from ansible_collections.appfleet.docker.plugins.module_utils._files import write_file_atomic
 from ansible_collections.appfleet.docker.plugins.module_utils._git import mask_url, run_git, url_secrets
+from ansible_collections.appfleet.docker.plugins.module_utils._proxy import marker_app
 
 STATE_VERSION = 1
 # The engine role's DOCKER-USER rules program (roles/engine/vars/main.yml,
@@ -311,8 +312,16 @@ def findings(recorded, now, remote, sources, mutable_images, refresh_bases=()):
             found.append((owner, "container %s: %s" % (name, new["state"])))
     if (recorded.get("images") or {}) != now["images"]:
         found.append((None, "the app images differ from those the last deploy left"))
-    old_files = recorded.get("files") or {}
-    changed = sorted(p for p in set(old_files) | set(now["files"]) if old_files.get(p) != now["files"].get(p))
+    # A reload marker of app_container (module_utils/_proxy.py) among the watched files: nginx may
+    # still run an older upstream than the file, whatever the record says. It concerns its app only.
+    for path in sorted(now["files"]):
+        app = marker_app(path)
+        if app and now["files"][path] != "absent":
+            found.append((app, "app %s: its nginx upstream file was rewritten but nginx not reloaded with it "
+                               "(a run was stopped in between; %s exists)" % (app, path)))
+    old_files = dict((p, e) for p, e in (recorded.get("files") or {}).items() if not marker_app(p))
+    new_files = dict((p, e) for p, e in now["files"].items() if not marker_app(p))
+    changed = sorted(p for p in set(old_files) | set(new_files) if old_files.get(p) != new_files.get(p))
     if changed:
         found.append((None, "files changed since the last deploy: %s%s" % (
             ", ".join(changed[:5]), " and %d more" % (len(changed) - 5) if len(changed) > 5 else "")))

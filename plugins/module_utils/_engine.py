@@ -13,8 +13,10 @@ Docker SDK 5.0.3 are used.
 
 from __future__ import annotations
 
+import errno
 import io
 import posixpath
+import random
 import socket
 import tarfile
 import time
@@ -75,8 +77,40 @@ def _short(cid):
     return (cid or "")[:12]
 
 
-def free_loopback_port(used, attempts=50):
-    """A TCP port free on 127.0.0.1 and not claimed by any container."""
+def loopback_port_free(port):
+    """False when something holds 127.0.0.1:port (or the wildcard address) now.
+
+    A port the module may not bind itself (not root, a privileged port) counts
+    as free: Docker, which binds it, answers at the container's start.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # As Docker binds (Go sets SO_REUSEADDR): closed connections in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        return True
+    except OSError as exc:
+        return exc.errno == errno.EACCES
+    finally:
+        sock.close()
+
+
+def free_loopback_port(used, port_range=None, attempts=50):
+    """A TCP port free on 127.0.0.1 and not in ``used`` (claimed by containers, reserved by upstream files).
+
+    ``port_range``: the list of ports to take it from, tried in random order (two
+    apps choosing at once rarely pick the same one); else an ephemeral port the
+    kernel hands out (ip_local_port_range), never one below 1025.
+    """
+    if port_range is not None:
+        candidates = [port for port in port_range if port not in used]
+        random.shuffle(candidates)
+        for port in candidates:
+            if loopback_port_free(port):
+                return port
+        raise AppfleetError("found no free port on 127.0.0.1 among the %d slot ports %d-%d: containers, the "
+                            "upstream files of apps and other programs hold them all; widen proxy.slot_ports"
+                            % (len(port_range), min(port_range or [0]), max(port_range or [0])))
     for dummy in range(attempts):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
@@ -84,9 +118,18 @@ def free_loopback_port(used, attempts=50):
             port = sock.getsockname()[1]
         finally:
             sock.close()
-        if port not in used:
+        if port not in used and port > 1024:
             return port
     raise AppfleetError("found no free port on 127.0.0.1 after %d attempts" % attempts)
+
+
+def unprivileged_port_start(path="/proc/sys/net/ipv4/ip_unprivileged_port_start"):
+    """The lowest port any local user may bind (the kernel's default, 1024, when unreadable)."""
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip())
+    except (IOError, OSError, ValueError):
+        return 1024
 
 
 def port_taken(exc, host_port):

@@ -22,8 +22,16 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     DockerException,
     describe_error,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._engine import free_loopback_port, port_taken
-from ansible_collections.appfleet.docker.plugins.module_utils._proxy import ProxyError
+from ansible_collections.appfleet.docker.plugins.module_utils._engine import (
+    free_loopback_port,
+    port_taken,
+    unprivileged_port_start,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
+    ProxyError,
+    slot_port_candidates,
+    unowned_ports_warning,
+)
 from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import temp_name, uses_secret_files
 
 # Tries to start the new container when its loopback port was taken between choice and start.
@@ -79,6 +87,8 @@ class Swap(object):
         self.stopped_old = False
         # Loopback ports that were taken when a new container tried to start on them.
         self.tried_ports = set()
+        # The warning about slot ports any local user may bind: once per run.
+        self.warned_range = False
 
     def step(self, text):
         """Name the step under way: a failure message says which one failed."""
@@ -132,7 +142,8 @@ class Swap(object):
         reason = self.engine.wait_healthy(current["id"], current["host_port"])
         if reason:
             raise AppfleetError(self.engine.fail_message(reason, current["id"], "no container of the app is serving"))
-        if self.proxy and current["host_port"] and self.proxy.current_port() != current["host_port"]:
+        if self.proxy and current["host_port"] and (self.proxy.current_port() != current["host_port"]
+                                                    or self.proxy.outdated()):
             self.switch_proxy(current["host_port"], current["name"], None)
         return current["id"]
 
@@ -140,21 +151,36 @@ class Swap(object):
         """The loopback port of the new container: the proxy's free slot when it has one.
 
         Taking the free slot lets the switch move only the flag (no nginx
-        reload). Ports named by any app's upstream file are never handed out
-        as fresh ones: they are that app's slots.
+        reload). A standby port outside the owned slot ports is not reused.
+        Ports named by any app's upstream file are never handed out as fresh
+        ones: they are that app's slots.
         """
         used = self.engine.used_host_ports()
         if self.proxy:
             standby = self.proxy.standby_port()
-            if standby and standby not in used and standby not in self.tried_ports:
+            if standby and self.proxy.owns(standby) and standby not in used and standby not in self.tried_ports:
                 return standby
             used |= self.proxy.reserved_ports()
-        return free_loopback_port(used | self.tried_ports)
+        return self.fresh_port(used | self.tried_ports)
 
     def spare_port(self, host_port):
-        """A free loopback port for the other slot when the app has none (first deploy)."""
+        """A free loopback port for the other slot when the app has none in the range (first deploy)."""
         used = self.engine.used_host_ports() | self.proxy.reserved_ports() | {host_port}
-        return free_loopback_port(used)
+        return self.fresh_port(used)
+
+    def fresh_port(self, used):
+        """A free loopback port not in ``used``: from the proxy's slot ports, else any."""
+        if not self.proxy or self.proxy.slot_ports is None:
+            return free_loopback_port(used)
+        if not self.warned_range:
+            self.warned_range = True
+            warning = unowned_ports_warning(self.app, self.proxy.slot_ports, unprivileged_port_start())
+            if warning:
+                self.wrapper.module.warn(warning)
+        try:
+            return free_loopback_port(used, slot_port_candidates(self.proxy.slot_ports))
+        except AppfleetError as exc:
+            raise AppfleetError("app %s: %s" % (self.app, exc))
 
     def create_new(self, name, current, secret_release):
         """Create (not start) the new container on a free loopback port; return (id, host port)."""

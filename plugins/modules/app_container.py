@@ -252,7 +252,7 @@ options:
   port:
     description:
       - The container port the app listens on. Published on a free 127.0.0.1 port for the proxy
-        and the HTTP health check.
+        and the HTTP health check (from O(proxy.slot_ports) when that is set).
     type: int
   published_ports:
     description:
@@ -381,8 +381,7 @@ options:
   drain_seconds:
     description:
       - Seconds the old container keeps running after traffic was switched away from it, so
-        requests in flight finish. After the switch no new request reaches the old container
-        (unless the new one refuses connections, as the old slot is nginx's backup).
+        requests in flight finish. After the switch no new request reaches the old container.
       - Then the old container is stopped with O(stop_timeout). A request in flight at the switch
         completes when it ends within O(drain_seconds), or within O(drain_seconds) plus
         O(stop_timeout) if the app finishes its requests on C(SIGTERM) before it exits (the sample apps
@@ -409,16 +408,44 @@ options:
       upstream_file:
         description:
           - The upstream include for this app. It defines two upstream groups over the app's two
-            loopback I(slots), C(appfleet_<name>) (slot a first, slot b as backup) and C(appfleet_<name>.b)
-            (the reverse); the server block of the M(appfleet.docker.proxy) role picks C(appfleet_<name>.b)
-            while the flag file C(<name>.slot-b) exists in the same directory.
+            loopback I(slots), C(appfleet_<name>) (slot a's port only) and C(appfleet_<name>.b) (slot b's
+            port only, no backup server); the server block of the M(appfleet.docker.proxy) role picks
+            C(appfleet_<name>.b) while the flag file C(<name>.slot-b) exists in the same directory.
           - A rollout starts the new container on the free slot's port and, once it is healthy, creates or
             removes the flag file. nginx reads the flag for every request, so the switch needs no reload and
-            closes no client connection. Only a change of the slot ports (the first deploy, the first one
-            after an upgrade, a slot port taken by another program) rewrites this file, tests it and reloads
-            nginx; RV(proxy_reloads) counts those reloads.
+            closes no client connection. The flag moves to a slot only after that slot's container passed its
+            health gate, so nginx never sends a request to the standby slot's port while no container of the
+            app serves it. Only a change of the slot ports (the first deploy, the first one after an upgrade,
+            a slot port outside O(proxy.slot_ports), a slot port taken by another program) rewrites this
+            file, tests it and reloads nginx; RV(proxy_reloads) counts those reloads.
+          - A file in the format of earlier versions, whose groups name the other slot as a C(backup)
+            server, is rewritten to this format (ports kept, one test and reload) on the app's next run,
+            which reports RV(action=reconciled) when nothing else changes.
+          - A rewrite writes the marker C(<name>.reload-pending) in the same directory first and removes it
+            once nginx was reloaded. A run that finds the marker (an earlier run was killed between writing
+            the file and reloading nginx) tests and reloads nginx before anything else, reports a change and
+            says so in RV(proxy_repair); M(appfleet.docker.deploy_state) reports the app as needing a deploy
+            while the marker exists.
           - Defaults to C(/etc/nginx/appfleet/upstreams/<name>.conf).
         type: path
+      slot_ports:
+        description:
+          - The first and the last port of a range the app's two loopback slot ports come from. Unset (the
+            default), a slot port is any free 127.0.0.1 port above 1024 (not one a container publishes, an
+            upstream file names or a program holds).
+          - Between the container's stop and start (an app restart, a host boot) no container publishes the
+            active slot's port, and a local process that binds it then receives the app's requests. A range
+            below 1024 (for example V([700, 899])) closes that gap, as only root binds there (unless the
+            kernel's C(net.ipv4.ip_unprivileged_port_start), 1024 by default, is lower; the module then warns,
+            as in many containers used as VMs, where it is 0). The price is that docker-bench-security's
+            check 5.8 (privileged ports mapped within containers) warns for every app. The standby port
+            needs no such protection, as nginx sends it nothing.
+          - Ports 9, 749 to 754, 853 and 873 are never taken from the range, nor ports a container publishes,
+            another app's upstream file names, or a program holds. Each app takes two ports.
+          - Slot ports outside a set range (an app deployed before it was set) move into it on the app's
+            next rollout, with one rewrite and nginx reload.
+        type: list
+        elements: int
       test_command:
         description: Command that tests the nginx config (argv list).
         type: list
@@ -585,7 +612,9 @@ msg:
   description:
     - Why a change is reported without the image, in check mode before the image is built.
     - What the run found wrong with the serving container (paused, stopped, exited) and what it did.
-  returned: in check mode when O(image) is not on the host yet; when the serving container was not running
+    - That nginx was tested and reloaded after an interrupted upstream rewrite (RV(proxy_repair)).
+  returned: in check mode when O(image) is not on the host yet; when the serving container was not running;
+    when RV(proxy_repair) is
   type: str
   sample: "app web: container web was paused; unpaused it"
 removed:
@@ -613,6 +642,17 @@ proxy_reloads:
   returned: when state is present and a rollout or proxy fix ran, or state is absent and the upstream changed
   type: int
   sample: 0
+proxy_repair:
+  description:
+    - Why the run tested and reloaded nginx before anything else - an earlier run was stopped between
+      writing the upstream file and reloading nginx (the marker C(<name>.reload-pending) was found). In
+      check mode, that a run would do so.
+  returned: when the marker was found
+  type: str
+  sample: "app web: an earlier run was stopped after it wrote the nginx upstream file
+    /etc/nginx/appfleet/upstreams/web.conf and before nginx was reloaded with it (the marker
+    /etc/nginx/appfleet/upstreams/web.reload-pending exists); tested and reloaded nginx, which now serves what
+    the file says"
 release:
   description:
     - The release log entry of what serves after the run. In check mode the entry of what serves
@@ -750,6 +790,7 @@ ARGUMENT_SPEC = dict(
         upstream_file=dict(type="path"),
         test_command=dict(type="list", elements="str", default=["nginx", "-t"]),
         reload_command=dict(type="list", elements="str", default=["nginx", "-s", "reload"]),
+        slot_ports=dict(type="list", elements="int"),
     )),
     lock_dir=dict(type="path", default="/run/appfleet/locks"),
     lock_timeout=dict(type="int", default=300),

@@ -25,6 +25,10 @@ description:
     removed; an app runs a mutable image tag (O(mutable_images)) or refreshes its base
     images (O(refresh_bases)); the git server cannot
     be asked. When in doubt, the answer is to deploy.
+  - "A marker C(<app>.reload-pending) of M(appfleet.docker.app_container) under O(watch_paths)
+    (an upstream file rewritten, nginx not reloaded with it: a run was stopped in between) is a
+    reason naming that app for as long as it exists, whatever the record holds; the marker is
+    not compared as a watched file."
   - The module never changes what the host serves. O(state=record) reports
     C(changed=false), because the state file is bookkeeping.
 author:

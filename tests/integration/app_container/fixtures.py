@@ -204,7 +204,7 @@ def nginx():
                     "tests need a real nginx to switch upstreams")
     root = tempfile.mkdtemp(prefix="afb-nginx-")
     # mkdtemp makes the dir 0700: run as root, nginx's workers (user nobody) could not stat the
-    # slot flag in it, so every request went to slot a (its backup once the old container went).
+    # slot flag in it, so every request went to slot a.
     os.chmod(root, 0o755)
     server = Nginx(root)
     server.start()

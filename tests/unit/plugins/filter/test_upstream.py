@@ -23,8 +23,14 @@ def test_upstream_path_is_the_module_default():
     assert FILTERS["upstream_path"]("web", "/srv/ups") == "/srv/ups/web.conf"
 
 
+def test_reload_marker_is_the_modules_and_deploy_state_knows_it():
+    path = FILTERS["upstream_reload_marker"]("web", "/srv/ups")
+    assert path == "/srv/ups/web.reload-pending" == _proxy.reload_marker_file("web", "/srv/ups")
+    assert _proxy.marker_app(path) == "web"
+
+
 @pytest.mark.parametrize("name", ["../etc", "Web", "web app", ""])
 def test_upstream_filters_refuse_a_bad_name(name):
-    for flt in ("upstream_path", "upstream_placeholder"):
+    for flt in ("upstream_path", "upstream_placeholder", "upstream_reload_marker"):
         with pytest.raises(AnsibleFilterError, match="is not an app name"):
             FILTERS[flt](name)

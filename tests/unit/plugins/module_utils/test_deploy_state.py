@@ -76,6 +76,28 @@ def test_apps_to_deploy_names_the_apps_when_every_reason_is_one_apps(now, remote
     assert [reason for _app, reason in found] == _deploy_state.compare(two(), now, remote, TWO, mutable)
 
 
+MARKER = "/etc/nginx/appfleet/upstreams/api.reload-pending"
+MARKER_REASON = ("app api: its nginx upstream file was rewritten but nginx not reloaded with it (a run was "
+                 "stopped in between; %s exists)" % MARKER)
+
+
+@pytest.mark.parametrize("recorded_files, now_files, reasons", [
+    # Recorded with the marker (a record written after a killed switch): still not converged.
+    ({MARKER: "file 0644 0:0 abc"}, {MARKER: "file 0644 0:0 abc"}, [MARKER_REASON]),
+    # Appeared since the record: its app's reason, not a change of the whole host's files.
+    ({}, {MARKER: "file 0644 0:0 abc"}, [MARKER_REASON]),
+    # Gone since the record (the next run reloaded nginx): no reason.
+    ({MARKER: "file 0644 0:0 abc"}, {}, []),
+    # A file that only looks like a marker is a plain watched file.
+    ({}, {"/etc/nginx/api.reload-pending.bak": "file 0644 0:0 abc"},
+     ["files changed since the last deploy: /etc/nginx/api.reload-pending.bak"]),
+])
+def test_a_reload_marker_is_a_reason_naming_its_app(recorded_files, now_files, reasons):
+    found = _deploy_state.findings(two(files=recorded_files), two(files=now_files), BOTH_AT_A, TWO, [])
+    assert [reason for _app, reason in found] == reasons
+    assert _deploy_state.apps_to_deploy(found) == (["api"] if reasons == [MARKER_REASON] else (None if reasons else []))
+
+
 def test_apps_to_deploy_without_a_record_is_every_app():
     assert _deploy_state.apps_to_deploy(_deploy_state.findings(None, two(), BOTH_AT_A, TWO, [])) is None
 

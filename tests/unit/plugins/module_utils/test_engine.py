@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from docker.errors import APIError
 
@@ -55,3 +57,39 @@ def test_secret_mounts_and_passwd():
 ])
 def test_port_taken(text, port, expected):
     assert _engine.port_taken(APIError(text), port) is expected
+
+
+def _bound_port():
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock
+
+
+def test_free_port_search_honours_used_and_bound_ports():
+    holder = _bound_port()
+    try:
+        taken = holder.getsockname()[1]
+        # A range of one used port, one bound port and one free one: always the free one.
+        free = _engine.free_loopback_port({taken})
+        candidates = [taken - 1, taken, free]
+        for dummy in range(20):
+            assert _engine.free_loopback_port({taken - 1}, candidates) == free
+        with pytest.raises(_engine.AppfleetError) as err:
+            _engine.free_loopback_port({taken - 1, free}, candidates)
+        assert "found no free port on 127.0.0.1 among the 3 slot ports" in str(err.value)
+        assert "widen proxy.slot_ports" in str(err.value)
+        assert _engine.loopback_port_free(taken) is False
+    finally:
+        holder.close()
+    # No range: an ephemeral port, never one of ``used``.
+    assert _engine.free_loopback_port({1, 2, 3}) not in (1, 2, 3)
+
+
+def test_unprivileged_port_start(tmp_path):
+    value = tmp_path / "start"
+    value.write_text("1024\n")
+    assert _engine.unprivileged_port_start(str(value)) == 1024
+    value.write_text("0\n")
+    assert _engine.unprivileged_port_start(str(value)) == 0
+    assert _engine.unprivileged_port_start(str(tmp_path / "missing")) == 1024
