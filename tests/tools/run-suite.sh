@@ -50,7 +50,9 @@ make_phase() { phase "$1" "$2" make --no-print-directory "$2"; }
 # If that fails, the streams still run (each makes what it lacks), and the
 # suite fails.
 # The two suites side by side: debootstrap waits on the mirror and on dpkg,
-# not on one core (about 75 s each, one after the other before).
+# not on one core (about 75 s each, one after the other before). The inner
+# bash expands $b and $t.
+# shellcheck disable=SC2016
 phase setup base-images bash -c '.venv/bin/python tests/lab/labctl.py base-image --suite bookworm --save & b=$!
                                  .venv/bin/python tests/lab/labctl.py base-image --suite trixie; t=$?
                                  wait "$b" && exit "$t"'
