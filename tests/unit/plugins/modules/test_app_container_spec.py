@@ -5,6 +5,9 @@ tests/integration/test_cis_runtime.py."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from ansible_collections.appfleet.docker.plugins.modules.app_container import ARGUMENT_SPEC
@@ -33,3 +36,19 @@ def test_hardening_defaults_are_the_documented_ones():
     assert ARGUMENT_SPEC["security_opts"]["default"] == ["no-new-privileges:true"]
     assert ARGUMENT_SPEC["pids_limit"]["default"] == 1024
     assert ARGUMENT_SPEC["restart_policy"]["default"] == "unless-stopped"
+
+
+ROOT = Path(__file__).resolve().parents[4]
+# Ways to run a command in a container: the Docker SDK, the CLI, community.docker's module.
+EXEC = re.compile(r"exec_create|exec_run|exec_start|docker\s+exec\b|docker_container_exec|/exec\b")
+
+
+def test_the_collection_never_execs_into_a_container():
+    """5.23, 5.24: nothing in plugins/ or roles/ runs a command in a container."""
+    found = []
+    for top in ("plugins", "roles"):
+        for path in sorted((ROOT / top).rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".yml", ".yaml", ".j2", ".sh"):
+                text = path.read_text(encoding="utf-8", errors="replace")
+                found += ["%s: %s" % (path.relative_to(ROOT), m.group(0)) for m in EXEC.finditer(text)]
+    assert found == []
