@@ -43,12 +43,32 @@ ROOT = Path(__file__).resolve().parents[4]
 EXEC = re.compile(r"exec_create|exec_run|exec_start|docker\s+exec\b|docker_container_exec|/exec\b")
 
 
-def test_the_collection_never_execs_into_a_container():
-    """5.23, 5.24: nothing in plugins/ or roles/ runs a command in a container."""
+# Ways to turn swarm mode on: the SDK, the CLI, community.docker's module.
+SWARM = re.compile(r"swarm\.init|swarm\.join|init_swarm|join_swarm|docker\s+swarm\s+(init|join)|docker_swarm\b")
+
+
+def _code_matching(pattern):
+    """`file: match` for each match of ``pattern`` in the collection's code (plugins/, roles/)."""
     found = []
     for top in ("plugins", "roles"):
         for path in sorted((ROOT / top).rglob("*")):
             if path.is_file() and path.suffix in (".py", ".yml", ".yaml", ".j2", ".sh"):
                 text = path.read_text(encoding="utf-8", errors="replace")
-                found += ["%s: %s" % (path.relative_to(ROOT), m.group(0)) for m in EXEC.finditer(text)]
-    assert found == []
+                found += ["%s: %s" % (path.relative_to(ROOT), m.group(0)) for m in pattern.finditer(text)]
+    return found
+
+
+@pytest.mark.parametrize("pattern, sample", [(EXEC, "client.api.exec_create(cid, cmd)"),
+                                             (SWARM, "docker swarm init --advertise-addr 10.0.0.1")])
+def test_the_scans_find_what_they_look_for(pattern, sample):
+    assert pattern.search(sample)
+
+
+def test_the_collection_never_execs_into_a_container():
+    """5.23, 5.24: nothing in plugins/ or roles/ runs a command in a container."""
+    assert _code_matching(EXEC) == []
+
+
+def test_the_collection_never_enables_swarm():
+    """5.1: nothing in plugins/ or roles/ initialises or joins a swarm."""
+    assert _code_matching(SWARM) == []
