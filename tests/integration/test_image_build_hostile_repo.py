@@ -174,3 +174,21 @@ def test_dockerignore_linked_out_is_refused_at_once(docker_client, tmp_path, tar
                           "must be a regular file inside the build context" % (REFUSED, link)), res["msg"]
     assert "not-for-the-image" not in str(res)
     assert app_image_ids(docker_client, REFUSED) == []
+
+
+def test_refused_before_any_base_is_pulled(docker_client, tmp_path):
+    """The base is absent and its registry (127.0.0.1:1) answers nothing: had the module tried to
+    pull it before reading .dockerignore, it would fail on the pull. It fails on the file."""
+    base = "127.0.0.1:1/afa-absent/base:1"
+    assert image_or_none(docker_client, base) is None
+    top = write_context(tmp_path / "repo", "FROM %s\nCOPY index.html /www/index.html\n" % base, {"index.html": "x\n"})
+    (top / ".dockerignore").symlink_to("/dev/zero")
+    git(top, "init", "-q")
+    git(top, "add", "-A")
+    git(top, "commit", "-qm", "a link out and an absent base")
+    res = run_module("image_build", dict(name="afa-test/" + REFUSED, app=REFUSED, context=str(top)), timeout=60)
+    assert res.get("failed") is True
+    assert res["msg"] == ("app %s: .dockerignore is a symbolic link (to /dev/zero); a repository's .dockerignore "
+                          "must be a regular file inside the build context" % REFUSED), res["msg"]
+    assert image_or_none(docker_client, base) is None
+    assert app_image_ids(docker_client, REFUSED) == []

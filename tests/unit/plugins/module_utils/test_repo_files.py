@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 import pytest
 
@@ -47,3 +48,16 @@ def test_a_file_below_a_directory_linked_out_is_refused(tmp_path):
                                         ("", "."), ("./", ".")])
 def test_clean_path(path, want):
     assert clean_path(path) == want
+
+
+def test_a_device_is_refused_naming_the_file(tmp_path):
+    """docs/security.md: "a device ... is refused with a message naming the file" (a character
+    device with /dev/zero's numbers: read as data it would never end)."""
+    try:
+        os.mknod(str(tmp_path / "Dockerfile"), 0o644 | stat.S_IFCHR, os.makedev(1, 5))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    with pytest.raises(RepositoryFileRefused) as err:
+        read_repo_file(str(tmp_path), "Dockerfile", "Dockerfile", 1024)
+    assert err.value.msg.startswith("Dockerfile is a ") and "device" in err.value.msg, err.value.msg
+    assert err.value.msg.endswith("; a repository's Dockerfile must be a regular file inside the build context")

@@ -182,3 +182,20 @@ def test_stale_snapshots_go_live_ones_stay(tmp_path):
     finally:
         os.close(fd)
     assert not killed.exists() and live.exists() and other.exists()
+
+
+def test_no_file_is_written_through_a_link_of_the_snapshot(tmp_path):
+    """docs/security.md: links are written last, so no file is written through one. A plan where
+    "d" is a link out of the snapshot and "d/Dockerfile" a file: written links-first, the file
+    would land outside; written as it is, "d" is a real directory when the link comes."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    plan = Plan(dict(kind="files", context=str(tmp_path / "ctx"), files={"d": {"kind": "link", "target": str(outside)}},
+                     ignore=None, dockerfile="d/Dockerfile", dockerfile_bytes=b"FROM scratch\n", dockerignore_bytes=b""))
+    root, work = tmp_path / "root", tmp_path / "work"
+    root.mkdir()
+    work.mkdir()
+    with pytest.raises(SnapshotError, match="d is a link and a directory at once; nothing was built$"):
+        _snapshot.write_snapshot(plan, str(root), str(work))
+    assert os.listdir(str(outside)) == []
+    assert not os.path.islink(str(root / "d")) and (root / "d" / "Dockerfile").read_bytes() == b"FROM scratch\n"

@@ -182,3 +182,12 @@ def test_main_asks_dockerd_where_it_validates(checker, host, monkeypatch, capsys
     assert host('{"max-concurrent-downloads": -1}') == 1
     assert calls[-1][:3] == ["/usr/bin/dockerd", "--validate", "--config-file"]
     assert "dockerd --validate refused it: unable to configure" in capsys.readouterr().err
+
+
+def test_user_namespace_remapping_is_an_option_the_checker_takes(checker, settings, role_vars):
+    """docs/security.md, CIS 2.9: `engine_daemon_options: {"userns-remap": "default"}` passes the
+    check (a wrong type does not), so the role writes it."""
+    config = dict(role_vars["engine_daemon_defaults"], **{"userns-remap": "default"})
+    assert errors_of(checker, settings, config) == []
+    assert errors_of(checker, settings, dict(config, **{"userns-remap": True})) == [
+        "option 'userns-remap' must be of type string, got True"]
