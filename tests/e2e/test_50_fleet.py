@@ -398,9 +398,15 @@ def test_new_commit_is_built_on_vm1_and_loaded_on_vm2(fleet, tmp_path):
     # the last host; the hosts removed theirs.
     assert archives.is_dir(), out[-8000:]
     assert sorted(p.name for p in archives.rglob("*")) == [], sorted(archives.rglob("*"))
+    assert archives.stat().st_mode & 0o777 == 0o700, oct(archives.stat().st_mode)
     for vm in VMS:
-        left = lab_host(vm).check_output("sudo find /var/cache/appfleet -type f")
+        host = lab_host(vm)
+        left = host.check_output("sudo find /var/cache/appfleet -type f")
         assert left.strip() == "", (vm, left)
+        # Only root makes, replaces or removes an archive there (docs/security.md); the
+        # checkouts, whose .git/config may hold a URL's token, are root's alone.
+        assert host.check_output("sudo stat -c '%U:%G %a' /var/cache/appfleet /srv/appfleet/src").split("\n") == [
+            "root:root 711", "root:root 700"], vm
 
 
 def test_rolling_deploy_where_the_second_vm_fails(fleet):
