@@ -230,6 +230,23 @@ def test_maintenance_on_then_off_under_a_probe(fleet, apps_with_shop):
         assert changes == [503, 200], (vm, changes)
 
 
+def in_stages(statuses, stages, window=10):
+    """True when ``statuses`` go through ``stages`` in order, starting with the first and ending
+    with the last, where an answer of an earlier stage comes after the first answer of a later one
+    only within ``window`` requests: a graceful nginx reload lets the old workers accept for a
+    moment beside the new ones (seen in CI: 200, 410, 404, 410, 404), never for longer."""
+    if not statuses or set(statuses) - set(stages) or statuses[0] != stages[0] or statuses[-1] != stages[-1]:
+        return False
+    firsts = [statuses.index(stage) if stage in statuses else None for stage in stages]
+    if None in firsts or firsts != sorted(firsts):
+        return False
+    for later, first in enumerate(firsts[1:], 1):
+        late = [i for i, status in enumerate(statuses) if i > first and stages.index(status) < later]
+        if late and late[-1] - first > window:
+            return False
+    return True
+
+
 def test_removed_app_leaves_nothing_behind(fleet, apps_with_shop, tmp_path):
     apps = json.loads(open(apps_with_shop[1:]).read())["appfleet_apps"]
     shop = next(a for a in apps if a["name"] == NEW_APP)
@@ -259,8 +276,7 @@ def test_removed_app_leaves_nothing_behind(fleet, apps_with_shop, tmp_path):
         statuses = [r[0] for r in rows]
         assert "error" not in statuses, (vm, [r for r in rows if r[0] == "error"][:3])
         # Served, then 410 Gone while it is removed, then unknown (the default server's 404).
-        changes = [statuses[0]] + [b for a, b in zip(statuses, statuses[1:]) if a != b]
-        assert changes == [200, 410, 404], (vm, changes)
+        assert in_stages(statuses, (200, 410, 404)), (vm, statuses)
         host = lab_host(vm)
         assert NEW_APP not in host.check_output("docker ps -a --format '{{.Names}}'").split()
         assert host.check_output("docker image ls -q --filter label=io.appfleet.app=%s" % NEW_APP) == ""
