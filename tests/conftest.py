@@ -100,6 +100,30 @@ def run_module(name, args, check=False, diff=False, verbosity=0, env=None, timeo
     return run_modules(name, [args], check=check, diff=diff, verbosity=verbosity, env=env, timeout=timeout)[0]
 
 
+def start_module(name, args, tmp_path):
+    """Start one module on localhost in a play of its own, in a new session (so that a test
+    can kill its whole process tree mid-run); returns the Popen, output discarded."""
+    book = tmp_path / "play.yml"
+    book.write_text(json.dumps([{
+        "hosts": "localhost", "gather_facts": False,
+        "vars": {"ansible_python_interpreter": sys.executable},
+        "tasks": [{"name": "Run %s" % name, "appfleet.docker.%s" % name: args}],
+    }]))
+    return subprocess.Popen([str(BIN / "ansible-playbook"), str(book), "-i", "localhost,", "-c", "local"],
+                            cwd=REPO, env=ansible_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def process_argvs():
+    """(pid, argv) of every process of this machine whose command line is readable."""
+    for pid in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                yield pid, handle.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+
+
 def run_modules(name, args_list, check=False, diff=False, verbosity=0, env=None, timeout=600):
     """Run the module once per entry of ``args_list``, in order, in one playbook; return the results.
 

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import BIN, REPO, ansible_env, run_module, run_modules, run_playbook  # noqa: E402  (tests/conftest.py helpers)
+from conftest import REPO, run_module, run_modules, run_playbook, start_module  # noqa: E402  (tests/conftest.py helpers)
 pytest.register_assert_rewrite("app_container.fixtures")
 from app_container.fixtures import Probe, free_port, kill_tree, app_containers  # noqa: E402
 
@@ -290,15 +290,7 @@ def test_killed_run_next_run_converges(app, app_images, docker_client, tmp_path)
     first = run_module("app_container", app.args(image="afb-app:v1"))
     assert first["action"] == "created"
     slow = app.args(image="afb-app:nohealth", health={"path": "/health", "timeout": 90, "interval": 0.2})
-    book = tmp_path / "play.yml"
-    book.write_text(json.dumps([{
-        "hosts": "localhost", "gather_facts": False,
-        "vars": {"ansible_python_interpreter": sys.executable},
-        "tasks": [{"name": "Deploy", "appfleet.docker.app_container": slow}],
-    }]))
-    proc = subprocess.Popen([str(BIN / "ansible-playbook"), str(book), "-i", "localhost,", "-c", "local"],
-                            cwd=REPO, env=ansible_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_module("app_container", slow, tmp_path)
     try:
         temp = app.name + "--next"
         started = _wait_for(lambda: [c for c in app.containers() if c.name == temp], 90)

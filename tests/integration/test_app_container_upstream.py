@@ -4,7 +4,6 @@ slot ports no local user can take, and the earlier format rewritten once."""
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import BIN, REPO, ansible_env, run_module  # noqa: E402  (tests/conftest.py helpers)
+from conftest import run_module, start_module  # noqa: E402  (tests/conftest.py helpers)
 pytest.register_assert_rewrite("app_container.fixtures")
 from app_container.fixtures import kill_tree  # noqa: E402
 
@@ -41,15 +40,7 @@ def test_kill_between_upstream_write_and_reload_is_repaired_by_the_next_run(app,
     started = tmp_path / "nginx-test-started"
     slow = app.args(image="afb-app:v1")
     slow["proxy"] = dict(slow["proxy"], test_command=["/bin/sh", "-c", "touch %s; sleep 120" % started])
-    book = tmp_path / "play.yml"
-    book.write_text(json.dumps([{
-        "hosts": "localhost", "gather_facts": False,
-        "vars": {"ansible_python_interpreter": sys.executable},
-        "tasks": [{"name": "Deploy", "appfleet.docker.app_container": slow}],
-    }]))
-    proc = subprocess.Popen([str(BIN / "ansible-playbook"), str(book), "-i", "localhost,", "-c", "local"],
-                            cwd=REPO, env=ansible_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_module("app_container", slow, tmp_path)
     try:
         for dummy in range(900):
             if started.exists() or proc.poll() is not None:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import run_module, run_modules
+from conftest import process_argvs, run_module, run_modules
 # busybox_image is a fixture, used by name.
 from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
@@ -318,16 +318,7 @@ def test_second_run_after_a_build_that_pulled_its_base(docker_client, tmp_path, 
 
 def _cmdlines_with(marker):
     """The command lines (argv joined by spaces) of the processes whose argv holds ``marker``."""
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                argv = handle.read().decode("utf-8", "replace").split("\0")
-        except OSError:
-            continue
-        if any(marker in arg for arg in argv):
-            found.append(" ".join(argv))
-    return found
+    return [" ".join(argv) for _pid, argv in process_argvs() if any(marker in arg for arg in argv)]
 
 
 def test_buildkit_build_arg_reaches_the_image_but_not_argv(docker_client, tmp_path):

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import run_module
+from conftest import process_argvs, run_module
 # busybox_image is a fixture, used by name.
 from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
@@ -46,16 +46,8 @@ def _clean(docker_client, busybox_image):
 def _build_argvs(app):
     """The argv of each running docker CLI build of ``app`` (its label names the app)."""
     marker = "%s=%s" % (LABEL_APP, app)
-    found = []
-    for pid in os.listdir("/proc"):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as handle:
-                argv = handle.read().decode("utf-8", "replace").split("\0")
-        except OSError:
-            continue
-        if marker in argv and "build" in argv:
-            found.append((pid, [arg for arg in argv if arg]))
-    return found
+    return [(pid, [arg for arg in argv if arg]) for pid, argv in process_argvs()
+            if marker in argv and "build" in argv]
 
 
 class BuildInBackground(object):
