@@ -6,8 +6,10 @@ them, test_99_* takes the lab down. Test modules import the fixtures from here.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -44,6 +46,15 @@ def lab():
         assert up.returncode == 0, up.stdout + up.stderr
         _MADE["up"] = up
     return _MADE["up"]
+
+
+def mark_fleet_converged():
+    """Tell the suite (tests/tools/run-suite.sh, APPFLEET_FLEET_MARK) that the fresh
+    fleet's site.yml has ended: the molecule stream waits for it, so that the
+    heaviest lab step does not share the two cores with the molecule instances."""
+    mark = os.environ.get("APPFLEET_FLEET_MARK")
+    if mark:
+        Path(mark).touch()
 
 
 def lab_host(name, user=None):

@@ -72,7 +72,10 @@ _CONVERGED = {}
 def fleet(lab):
     """The lab converged by site.yml, once per session (other modules import this)."""
     if "site" not in _CONVERGED:
-        proc = run_playbook("site.yml", "-i", "inventories/lab", check=False, timeout=2400)
+        try:
+            proc = run_playbook("site.yml", "-i", "inventories/lab", check=False, timeout=2400)
+        finally:
+            lab_support.mark_fleet_converged()
         assert proc.returncode == 0, proc.stdout[-10000:] + proc.stderr[-3000:]
         _CONVERGED["site"] = proc
     return _CONVERGED["site"]
@@ -364,15 +367,16 @@ def running_image_id(vm, app):
 
 
 def test_new_commit_is_built_on_vm1_and_loaded_on_vm2(fleet, tmp_path):
-    """Build once (apps_build_once, no registry): a commit that changes what web's builder sees is
-    built on vm1 alone; vm2 loads vm1's image from the archive the controller fetched, so both run
+    """Build once without a registry (the lab's apps_build_registry emptied): a commit that changes
+    what web's builder sees is built on vm1 alone; vm2 loads vm1's image from the archive the controller fetched, so both run
     the same image id; the controller's copy is gone at the end, and so are the hosts' archives.
     After the ignored-file test (converged fleet); the rolling-failure test reads VERSION afresh."""
     new = read_work_file("web", "VERSION").strip() + "-once"
     head = commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
     archives = tmp_path / "archives"
     proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab",
-                        "-e", "apps_archive_controller_dir=%s" % archives, check=False)
+                        "-e", "apps_archive_controller_dir=%s" % archives, "-e", "apps_build_registry=",
+                        check=False)
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-2000:]
     out = proc.stdout
     # The plan asked the git server once for the fleet (on vm1, the first host); each host's
