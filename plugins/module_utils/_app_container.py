@@ -37,7 +37,6 @@ from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
 from ansible_collections.appfleet.docker.plugins.module_utils import _releases
 from ansible_collections.appfleet.docker.plugins.module_utils._config_hash import hash_matches, stored_config
 from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import (
-    NAME_RE,
     changed_secret_keys,
     config_diff,
     create_arguments,
@@ -67,7 +66,7 @@ def choose_action(serving, matches, rollback, tidy):
     return "replaced" if serving else "created"
 
 
-def found_message(app, serving, action, check_mode):
+def found_message(serving, action, check_mode):
     """The message that says what a run found wrong with the serving container, or None."""
     if not serving or action not in ("unpaused", "started", "replaced", "rolled_back"):
         return None
@@ -82,8 +81,8 @@ def found_message(app, serving, action, check_mode):
     if check_mode:
         done = "a run without check mode %s" % {
             "unpaused": "unpauses it", "started": "starts it again"}.get(action, "replaces it")
-        return "app %s: container %s is %s; %s" % (app, serving["name"], what, done)
-    return "app %s: container %s was %s; %s" % (app, serving["name"], what, done)
+        return "container %s is %s; %s" % (serving["name"], what, done)
+    return "container %s was %s; %s" % (serving["name"], what, done)
 
 
 class AppContainer(object):
@@ -126,9 +125,9 @@ class AppContainer(object):
             info = api.inspect_image(ref)
         except DockerException as exc:
             if is_not_found(exc):
-                raise AppfleetError("app %s: %s: image %s not found on this host; build it with "
+                raise AppfleetError("%s: image %s not found on this host; build it with "
                                     "appfleet.docker.image_build or load it first (the module never pulls)"
-                                    % (self.app, option, ref))
+                                    % (option, ref))
             raise
         return info["Id"], (info.get("Config") or {}).get("Labels") or {}
 
@@ -159,10 +158,10 @@ class AppContainer(object):
     def check_userns(self):
         """Refuse, before any change, secret files the remapped container root could not read."""
         if uses_secret_files(self.p) and self.p.get("secret_uid") is None and self.engine.userns_remapped():
-            raise AppfleetError("app %s: secret_uid: the engine remaps user namespaces (userns-remap), so files owned "
+            raise AppfleetError("secret_uid: the engine remaps user namespaces (userns-remap), so files owned "
                                 "by the container's uid on the host are not its files; set secret_uid to the host uid "
                                 "its user maps to (the start of the remap range in /etc/subuid plus its uid), or use "
-                                "secret_delivery env" % self.app)
+                                "secret_delivery env")
 
     # ------------------------------------------------------------ comparisons
     def secret_changes(self, current):
@@ -230,14 +229,14 @@ class AppContainer(object):
                 self.release_entries = self.release_log.read()
             except _releases.ReleaseError as exc:
                 self.release_entries = []
-                self.module.warn("app %s: %s; a real run moves it aside and begins a new one" % (self.app, exc))
+                self.wrapper.warn("%s; a real run moves it aside and begins a new one" % (exc,))
         if self.release_entries is None:
             try:
                 self.release_entries = self.release_log.load()
             except _releases.ReleaseError as exc:
                 raise AppfleetError(str(exc))
             for warning in self.release_log.warnings:
-                self.module.warn(warning)
+                self.wrapper.warn(warning)
         return self.release_entries
 
     def release_image_present(self, image_id):
@@ -278,21 +277,20 @@ class AppContainer(object):
         try:
             plan = _releases.plan_rollback(entries, serving["image"], self.p.get("rollback_to"))
         except _releases.ReleaseError as exc:
-            raise AppfleetError("app %s: rollback_to: %s; available releases: %s"
-                                % (self.app, exc, self.release_choices()))
+            raise AppfleetError("rollback_to: %s; available releases: %s" % (exc, self.release_choices()))
         self.release_plan = plan
         target = plan["target"]
         if target is None:
             return None
         if not self.release_image_present(target["image_id"]):
-            raise AppfleetError("app %s: the rollback target, release %s, is no longer on this host (its image %s "
+            raise AppfleetError("the rollback target, release %s, is no longer on this host (its image %s "
                                 "was pruned?); roll back to one of the available releases with rollback_to: %s"
-                                % (self.app, _releases.describe(target), _releases.short_image(target["image_id"]),
+                                % (_releases.describe(target), _releases.short_image(target["image_id"]),
                                    self.release_choices()))
         self.result["release"] = _releases.public(target)
         if plan["noop"]:
-            self.module.warn("app %s: release %s already serves after a rollback; nothing to roll back "
-                             "(roll back further with rollback_to)" % (self.app, target["id"]))
+            self.wrapper.warn("release %s already serves after a rollback; nothing to roll back "
+                              "(roll back further with rollback_to)" % target["id"])
         return target["image_id"]
 
     def release_hold(self, serving):
@@ -309,9 +307,8 @@ class AppContainer(object):
         how = ("run again with resume: true (playbooks/deploy.yml: -e appfleet_resume=%s), or deploy a new "
                "commit" % self.app)
         self.result["held"] = dict(release=held["id"], image_id=self.image_id, resume=how)
-        self.module.warn("app %s: held on release %s after a rollback; image %s (rolled back from) is not "
-                         "deployed again; to resume %s" % (self.app, _releases.describe(held),
-                                                           _releases.short_image(self.image_id), how))
+        self.wrapper.warn("held on release %s after a rollback; image %s (rolled back from) is not deployed "
+                          "again; to resume %s" % (_releases.describe(held), _releases.short_image(self.image_id), how))
         self.image_id, self.image_labels = self.inspect_image(serving["image"], "image")
 
     def release_begin(self, serving, matches):
@@ -357,21 +354,19 @@ class AppContainer(object):
             self.release_log.save(entries)
             self.release_entries = entries
         except (IOError, OSError) as exc:
-            self.module.warn("app %s: the release log %s was not updated: %s; rollback and the hold after a "
-                             "rollback do not know this release" % (self.app, self.release_log.path,
-                                                                    exc.strerror or exc))
+            self.wrapper.warn("the release log %s was not updated: %s; rollback and the hold after a rollback "
+                              "do not know this release" % (self.release_log.path, exc.strerror or exc))
 
     # ------------------------------------------------------------ entry
     def run(self):
         p = self.p
+        # The wrapper leads every message with the app's name once the name is well-formed.
+        self.wrapper.app = self.app
         try:
             validate(p)
             slot_ports = check_slot_ports((p.get("proxy") or {}).get("slot_ports"))
         except AppfleetError as exc:
-            name = p.get("name")
-            where = "app %s: " % name if isinstance(name, str) and NAME_RE.match(name) else ""
-            self.wrapper.fail("%s%s" % (where, exc))
-        self.wrapper.app = self.app
+            self.wrapper.fail(str(exc))
         if self.proxy:
             self.proxy.slot_ports = slot_ports
         try:
@@ -446,9 +441,9 @@ class AppContainer(object):
                     raise
                 # Check mode before the build ran (image_build in check mode builds nothing): the
                 # image will differ from the serving one, so the run would change the app.
-                self.result["msg"] = ("app %s: image %s is not on this host yet (check mode: it is built "
-                                      "by an earlier task); the app would be deployed from it"
-                                      % (self.app, p["image"]))
+                self.result["msg"] = self.wrapper.with_app(
+                    "image %s is not on this host yet (check mode: it is built by an earlier task); the app would "
+                    "be deployed from it" % p["image"])
                 self.image_missing = True
         if self.wrapper.check_mode:
             return self.decide(client, image_id, image_labels, None)
@@ -477,16 +472,15 @@ class AppContainer(object):
 
         if p["rollback"]:
             if serving is None:
-                raise AppfleetError("app %s: nothing to roll back: the app has no container" % self.app)
+                raise AppfleetError("nothing to roll back: the app has no container")
             target = self.release_target(serving) or serving["labels"].get(LABEL_PREVIOUS_IMAGE)
             if not target:
-                raise AppfleetError("app %s: nothing to roll back: container %s records no previous image"
-                                    % (self.app, serving["name"]))
+                raise AppfleetError("nothing to roll back: container %s records no previous image" % serving["name"])
             try:
                 self.image_id, self.image_labels = self.inspect_image(target, "rollback")
             except AppfleetError:
-                raise AppfleetError("app %s: the rollback target image %s is no longer on this host (pruned?); "
-                                    "deploy a known image instead" % (self.app, target))
+                raise AppfleetError("the rollback target image %s is no longer on this host (pruned?); "
+                                    "deploy a known image instead" % target)
         self.release_hold(serving)
 
         secret_changes = self.secret_changes(serving)
@@ -512,10 +506,11 @@ class AppContainer(object):
             self.check_userns()
         changed = action != "unchanged"
         self.result.update(changed=changed, action=action)
-        found = found_message(self.app, serving, action, self.wrapper.check_mode)
+        found = found_message(serving, action, self.wrapper.check_mode)
         if found:
+            found = self.wrapper.with_app(found)
             self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), found) if m)
-            self.module.warn(found)
+            self.wrapper.warn(found)
         if self.proxy:
             self.result["upstream_file"] = self.proxy.upstream_file
         if reload_pending and self.wrapper.check_mode:
@@ -592,21 +587,21 @@ class AppContainer(object):
         killed rewrite."""
         done = ("a run without check mode tests and reloads nginx" if self.wrapper.check_mode
                 else "tested and reloaded nginx, which now serves what the file says")
-        text = ("app %s: an earlier run was stopped after it wrote the nginx upstream file %s and before nginx was "
-                "reloaded with it (the marker %s exists); %s"
-                % (self.app, proxy.upstream_file, proxy.marker_file, done))
+        text = self.wrapper.with_app(
+            "an earlier run was stopped after it wrote the nginx upstream file %s and before nginx was reloaded "
+            "with it (the marker %s exists); %s" % (proxy.upstream_file, proxy.marker_file, done))
         self.result["proxy_repair"] = text
         self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), text) if m)
-        self.module.warn(text)
+        self.wrapper.warn(text)
 
     def repair_proxy(self, proxy):
         self.step("testing and reloading nginx after an interrupted upstream rewrite")
         try:
             proxy.repair()
         except ProxyError as exc:
-            raise AppfleetError("app %s: nginx did not accept the upstream file %s that an interrupted run left: %s; "
+            raise AppfleetError("nginx did not accept the upstream file %s that an interrupted run left: %s; "
                                 "the marker %s stays until a run gets nginx to load the file (fix what nginx names, "
-                                "then run again)" % (self.app, proxy.upstream_file, exc, proxy.marker_file))
+                                "then run again)" % (proxy.upstream_file, exc, proxy.marker_file))
         self.note_repair(proxy)
 
     def step(self, text):
