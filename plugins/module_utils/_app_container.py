@@ -1,14 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: appfleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What app_container does for one app: compare, decide, swap, record the release.
+"""What app_container does for one app: plan, then apply the plan; record the release.
 
 Private to this collection (leading underscore): not a public API.
 
-AppContainer reads the app's containers (module_utils/_engine.py), compares
-them with the desired config (module_utils/_container_spec.py), keeps the release log
-(module_utils/_releases.py) and hands a swap to the strategies
-(module_utils/_strategies.py); state absent removes the app.
+AppContainer.plan reads the app's containers (module_utils/_engine.py), compares
+them with the desired config (module_utils/_container_spec.py) and reads the release log
+(module_utils/_releases.py): a Plan, and in the result what the run does; check mode
+stops there. AppContainer.apply, under the app's lock, tidies what earlier runs left
+and hands a swap to the strategies (module_utils/_strategies.py); state absent removes
+the app. Messages and warnings name the app through the wrapper (module_utils/_docker.py).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
 from ansible_collections.appfleet.docker.plugins.module_utils import _releases
 from ansible_collections.appfleet.docker.plugins.module_utils._config_hash import hash_matches, stored_config
 from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import (
-    NAME_RE,
     changed_secret_keys,
     config_diff,
     create_arguments,
@@ -67,7 +68,7 @@ def choose_action(serving, matches, rollback, tidy):
     return "replaced" if serving else "created"
 
 
-def found_message(app, serving, action, check_mode):
+def found_message(serving, action, check_mode):
     """The message that says what a run found wrong with the serving container, or None."""
     if not serving or action not in ("unpaused", "started", "replaced", "rolled_back"):
         return None
@@ -82,8 +83,32 @@ def found_message(app, serving, action, check_mode):
     if check_mode:
         done = "a run without check mode %s" % {
             "unpaused": "unpauses it", "started": "starts it again"}.get(action, "replaces it")
-        return "app %s: container %s is %s; %s" % (app, serving["name"], what, done)
-    return "app %s: container %s was %s; %s" % (app, serving["name"], what, done)
+        return "container %s is %s; %s" % (serving["name"], what, done)
+    return "container %s was %s; %s" % (serving["name"], what, done)
+
+
+class Plan(object):
+    """What one run of app_container does to a present app (AppContainer.plan); nothing is changed yet."""
+
+    def __init__(self, serving, strays, upstream_port):
+        # The container that serves (nginx points at it) or else the app's newest; None: no container.
+        self.serving = serving
+        # The app's other containers, left over by killed runs.
+        self.strays = strays
+        self.upstream_port = upstream_port
+        # The serving container runs the desired image, config and secrets (secret_changes: names, never values).
+        self.matches = False
+        self.secret_changes = []
+        self.paused = self.running = False
+        # What is to tidy on a matching container: nginx points elsewhere, an upstream file in the earlier
+        # format, a container not under the stable name, an upstream rewrite nginx never loaded.
+        self.needs_proxy_fix = self.needs_format = self.needs_rename = self.reload_pending = False
+        self.unused_secrets = []
+        self.legacy_env = False
+        # unchanged, reconciled, unpaused, started, created, replaced or rolled_back (choose_action).
+        self.action = "unchanged"
+        # {before, after} in diff mode, else None.
+        self.diff = None
 
 
 class AppContainer(object):
@@ -106,7 +131,6 @@ class AppContainer(object):
         self.result = dict(changed=False, action="unchanged", removed=[])
         # The engine driver and what is to run (set once the run reads the engine).
         self.engine = None
-        self.swap = None
         self.image_id = None
         self.image_labels = {}
         self.cfg = None
@@ -116,6 +140,8 @@ class AppContainer(object):
         self.p["rollback"] = bool(self.p.get("rollback") or self.p.get("rollback_to"))
         self.release_log = _releases.ReleaseLog(self.p.get("release_dir"), self.app)
         self.release_entries = None
+        # The plan found the log corrupt: applying moves it aside.
+        self.release_bad = False
         self.release_plan = None
         self.release_new = None
 
@@ -126,9 +152,9 @@ class AppContainer(object):
             info = api.inspect_image(ref)
         except DockerException as exc:
             if is_not_found(exc):
-                raise AppfleetError("app %s: %s: image %s not found on this host; build it with "
+                raise AppfleetError("%s: image %s not found on this host; build it with "
                                     "appfleet.docker.image_build or load it first (the module never pulls)"
-                                    % (self.app, option, ref))
+                                    % (option, ref))
             raise
         return info["Id"], (info.get("Config") or {}).get("Labels") or {}
 
@@ -159,10 +185,10 @@ class AppContainer(object):
     def check_userns(self):
         """Refuse, before any change, secret files the remapped container root could not read."""
         if uses_secret_files(self.p) and self.p.get("secret_uid") is None and self.engine.userns_remapped():
-            raise AppfleetError("app %s: secret_uid: the engine remaps user namespaces (userns-remap), so files owned "
+            raise AppfleetError("secret_uid: the engine remaps user namespaces (userns-remap), so files owned "
                                 "by the container's uid on the host are not its files; set secret_uid to the host uid "
                                 "its user maps to (the start of the remap range in /etc/subuid plus its uid), or use "
-                                "secret_delivery env" % self.app)
+                                "secret_delivery env")
 
     # ------------------------------------------------------------ comparisons
     def secret_changes(self, current):
@@ -224,20 +250,27 @@ class AppContainer(object):
         return self.engine.create(kwargs, host_kwargs, self.cfg["networks"])
 
     # ------------------------------------------------------------ release log
-    def release_load(self):
-        if self.release_entries is None and self.wrapper.check_mode:
+    def release_read(self):
+        """The log's entries for the plan, only read: a corrupt log counts as empty (release_load moves it aside)."""
+        if self.release_entries is None:
             try:
                 self.release_entries = self.release_log.read()
             except _releases.ReleaseError as exc:
-                self.release_entries = []
-                self.module.warn("app %s: %s; a real run moves it aside and begins a new one" % (self.app, exc))
-        if self.release_entries is None:
+                self.release_entries, self.release_bad = [], True
+                if self.wrapper.check_mode:
+                    self.wrapper.warn("%s; a real run moves it aside and begins a new one" % (exc,))
+        return self.release_entries
+
+    def release_load(self):
+        """The log's entries for a run that acts: a corrupt log is moved aside (a warning) and a new one begun."""
+        if self.release_entries is None or self.release_bad:
+            self.release_bad = False
             try:
                 self.release_entries = self.release_log.load()
             except _releases.ReleaseError as exc:
                 raise AppfleetError(str(exc))
             for warning in self.release_log.warnings:
-                self.module.warn(warning)
+                self.wrapper.warn(warning)
         return self.release_entries
 
     def release_image_present(self, image_id):
@@ -274,32 +307,31 @@ class AppContainer(object):
 
     def release_target(self, serving):
         """The image a rollback starts, from the release log; None: use the previous-image label."""
-        entries = self.release_load()
+        entries = self.release_read()
         try:
             plan = _releases.plan_rollback(entries, serving["image"], self.p.get("rollback_to"))
         except _releases.ReleaseError as exc:
-            raise AppfleetError("app %s: rollback_to: %s; available releases: %s"
-                                % (self.app, exc, self.release_choices()))
+            raise AppfleetError("rollback_to: %s; available releases: %s" % (exc, self.release_choices()))
         self.release_plan = plan
         target = plan["target"]
         if target is None:
             return None
         if not self.release_image_present(target["image_id"]):
-            raise AppfleetError("app %s: the rollback target, release %s, is no longer on this host (its image %s "
+            raise AppfleetError("the rollback target, release %s, is no longer on this host (its image %s "
                                 "was pruned?); roll back to one of the available releases with rollback_to: %s"
-                                % (self.app, _releases.describe(target), _releases.short_image(target["image_id"]),
+                                % (_releases.describe(target), _releases.short_image(target["image_id"]),
                                    self.release_choices()))
         self.result["release"] = _releases.public(target)
         if plan["noop"]:
-            self.module.warn("app %s: release %s already serves after a rollback; nothing to roll back "
-                             "(roll back further with rollback_to)" % (self.app, target["id"]))
+            self.wrapper.warn("release %s already serves after a rollback; nothing to roll back "
+                              "(roll back further with rollback_to)" % target["id"])
         return target["image_id"]
 
     def release_hold(self, serving):
         """A plain deploy after a rollback: keep the release rolled back to unless resume or a new image."""
         if self.p["rollback"] or serving is None:
             return
-        entries = self.release_load()
+        entries = self.release_read()
         current = _releases.current_index(entries, serving["image"])
         if current is not None:
             self.result["release"] = _releases.public(entries[current])
@@ -309,9 +341,8 @@ class AppContainer(object):
         how = ("run again with resume: true (playbooks/deploy.yml: -e appfleet_resume=%s), or deploy a new "
                "commit" % self.app)
         self.result["held"] = dict(release=held["id"], image_id=self.image_id, resume=how)
-        self.module.warn("app %s: held on release %s after a rollback; image %s (rolled back from) is not "
-                         "deployed again; to resume %s" % (self.app, _releases.describe(held),
-                                                           _releases.short_image(self.image_id), how))
+        self.wrapper.warn("held on release %s after a rollback; image %s (rolled back from) is not deployed "
+                          "again; to resume %s" % (_releases.describe(held), _releases.short_image(self.image_id), how))
         self.image_id, self.image_labels = self.inspect_image(serving["image"], "image")
 
     def release_begin(self, serving, matches):
@@ -357,21 +388,19 @@ class AppContainer(object):
             self.release_log.save(entries)
             self.release_entries = entries
         except (IOError, OSError) as exc:
-            self.module.warn("app %s: the release log %s was not updated: %s; rollback and the hold after a "
-                             "rollback do not know this release" % (self.app, self.release_log.path,
-                                                                    exc.strerror or exc))
+            self.wrapper.warn("the release log %s was not updated: %s; rollback and the hold after a rollback "
+                              "do not know this release" % (self.release_log.path, exc.strerror or exc))
 
     # ------------------------------------------------------------ entry
     def run(self):
         p = self.p
+        # The wrapper leads every message with the app's name once the name is well-formed.
+        self.wrapper.app = self.app
         try:
             validate(p)
             slot_ports = check_slot_ports((p.get("proxy") or {}).get("slot_ports"))
         except AppfleetError as exc:
-            name = p.get("name")
-            where = "app %s: " % name if isinstance(name, str) and NAME_RE.match(name) else ""
-            self.wrapper.fail("%s%s" % (where, exc))
-        self.wrapper.app = self.app
+            self.wrapper.fail(str(exc))
         if self.proxy:
             self.proxy.slot_ports = slot_ports
         try:
@@ -435,178 +464,212 @@ class AppContainer(object):
 
     def present(self):
         p = self.p
-        client = self.wrapper.client
-        image_id, image_labels = (None, {})
-        if not p["rollback"]:
-            self.step("reading image %s" % p["image"])
-            try:
-                image_id, image_labels = self.inspect_image(p["image"], "image")
-            except AppfleetError:
-                if not self.wrapper.check_mode:
-                    raise
-                # Check mode before the build ran (image_build in check mode builds nothing): the
-                # image will differ from the serving one, so the run would change the app.
-                self.result["msg"] = ("app %s: image %s is not on this host yet (check mode: it is built "
-                                      "by an earlier task); the app would be deployed from it"
-                                      % (self.app, p["image"]))
-                self.image_missing = True
+        # The engine answers (or the run fails) before the lock is taken.
+        self.engine = Engine(self.wrapper.client, p)
+        image_id, image_labels = self.read_image()
         if self.wrapper.check_mode:
-            return self.decide(client, image_id, image_labels, None)
+            # Check mode ends with the plan: no lock, nothing changed; the result says what a run would do.
+            plan = self.plan(image_id, image_labels)
+            if plan.serving:
+                self.result["container"] = self.container_result(plan.serving["id"])
+            return self.result
         self.step("taking the lock in %s" % p["lock_dir"])
         with AppLock(p["lock_dir"], self.app, p["lock_timeout"]) as lock:
             self.result["lock"] = lock.info()
             try:
-                return self.decide(client, image_id, image_labels, lock)
+                # Planned under the lock: no other run changes the app between the plan and its application.
+                return self.apply(self.plan(image_id, image_labels))
             except BaseException:
                 self.release_failed()
                 raise
             finally:
-                if self.engine is not None:
-                    self.result["removed"] = self.engine.removed
+                self.result["removed"] = self.engine.removed
 
-    def decide(self, client, image_id, image_labels, lock):
+    def read_image(self):
+        """(id, labels) of the image to deploy; (None, {}) for a rollback, whose image the plan finds."""
         p = self.p
-        self.engine = engine = Engine(client, p)
-        self.swap = Swap(self.wrapper, engine, self.secrets, self.proxy, self.create_container)
+        if p["rollback"]:
+            return None, {}
+        self.step("reading image %s" % p["image"])
+        try:
+            return self.inspect_image(p["image"], "image")
+        except AppfleetError:
+            if not self.wrapper.check_mode:
+                raise
+        # Check mode before the build ran (image_build in check mode builds nothing): the
+        # image will differ from the serving one, so the run would change the app.
+        self.result["msg"] = self.wrapper.with_app(
+            "image %s is not on this host yet (check mode: it is built by an earlier task); the app would "
+            "be deployed from it" % p["image"])
+        self.image_missing = True
+        return None, {}
+
+    # ------------------------------------------------------------ plan: read and decide
+    def plan(self, image_id, image_labels):
+        """What the run does to the app, from its containers, upstream file, secrets and release log.
+
+        Only reads (the engine, the host's files) and reports in the result what the run does
+        (changed, action, msg, diff); apply() carries it out.
+        """
+        p = self.p
         self.image_id, self.image_labels = image_id, image_labels or {}
         self.cfg = desired_config(p)
         self.step("reading the app's containers")
-        containers = engine.containers()
         upstream_port = self.proxy.current_port() if self.proxy else None
-        serving, strays = choose_serving(containers, self.stable, upstream_port)
-
+        serving, strays = choose_serving(self.engine.containers(), self.stable, upstream_port)
         if p["rollback"]:
-            if serving is None:
-                raise AppfleetError("app %s: nothing to roll back: the app has no container" % self.app)
-            target = self.release_target(serving) or serving["labels"].get(LABEL_PREVIOUS_IMAGE)
-            if not target:
-                raise AppfleetError("app %s: nothing to roll back: container %s records no previous image"
-                                    % (self.app, serving["name"]))
-            try:
-                self.image_id, self.image_labels = self.inspect_image(target, "rollback")
-            except AppfleetError:
-                raise AppfleetError("app %s: the rollback target image %s is no longer on this host (pruned?); "
-                                    "deploy a known image instead" % (self.app, target))
+            self.image_id, self.image_labels = self.rollback_image(serving)
         self.release_hold(serving)
 
-        secret_changes = self.secret_changes(serving)
-        matches = self.matches(serving, secret_changes)
+        plan = Plan(serving, strays, upstream_port)
+        plan.secret_changes = self.secret_changes(serving)
+        plan.matches = matches = self.matches(serving, plan.secret_changes)
         # Docker counts a paused container as running; it serves nothing.
-        paused = bool(serving and serving["status"] == "paused")
-        running = bool(serving and serving["running"])
-        needs_proxy_fix = bool(self.proxy and matches and running and serving["host_port"]
-                               and upstream_port != serving["host_port"])
+        plan.paused = bool(serving and serving["status"] == "paused")
+        plan.running = bool(serving and serving["running"])
+        serves_port = bool(self.proxy and matches and plan.running and serving["host_port"])
+        plan.needs_proxy_fix = bool(serves_port and upstream_port != serving["host_port"])
         # An upstream file in the earlier format (backup servers): rewritten once, its ports kept.
-        needs_format = bool(self.proxy and matches and running and serving["host_port"] and not needs_proxy_fix
-                            and self.proxy.outdated())
-        needs_rename = bool(serving and serving["name"] != self.stable)
+        plan.needs_format = bool(serves_port and not plan.needs_proxy_fix and self.proxy.outdated())
+        plan.needs_rename = bool(serving and serving["name"] != self.stable)
         # A run killed between rewriting the upstream file and reloading nginx.
-        reload_pending = bool(self.proxy and self.proxy.reload_pending())
+        plan.reload_pending = bool(self.proxy and self.proxy.reload_pending())
         # Secret files no container will mount once the strays are gone, and the old env file.
-        unused_secrets = self.secrets.unused(self.secret_releases(serving)) if matches else []
-        legacy_env = os.path.lexists(self.legacy_env_file)
-        tidy = bool(strays or needs_proxy_fix or needs_format or needs_rename or unused_secrets or legacy_env
-                    or reload_pending)
-        action = choose_action(serving, matches, p["rollback"], tidy)
+        plan.unused_secrets = self.secrets.unused(self.secret_releases(serving)) if matches else []
+        plan.legacy_env = os.path.lexists(self.legacy_env_file)
+        tidy = bool(strays or plan.needs_proxy_fix or plan.needs_format or plan.needs_rename or plan.unused_secrets
+                    or plan.legacy_env or plan.reload_pending)
+        plan.action = choose_action(serving, matches, p["rollback"], tidy)
         if not matches:
             self.check_userns()
-        changed = action != "unchanged"
-        self.result.update(changed=changed, action=action)
-        found = found_message(self.app, serving, action, self.wrapper.check_mode)
+        if self.wrapper.diff_mode:
+            plan.diff = self.plan_diff(plan)
+        self.report(plan)
+        return plan
+
+    def rollback_image(self, serving):
+        """(id, labels) of the image a rollback starts: the release log's target, else the previous-image label."""
+        if serving is None:
+            raise AppfleetError("nothing to roll back: the app has no container")
+        target = self.release_target(serving) or serving["labels"].get(LABEL_PREVIOUS_IMAGE)
+        if not target:
+            raise AppfleetError("nothing to roll back: container %s records no previous image" % serving["name"])
+        try:
+            return self.inspect_image(target, "rollback")
+        except AppfleetError:
+            raise AppfleetError("the rollback target image %s is no longer on this host (pruned?); "
+                                "deploy a known image instead" % target)
+
+    def plan_diff(self, plan):
+        """The diff (before, after) of the plan: config and image, then what it tidies."""
+        before, after = self.diff(plan.serving, plan.secret_changes)
+        if plan.reload_pending:
+            before["upstream_reload_pending"], after["upstream_reload_pending"] = True, False
+        if plan.strays:
+            before["stray_containers"] = sorted(c["name"] for c in plan.strays)
+            after["stray_containers"] = []
+        if plan.needs_proxy_fix:
+            before["upstream_port"], after["upstream_port"] = plan.upstream_port, plan.serving["host_port"]
+        if plan.needs_format:
+            before["upstream_format"], after["upstream_format"] = "with backup servers", "one server a slot"
+        if plan.unused_secrets:
+            before["unused_secret_dirs"] = plan.unused_secrets
+            after["unused_secret_dirs"] = []
+        if plan.legacy_env:
+            before["legacy_secret_env_file"] = self.legacy_env_file
+            after["legacy_secret_env_file"] = None
+        if self.image_missing:
+            after["image"] = "%s (not built yet)" % self.p["image"]
+        return dict(before=before, after=after)
+
+    def report(self, plan):
+        """Say in the result what the plan does, and what it found wrong with the serving container."""
+        self.result.update(changed=plan.action != "unchanged", action=plan.action)
+        found = found_message(plan.serving, plan.action, self.wrapper.check_mode)
         if found:
+            found = self.wrapper.with_app(found)
             self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), found) if m)
-            self.module.warn(found)
+            self.wrapper.warn(found)
         if self.proxy:
             self.result["upstream_file"] = self.proxy.upstream_file
-        if reload_pending and self.wrapper.check_mode:
+        if plan.reload_pending and self.wrapper.check_mode:
             self.note_repair(self.proxy)
-        if self.wrapper.diff_mode:
-            before, after = self.diff(serving, secret_changes)
-            if reload_pending:
-                before["upstream_reload_pending"], after["upstream_reload_pending"] = True, False
-            if strays:
-                before["stray_containers"] = sorted(c["name"] for c in strays)
-                after["stray_containers"] = []
-            if needs_proxy_fix:
-                before["upstream_port"], after["upstream_port"] = upstream_port, serving["host_port"]
-            if needs_format:
-                before["upstream_format"], after["upstream_format"] = "with backup servers", "one server a slot"
-            if unused_secrets:
-                before["unused_secret_dirs"] = unused_secrets
-                after["unused_secret_dirs"] = []
-            if legacy_env:
-                before["legacy_secret_env_file"] = self.legacy_env_file
-                after["legacy_secret_env_file"] = None
-            if self.image_missing:
-                after["image"] = "%s (not built yet)" % p["image"]
-            self.result["diff"] = dict(before=before, after=after)
+        if plan.diff is not None:
+            self.result["diff"] = plan.diff
 
-        if self.wrapper.check_mode:
-            if serving:
-                self.result["container"] = self.container_result(serving["id"])
-            return self.result
-
+    # ------------------------------------------------------------ apply: act on the plan
+    def apply(self, plan):
+        """Carry out the plan, under the app's lock: tidy what earlier runs left, then start, switch or swap."""
+        client = self.wrapper.client
+        serving = plan.serving
+        if self.release_bad:
+            self.release_load()  # the corrupt release log the plan read as empty is moved aside
         # Reconcile: first nginx runs the upstream file again (a killed rewrite), so that
         # the port the file names is the one nginx serves; then remove what a killed run
         # left behind. A stray never receives traffic (choose_serving keeps the one nginx
         # points at).
-        if reload_pending:
+        if plan.reload_pending:
             self.repair_proxy(self.proxy)
-        if strays:
+        if plan.strays:
             self.step("removing containers left over by an earlier run")
-        for stray in strays:
-            engine.remove(stray["id"], stop_timeout=2)
-        if serving and needs_rename:
+        for stray in plan.strays:
+            self.engine.remove(stray["id"], stop_timeout=2)
+        if plan.needs_rename:
             client.api.rename(serving["id"], self.stable)
             serving["name"] = self.stable
-        if paused:
+        if plan.paused:
             # Unpaused first: a replacement then starts from a container that serves
             # (start-first) or stops normally (stop-first).
             self.step("unpausing the paused container %s" % serving["name"])
             client.api.unpause(serving["id"])
 
-        self.release_begin(serving, matches)
-        if action == "unpaused":
-            final = self.swap.resume(serving)
-        elif matches and running:
-            if needs_proxy_fix or needs_format:
-                self.swap.switch_proxy(serving["host_port"], serving["name"], None)
-            final = serving["id"]
-        elif matches:
-            final = self.swap.start_existing(serving)
-        elif p["strategy"] == "stop-first":
-            final = self.swap.stop_first(serving)
-        else:
-            final = self.swap.start_first(serving)
+        self.release_begin(serving, plan.matches)
+        final = self.put_in_service(plan)
         self.release_record(serving)
         self.result["proxy_reloads"] = self.proxy.reloads if self.proxy else 0
         # Only now, with the old container gone, are its secret files unused.
         self.step("removing unused secret files")
         self.tidy_secrets()
         self.result["container"] = self.container_result(final)
-        self.result["removed"] = engine.removed
+        self.result["removed"] = self.engine.removed
         return self.result
+
+    def put_in_service(self, plan):
+        """Start, unpause, switch nginx to or replace the serving container, as planned; the id that serves."""
+        serving = plan.serving
+        swap = Swap(self.wrapper, self.engine, self.secrets, self.proxy, self.create_container)
+        if plan.action == "unpaused":
+            return swap.resume(serving)
+        if plan.matches and plan.running:
+            if plan.needs_proxy_fix or plan.needs_format:
+                swap.switch_proxy(serving["host_port"], serving["name"], None)
+            return serving["id"]
+        if plan.matches:
+            return swap.start_existing(serving)
+        if self.p["strategy"] == "stop-first":
+            return swap.stop_first(serving)
+        return swap.start_first(serving)
 
     def note_repair(self, proxy):
         """Say in the result (proxy_repair, msg) and a warning that nginx is (or would be) reloaded after a
         killed rewrite."""
         done = ("a run without check mode tests and reloads nginx" if self.wrapper.check_mode
                 else "tested and reloaded nginx, which now serves what the file says")
-        text = ("app %s: an earlier run was stopped after it wrote the nginx upstream file %s and before nginx was "
-                "reloaded with it (the marker %s exists); %s"
-                % (self.app, proxy.upstream_file, proxy.marker_file, done))
+        text = self.wrapper.with_app(
+            "an earlier run was stopped after it wrote the nginx upstream file %s and before nginx was reloaded "
+            "with it (the marker %s exists); %s" % (proxy.upstream_file, proxy.marker_file, done))
         self.result["proxy_repair"] = text
         self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), text) if m)
-        self.module.warn(text)
+        self.wrapper.warn(text)
 
     def repair_proxy(self, proxy):
         self.step("testing and reloading nginx after an interrupted upstream rewrite")
         try:
             proxy.repair()
         except ProxyError as exc:
-            raise AppfleetError("app %s: nginx did not accept the upstream file %s that an interrupted run left: %s; "
+            raise AppfleetError("nginx did not accept the upstream file %s that an interrupted run left: %s; "
                                 "the marker %s stays until a run gets nginx to load the file (fix what nginx names, "
-                                "then run again)" % (self.app, proxy.upstream_file, exc, proxy.marker_file))
+                                "then run again)" % (proxy.upstream_file, exc, proxy.marker_file))
         self.note_repair(proxy)
 
     def step(self, text):

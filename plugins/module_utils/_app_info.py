@@ -83,7 +83,7 @@ def last_releases(am, app):
     try:
         entries = _releases.ReleaseLog(am.params["release_dir"], app).read()
     except _releases.ReleaseError as exc:
-        am.module.warn("app %s: %s; app_container moves it aside on the next deploy" % (app, exc))
+        am.warn("%s; app_container moves it aside on the next deploy" % (exc,), app=app)
         return []
     return [_releases.public(e) for e in reversed(entries[-count:])]
 

@@ -88,7 +88,7 @@ def login_for(logins, ref):
     return logins.get(base_registry(ref))
 
 
-def base_error(app, ref, login, msg):
+def base_error(ref, login, msg):
     """A Puller message about the base ``ref`` in image_build's words (its options, not image_pull's)."""
     registry = base_registry(ref)
     entry = "the entry for registry %s in registry_logins" % registry
@@ -107,15 +107,14 @@ def base_error(app, ref, login, msg):
             msg = option + msg[len(prefix):]
             break
     used = " (with the login of user %r from registry_logins)" % login["username"] if login else ""
-    return "app %s: base image %s%s: %s" % (app, ref, used, msg)
+    return "base image %s%s: %s" % (ref, used, msg)
 
 
 class Bases(object):
     """The base images of one image_build run: looked up, pulled when absent, refreshed when asked."""
 
-    def __init__(self, am, app, logins, refresh, timeout):
+    def __init__(self, am, logins, refresh, timeout):
         self.am = am
-        self.app = app
         self.logins = logins
         self.refresh = refresh
         self.timeout = timeout
@@ -172,7 +171,7 @@ class Bases(object):
         try:
             return action(puller)
         except AppfleetError as exc:
-            raise AppfleetError(base_error(self.app, ref, login, scrub(exc.msg, puller.forms)))
+            raise AppfleetError(base_error(ref, login, scrub(exc.msg, puller.forms)))
 
     @staticmethod
     def local_digest(ref, repo_digests):

@@ -219,24 +219,29 @@ class AppfleetModule(object):
                 )
                 self._client.ping()
             except (names["DockerException"], names["RequestException"]) as exc:
-                self.fail(
-                    "%scannot reach the docker engine at %s: %s; is dockerd running and "
-                    "is docker_host right?" % ("app %s: " % self.app if self.app else "",
-                                               self.params["docker_host"], exc)
-                )
+                self.fail("cannot reach the docker engine at %s: %s; is dockerd running and is docker_host "
+                          "right?" % (self.params["docker_host"], exc))
         return self._client
 
-    def where(self):
-        """``app web: `` once the module knows a well-formed app name, else ''."""
-        return "app %s: " % self.app if isinstance(self.app, str) and APP_NAME_RE.match(self.app) else ""
+    def where(self, app=None):
+        """``app web: `` for a well-formed app name (``app``, else the module's), else ''."""
+        app = self.app if app is None else app
+        return "app %s: " % app if isinstance(app, str) and APP_NAME_RE.match(app) else ""
 
-    def with_app(self, msg):
-        """``msg`` led by the app's name (the one place that writes it), unless it already is."""
-        where = self.where()
+    def with_app(self, msg, app=None):
+        """``msg`` led by the app's name (the one place that writes it), unless it already is.
+
+        ``app``: another app than the module's (image_prune and app_info report on several).
+        """
+        where = self.where(app)
         return msg if not where or msg.startswith(where) else where + msg
 
     def fail(self, msg, **kwargs):
         self.module.fail_json(msg=self.with_app(msg), **kwargs)
+
+    def warn(self, msg, app=None):
+        """A warning led by the app's name, as a failure is."""
+        self.module.warn(self.with_app(msg, app))
 
     def error_message(self, exc):
         """The fail_json message for ``exc``: ``app web: starting the new container failed: ...``.

@@ -519,5 +519,4 @@ class Engine(object):
             time.sleep(max(0.05, min(interval, deadline - now)))
 
     def fail_message(self, reason, cid, old_state):
-        return "app %s: %s; %s. Last log lines: %s" % (
-            self.app, reason, old_state, self.logs_tail(cid) if cid else "(none)")
+        return "%s; %s. Last log lines: %s" % (reason, old_state, self.logs_tail(cid) if cid else "(none)")

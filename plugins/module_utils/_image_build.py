@@ -144,7 +144,7 @@ def logic(am):
         read_dockerignore(p["context"])
     except RepositoryFileRefused as exc:
         raise AppfleetError(exc.msg)
-    bases = Bases(am, app, logins, p["base_refresh"], p["build_timeout"])
+    bases = Bases(am, logins, p["base_refresh"], p["build_timeout"])
     bases.prepare(base_images(text, build_args))
     moved = bases.moved()
     resolved = bases.ids()

@@ -184,7 +184,7 @@ def logic(am):
                 result["removed"].append(img)
                 freed += sizes.get(img["id"], 0)
             else:
-                am.module.warn("app %s: %s" % (img["app"], warning))
+                am.warn(warning, app=img["app"])
                 img["reasons"] = ["engine refused"]
                 kept.append(img)
         if p["prune_dangling"]:

@@ -34,8 +34,7 @@ class LockTimeout(AppfleetError):
         self.holder = holder or {}
         self.waited = waited
         super(LockTimeout, self).__init__(
-            "app %s: another run is deploying this app: %s; try again later or raise lock_timeout"
-            % (os.path.basename(path)[:-len(".lock")], self.describe()))
+            "another run is deploying this app: %s; try again later or raise lock_timeout" % self.describe())
 
     def describe(self):
         return "lock %s is held by %s; gave up after %d s" % (

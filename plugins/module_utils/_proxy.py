@@ -143,7 +143,7 @@ def slot_port_candidates(port_range):
     return [port for port in range(first, last + 1) if port not in AVOIDED_PORTS]
 
 
-def unowned_ports_warning(app, port_range, unprivileged_start):
+def unowned_ports_warning(port_range, unprivileged_start):
     """The warning when ``port_range`` (set: meant to be privileged) holds ports a local user may bind, else None.
 
     ``unprivileged_start``: the host's net.ipv4.ip_unprivileged_port_start (1024 by default).
@@ -160,10 +160,10 @@ def unowned_ports_warning(app, port_range, unprivileged_start):
         fixes.append("set net.ipv4.ip_unprivileged_port_start above %d (the kernel's default is 1024)" % last)
     fix = ", or ".join(fixes) or ("choose slot ports below 1024 and set net.ipv4.ip_unprivileged_port_start "
                                   "to 1024 (the kernel's default)")
-    return ("app %s: proxy.slot_ports %d-%d: any local user may bind ports from %d up on this host "
+    return ("proxy.slot_ports %d-%d: any local user may bind ports from %d up on this host "
             "(net.ipv4.ip_unprivileged_port_start=%d), so a process could take the active slot's port while its "
             "container is down (a restart, a boot) and receive the app's requests; %s"
-            % (app, first, last, max(first, unprivileged_start), unprivileged_start, fix))
+            % (first, last, max(first, unprivileged_start), unprivileged_start, fix))
 
 
 def _group(app, slot, port, host):

@@ -281,10 +281,10 @@ class ReleaseLog(object):
             try:
                 os.rename(self.path, aside)
             except OSError as err:
-                raise ReleaseError("app %s: %s, and it cannot be moved aside (%s); move or fix it by hand"
-                                   % (self.app, exc, err.strerror or err))
-            self.warnings.append("app %s: %s; it was moved to %s and a new release log begun (rollback "
-                                 "targets older than now are unknown to it)" % (self.app, exc, aside))
+                raise ReleaseError("%s, and it cannot be moved aside (%s); move or fix it by hand"
+                                   % (exc, err.strerror or err))
+            self.warnings.append("%s; it was moved to %s and a new release log begun (rollback "
+                                 "targets older than now are unknown to it)" % (exc, aside))
             return []
 
     def save(self, entries):

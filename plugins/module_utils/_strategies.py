@@ -76,8 +76,7 @@ class Swap(object):
     def __init__(self, wrapper, engine, secrets, proxy, create):
         self.wrapper = wrapper
         self.p = wrapper.params
-        self.app = self.p["name"]
-        self.stable = self.p.get("container_name") or self.app
+        self.stable = self.p.get("container_name") or self.p["name"]
         self.engine = engine
         self.secrets = secrets
         self.proxy = proxy
@@ -102,21 +101,18 @@ class Swap(object):
         try:
             return self.secrets.write(self.p["secret_env"])
         except (IOError, OSError) as exc:
-            raise AppfleetError("app %s: could not write the secret files under %s: %s; nothing was changed"
-                                % (self.app, self.secrets.app_dir, exc.strerror or exc))
+            raise AppfleetError("could not write the secret files under %s: %s; nothing was changed"
+                                % (self.secrets.app_dir, exc.strerror or exc))
 
     def own_secrets(self, cid, release):
         """Give the new container's secret files to the uid it runs as (before it starts)."""
         if not release:
             return
         try:
-            uid = self.engine.secret_owner(cid)
-            self.secrets.chown(release, uid)
-        except AppfleetError as exc:
-            raise AppfleetError("app %s: %s" % (self.app, exc))
+            self.secrets.chown(release, self.engine.secret_owner(cid))
         except (IOError, OSError) as exc:
-            raise AppfleetError("app %s: could not set the owner of the secret files in %s: %s"
-                                % (self.app, release, exc.strerror or exc))
+            raise AppfleetError("could not set the owner of the secret files in %s: %s"
+                                % (release, exc.strerror or exc))
 
     # ------------------------------------------------------------ steps
     def switch_proxy(self, host_port, name, current):
@@ -125,8 +121,7 @@ class Swap(object):
         except ProxyError as exc:
             what = "the new container" if current is not None else "container %s" % name
             state = "; %s" % old_state(current) if current is not None else ""
-            raise AppfleetError("app %s: nginx did not accept the switch to %s: %s%s"
-                                % (self.app, what, exc, state))
+            raise AppfleetError("nginx did not accept the switch to %s: %s%s" % (what, exc, state))
 
     def start_existing(self, current):
         """The serving container matches but is stopped: start it, health-gated."""
@@ -174,13 +169,10 @@ class Swap(object):
             return free_loopback_port(used)
         if not self.warned_range:
             self.warned_range = True
-            warning = unowned_ports_warning(self.app, self.proxy.slot_ports, unprivileged_port_start())
+            warning = unowned_ports_warning(self.proxy.slot_ports, unprivileged_port_start())
             if warning:
-                self.wrapper.module.warn(warning)
-        try:
-            return free_loopback_port(used, slot_port_candidates(self.proxy.slot_ports))
-        except AppfleetError as exc:
-            raise AppfleetError("app %s: %s" % (self.app, exc))
+                self.wrapper.warn(warning)
+        return free_loopback_port(used, slot_port_candidates(self.proxy.slot_ports))
 
     def create_new(self, name, current, secret_release):
         """Create (not start) the new container on a free loopback port; return (id, host port)."""
@@ -189,7 +181,7 @@ class Swap(object):
         try:
             return self.create(name, current, host_port, secret_release), host_port
         except DockerException as exc:
-            raise AppfleetError("app %s: could not create the new container %s: %s" % (self.app, name, exc))
+            raise AppfleetError("could not create the new container %s: %s" % (name, exc))
 
     def launch_new(self, current, release, stop_old):
         """Create and start the new container, stopping the old one first with ``stop_old``.
@@ -215,13 +207,13 @@ class Swap(object):
                 return self.new_cid, name, host_port
             except APIError as exc:
                 if attempt == PORT_ATTEMPTS or not port_taken(exc, host_port):
-                    raise AppfleetError("app %s: the new container did not start: %s" % (self.app, exc))
+                    raise AppfleetError("the new container did not start: %s" % (exc,))
             # Our loopback port went to someone else between choosing and starting: again.
             self.tried_ports.add(host_port)
             self.step("removing the new container to retry on another port")
             self.engine.remove(self.new_cid, stop_timeout=0, record=False)
             self.new_cid = None
-        raise AppfleetError("app %s: the new container did not start" % self.app)  # not reached
+        raise AppfleetError("the new container did not start")  # not reached
 
     # ------------------------------------------------------------ strategies
     def start_first(self, current):
@@ -250,14 +242,13 @@ class Swap(object):
             self.step("waiting for the new container to become healthy")
             reason = self.engine.wait_healthy(cid, host_port)
             if reason:
-                raise AppfleetError("app %s: %s" % (self.app, reason))
+                raise AppfleetError(reason)
             if self.proxy:
                 self.step("switching nginx to the new container")
                 try:
                     self.proxy.switch(host_port, spare=lambda: self.spare_port(host_port))
                 except ProxyError as exc:
-                    raise AppfleetError("app %s: nginx did not accept the switch to the new container: %s"
-                                        % (self.app, exc))
+                    raise AppfleetError("nginx did not accept the switch to the new container: %s" % (exc,))
         except BaseException as exc:
             message = self.clean_up_failed(exc, current, release)
             if message is None:

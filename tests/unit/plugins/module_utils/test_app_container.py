@@ -34,24 +34,25 @@ def test_choose_action(serving, matches, rollback, tidy, action):
 
 
 @pytest.mark.parametrize("serving, action, check_mode, msg", [
-    (container("paused"), "unpaused", False, "app web: container web was paused; unpaused it"),
-    (container("paused"), "unpaused", True, "app web: container web is paused; a run without check mode unpauses it"),
+    (container("paused"), "unpaused", False, "container web was paused; unpaused it"),
+    (container("paused"), "unpaused", True, "container web is paused; a run without check mode unpauses it"),
     (container("paused"), "replaced", False,
-     "app web: container web was paused; unpaused it for the rollout and replaced it"),
-    (container("paused"), "replaced", True, "app web: container web is paused; a run without check mode replaces it"),
+     "container web was paused; unpaused it for the rollout and replaced it"),
+    (container("paused"), "replaced", True, "container web is paused; a run without check mode replaces it"),
     (container("exited", exit_code=137), "started", False,
-     "app web: container web was exited (exit code 137); started it again"),
+     "container web was exited (exit code 137); started it again"),
     (container("exited", exit_code=1), "started", True,
-     "app web: container web is exited (exit code 1); a run without check mode starts it again"),
-    (container("created"), "started", False, "app web: container web was created; started it again"),
-    (container("exited", exit_code=0), "replaced", False, "app web: container web was exited (exit code 0); replaced it"),
+     "container web is exited (exit code 1); a run without check mode starts it again"),
+    (container("created"), "started", False, "container web was created; started it again"),
+    (container("exited", exit_code=0), "replaced", False, "container web was exited (exit code 0); replaced it"),
     # A running container, or none, is nothing to report.
     (container("running"), "replaced", False, None),
     (container("running"), "unchanged", False, None),
     (None, "created", False, None),
 ])
 def test_found_message(serving, action, check_mode, msg):
-    assert found_message("web", serving, action, check_mode) == msg
+    # The wrapper leads it with "app web: " (AppfleetModule.with_app), as every message.
+    assert found_message(serving, action, check_mode) == msg
 
 
 def test_plan_deploys_a_host_whose_app_container_is_paused():

@@ -102,15 +102,15 @@ def test_puller_messages_speak_of_image_builds_options():
     refused = ("username, password: the registry 127.0.0.1:5000 refused the credentials of user 'u' for %s "
                "(unauthorized); check username and password, and that this user may pull 127.0.0.1:5000/afa-test/base"
                % ref)
-    msg = bi.base_error("web", ref, login("127.0.0.1:5000"), refused)
-    assert msg.startswith("app web: base image %s (with the login of user 'u' from registry_logins): "
+    msg = bi.base_error(ref, login("127.0.0.1:5000"), refused)
+    assert msg.startswith("base image %s (with the login of user 'u' from registry_logins): "
                           "registry_logins: the registry 127.0.0.1:5000 refused" % ref), msg
     assert "check the username and password of the entry for registry 127.0.0.1:5000 in registry_logins" in msg
     unreachable = ("name: the docker engine cannot reach the registry 127.0.0.1:5000 (dial tcp); check the registry "
                    "host and port in name, that the registry runs; no username and password were given: if the "
                    "registry requires them, set them")
-    msg = bi.base_error("web", ref, None, unreachable)
-    assert msg.startswith("app web: base image %s: the docker engine cannot reach" % ref), msg
+    msg = bi.base_error(ref, None, unreachable)
+    assert msg.startswith("base image %s: the docker engine cannot reach" % ref), msg
     assert "in the base reference," in msg and "registry_logins has no entry for registry 127.0.0.1:5000" in msg
-    msg = bi.base_error("web", ref, None, "timeout: pulling x took longer than 3 s; raise timeout, or check")
-    assert msg == "app web: base image %s: pulling x took longer than 3 s; raise build_timeout, or check" % ref
+    msg = bi.base_error(ref, None, "timeout: pulling x took longer than 3 s; raise timeout, or check")
+    assert msg == "base image %s: pulling x took longer than 3 s; raise build_timeout, or check" % ref

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 import requests.exceptions
 from docker.errors import APIError, ImageNotFound, NotFound
@@ -57,6 +60,53 @@ def test_every_message_names_the_app_once(app, msg, expected):
     wrapper = _Wrapper(app, "checking the input")
     assert wrapper.with_app(msg) == expected
     assert wrapper.error_message(AppfleetError(msg)) == expected
+
+
+class _Warnings(object):
+    """Stands in for AnsibleModule.warn."""
+
+    def __init__(self):
+        self.warnings = []
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+
+def test_warnings_name_the_app_as_failures_do():
+    wrapper = _Wrapper("web", "any step")
+    wrapper.module = _Warnings()
+    wrapper.warn("release r1 already serves")
+    wrapper.warn("app web: held on release r1")
+    # image_prune and app_info warn about another app than the module's (or about every app).
+    wrapper.warn("image x not removed", app="api")
+    wrapper.warn("release log corrupt", app="bad name")
+    assert wrapper.module.warnings == ["app web: release r1 already serves", "app web: held on release r1",
+                                       "app api: image x not removed", "release log corrupt"]
+
+
+ROOT = Path(__file__).resolve().parents[4]
+# "app %s: ", "app {name}: ", "app " + name: a message that writes the app's name itself.
+HAND_PREFIX = re.compile(r"""["']app (?:%[-0-9]*[sr]|\{[^}]*\}): |["']app ["']\s*\+""")
+# The wrapper, the one writer; deploy_state's reasons are data (one line per app), not messages.
+PREFIX_OWNERS = ("plugins/module_utils/_docker.py", "plugins/module_utils/_deploy_state.py")
+
+
+@pytest.mark.parametrize("sample", ['raise AppfleetError("app %s: nothing to roll back" % app)',
+                                    "warn('app %r: gone' % name)", 'f"app {self.app}: x"',
+                                    'fail("app " + name + ": x")'])
+def test_the_prefix_scan_finds_a_hand_written_prefix(sample):
+    assert HAND_PREFIX.search(sample)
+
+
+def test_only_the_wrapper_writes_the_app_prefix():
+    """Messages and warnings reach the user through AppfleetModule, which names the app once."""
+    found = []
+    for top in ("plugins/module_utils", "plugins/modules"):
+        for path in sorted((ROOT / top).glob("*.py")):
+            rel = str(path.relative_to(ROOT))
+            if rel not in PREFIX_OWNERS:
+                found += ["%s: %s" % (rel, m.group(0)) for m in HAND_PREFIX.finditer(path.read_text(encoding="utf-8"))]
+    assert found == []
 
 
 def test_error_types_are_the_one_type():

@@ -186,11 +186,11 @@ def test_slot_port_candidates_skip_the_placeholder_and_known_services():
     ((40000, 40100), 0, ["from 40000 up", "choose slot ports below 1024 and set"]),
 ])
 def test_unowned_ports_warning(port_range, start, words):
-    text = _proxy.unowned_ports_warning("web", port_range, start)
+    text = _proxy.unowned_ports_warning(port_range, start)
     if words is None:
         assert text is None
     else:
-        assert text.startswith("app web: proxy.slot_ports %d-%d: " % port_range)
+        assert text.startswith("proxy.slot_ports %d-%d: " % port_range)
         for word in words:
             assert word in text
     if words and port_range and port_range[1] >= 1024:
