@@ -104,8 +104,8 @@ EXAMPLES = r"""
 - name: Test the rendered configuration with nginx -t and put it in place
   appfleet.docker.nginx_apply:
     files:
-      conf.d/appfleet.conf: "{{ lookup('ansible.builtin.template', 'appfleet.conf.j2') }}"
-      sites/web.conf: "{{ lookup('ansible.builtin.template', 'site.conf.j2') }}"
+      conf.d/appfleet.conf: "{{ lookup('ansible.builtin.file', 'appfleet.conf') }}"
+      sites/web.conf: "{{ lookup('ansible.builtin.file', 'web.conf') }}"
     conf_dir: /etc/nginx/conf.d
     sites_dir: /etc/nginx/appfleet/sites
     upstream_dir: /etc/nginx/appfleet/upstreams
