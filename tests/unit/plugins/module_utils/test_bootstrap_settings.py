@@ -124,7 +124,9 @@ DEBIAN_12 = {"distribution": "Debian", "distribution_major_version": "12", "dist
              "os_family": "Debian"}
 
 
-def plan(facts=DEBIAN_12, home=None, **changes):
+def plan(facts=None, home=None, **changes):
+    """The plan of the defaults with a key and ``changes``, on Debian 12 unless ``facts`` say otherwise."""
+    facts = DEBIAN_12 if facts is None else facts
     values = dict(DEFAULTS, bootstrap_authorized_keys=[KEY])
     values.update(changes)
     return model.bootstrap_plan({name: values[name] for name in model.SHAPES}, facts, home)
@@ -204,4 +206,4 @@ def test_plan_names_the_ntp_servers_and_the_reboot():
 
 
 def test_plan_without_facts_skips_the_release():
-    assert plan(None)["problems"] == []
+    assert plan({})["problems"] == []
