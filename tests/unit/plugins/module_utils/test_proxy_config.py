@@ -35,7 +35,8 @@ PROXIED_WEB = """\
         proxy_set_header X-Forwarded-Proto $scheme;
 %s    }
 """
-WEB = """\
+# The plain-HTTP server's first lines, for web.test on port 80.
+HEAD = """\
 # Ansible managed
 # appfleet.docker.proxy: app web.
 server {
@@ -43,16 +44,9 @@ server {
     listen [::]:80;
     server_name web.test;
     server_tokens off;
-    proxy_read_timeout 120s;
-""" + PROXIED_WEB % "" + "}\n"
-WEB_TLS = """\
-# Ansible managed
-# appfleet.docker.proxy: app web.
-server {
-    listen 80;
-    listen [::]:80;
-    server_name web.test;
-    server_tokens off;
+"""
+WEB = HEAD + "    proxy_read_timeout 120s;\n" + PROXIED_WEB % "" + "}\n"
+WEB_TLS = HEAD + """\
     # TLS is on: plain HTTP only redirects to HTTPS (proxy.redirect_http).
     return 301 https://$host$request_uri;
 }
