@@ -1,17 +1,20 @@
 # -*- coding: utf-8 -*-
 # Copyright: appfleet developers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The bootstrap role's variables, checked once (private to this collection).
+"""The bootstrap role's variables, checked once, and what the role does with them
+(private to this collection).
 
 Pure: no Ansible, no file system. :func:`bootstrap_problems` returns one line per
-problem, each naming the variable as the user wrote it and what to write instead.
+problem, each naming the variable as the user wrote it and what to write instead;
+:func:`bootstrap_plan` gives the role the packages, directories and files (their
+contents rendered here, not in templates) that the checked variables ask for.
 """
 
 from __future__ import annotations
 
 import re
 
-from ansible_collections.appfleet.docker.plugins.module_utils._input_types import shown, type_problems
+from ansible_collections.appfleet.docker.plugins.module_utils._input_types import release_problem, shown, type_problems
 
 SHAPES = {
     "bootstrap_user": "str",
@@ -40,8 +43,7 @@ PERMIT_ROOT_LOGIN = ("no", "prohibit-password")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}\Z")
 SHELL_RE = re.compile(r"^/[A-Za-z0-9/_.+-]+\Z")
 HOSTNAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z")
-# One OpenSSH public key: type, base64 blob, optional comment, on one line
-# (roles/bootstrap/vars/main.yml spells it for sshd.yml; a unit test keeps the two alike).
+# One OpenSSH public key: type, base64 blob, optional comment, on one line.
 SSH_KEY_TYPES = (r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com"
                  r"|sk-ecdsa-sha2-nistp256@openssh\.com)")
 SSH_KEY_RE = re.compile(r"^" + SSH_KEY_TYPES + r" +[A-Za-z0-9+/]{16,}={0,3}( +[^\r\n]*)?\Z")
@@ -126,3 +128,84 @@ def bootstrap_problems(s):
         raise KeyError("bootstrap settings lack %s" % ", ".join(missing))
     out, wrong = type_problems(s, SHAPES)
     return out + _user_problems(s, wrong) + _list_problems(s, wrong) + _host_problems(s, wrong)
+
+
+HEADER = "# Ansible managed (appfleet.docker.bootstrap)\n"
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/00-appfleet-hardening.conf"
+SSHD_CHECK = "/usr/local/sbin/appfleet-sshd-check"
+TIMESYNC_DROPIN = "/etc/systemd/timesyncd.conf.d/50-appfleet.conf"
+# Where systemd does not start timesyncd (ConditionVirtualization=!container).
+CONTAINER_TYPES = ("docker", "container", "lxc", "podman", "systemd-nspawn", "containerd")
+
+
+def _file(dest, content, mode="0644", owner="root", **extra):
+    return dict(dest=dest, content=content, mode=mode, owner=owner, group=owner, **extra)
+
+
+def sshd_dropin(s):
+    """The sshd hardening drop-in."""
+    return (HEADER + "# sshd keeps the first value it reads for an option: this file sorts first\n"
+            "# in sshd_config.d so that later drop-ins (e.g. cloud-init's) cannot undo it.\n"
+            "PermitRootLogin %s\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PermitEmptyPasswords no\nPubkeyAuthentication yes\nX11Forwarding no\n"
+            % s["bootstrap_sshd_permit_root_login"])
+
+
+def host_files(s, home):
+    """The files the role writes before sshd is hardened, in order: [{dest, content, mode, ...}]."""
+    user, on = s["bootstrap_user"], "1" if s["bootstrap_unattended_upgrades"] else "0"
+    files = [
+        _file("%s/.ssh/authorized_keys" % home, "".join(k.strip() + "\n" for k in s["bootstrap_authorized_keys"]),
+              "0600", user),
+        _file("/etc/sudoers.d/90-appfleet-%s" % user, HEADER + "%s ALL=(ALL:ALL) %sALL\n"
+              % (user, "NOPASSWD: " if s["bootstrap_sudo_nopasswd"] else ""), "0440", validate="/usr/sbin/visudo -cf %s"),
+        _file("/etc/apt/apt.conf.d/20auto-upgrades", HEADER.replace("#", "//") +
+              'APT::Periodic::Update-Package-Lists "%s";\nAPT::Periodic::Unattended-Upgrade "%s";\n'
+              'APT::Periodic::AutocleanInterval "7";\n' % (on, on)),
+    ]
+    if s["bootstrap_unattended_upgrades"]:
+        files.append(_file("/etc/apt/apt.conf.d/52appfleet-unattended-upgrades", HEADER.replace("#", "//") +
+                           "// Security updates only: the origins of 50unattended-upgrades (the\n"
+                           "// distribution's security archive) are kept as they are.\n"
+                           'Unattended-Upgrade::Automatic-Reboot "%s";\n'
+                           'Unattended-Upgrade::Automatic-Reboot-Time "%s";\n'
+                           'Unattended-Upgrade::Remove-Unused-Kernel-Packages "true";\n'
+                           'Unattended-Upgrade::Remove-Unused-Dependencies "false";\n'
+                           % ("true" if s["bootstrap_unattended_reboot"] else "false",
+                              s["bootstrap_unattended_reboot_time"])))
+    if s["bootstrap_sshd_harden"]:
+        files.append(dict(dest=SSHD_CHECK, src="appfleet-sshd-check", mode="0755", owner="root", group="root"))
+    return files
+
+
+def bootstrap_plan(s, facts=None, home=None):
+    """What the role does on a host: {problems, packages, dirs, files, timesync, in_container}.
+
+    ``facts``: the host's facts (the release, the virtualization); ``home``: the deploy
+    user's home once known (else /home/<user>). With problems, only they are given.
+    """
+    release = release_problem(facts, "bootstrap")
+    problems = ([release] if release else []) + bootstrap_problems(s)
+    if problems:
+        return {"problems": problems}
+    facts = facts or {}
+    home = home or "/home/%s" % s["bootstrap_user"]
+    timesync = s["bootstrap_timesync"]
+    dirs = [dict(path="%s/.ssh" % home, mode="0700", owner=s["bootstrap_user"], group=s["bootstrap_user"])]
+    if timesync:
+        dirs.append(dict(path="/etc/systemd/timesyncd.conf.d", mode="0755", owner="root", group="root"))
+    servers = s["bootstrap_ntp_servers"]
+    return {
+        "problems": [],
+        "packages": (s["bootstrap_base_packages"] + s["bootstrap_extra_packages"]
+                     + (["systemd-timesyncd"] if timesync else [])
+                     + (["unattended-upgrades"] if s["bootstrap_unattended_upgrades"] else [])),
+        "dirs": dirs,
+        "files": host_files(s, home),
+        # Without servers the drop-in sets nothing: timesyncd keeps the distribution's pool.
+        "timesync": _file(TIMESYNC_DROPIN, HEADER + "[Time]\n" + ("NTP=%s\n" % " ".join(servers) if servers else ""))
+        if timesync else None,
+        "in_container": (facts.get("virtualization_role") == "guest"
+                         and facts.get("virtualization_type") in CONTAINER_TYPES),
+        "sshd_dropin": sshd_dropin(s),
+    }

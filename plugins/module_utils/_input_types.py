@@ -88,9 +88,14 @@ def type_problem(name, value, kind, what=None, example=None):
     return "%s: give %s%s; got %s%s" % (name, what or KINDS[kind], example, described(kind, value), hint)
 
 
+def _kind_of(value):
+    """The plain type of ``value`` (a templated string is a str): False is not 0, "1" is not 1."""
+    return next((kind for kind in (bool, int, float, str) if isinstance(value, kind)), type(value))
+
+
 def choice_problem(name, value, choices):
     """One line when ``value`` (the variable ``name``) is not one of ``choices``; None when it is."""
-    if any(type(value) is type(choice) and value == choice for choice in choices):
+    if any(_kind_of(value) is _kind_of(choice) and value == choice for choice in choices):
         return None
     return "%s: give one of %s; got %s" % (name, ", ".join(shown(c) for c in choices), described("str", value))
 
@@ -109,3 +114,20 @@ def type_problems(values, kinds):
             problems.append(problem)
             wrong.add(name)
     return problems, wrong
+
+
+# The releases the roles are tested on (molecule, e2e), by distribution.
+SUPPORTED_RELEASES = {"Debian": ("12", "13")}
+
+
+def release_problem(facts, role):
+    """One line when the host's facts name a release ``role`` is not tested on; None when
+    it is tested, or when no facts were gathered (a check on the controller alone)."""
+    if not facts:
+        return None
+    distribution = facts.get("distribution") or "unknown"
+    if str(facts.get("distribution_major_version", "")) in SUPPORTED_RELEASES.get(distribution, ()):
+        return None
+    return ("appfleet.docker.%s supports the releases it is tested on: Debian 12 (bookworm) and 13 (trixie); "
+            "this host is %s %s (os family %s)." % (role, distribution, facts.get("distribution_version", ""),
+                                                    facts.get("os_family") or "unknown"))

@@ -17,7 +17,18 @@ import json
 import re
 
 from ansible_collections.appfleet.docker.plugins.module_utils._app_model import APP_NAME_RE, APP_NAME_RULE, controller_path
+from ansible_collections.appfleet.docker.plugins.module_utils._input_types import release_problem, type_problems
 
+# The role's switches: their shape is all there is to check.
+SWITCH_SHAPES = {
+    "proxy_listen_ipv6": "bool",
+    "proxy_default_server": "bool",
+    "proxy_redirect_http": "bool",
+    "proxy_hsts": "bool",
+    "proxy_remove_default_site": "bool",
+    "proxy_maintenance_app": "str",
+    "proxy_maintenance_state": {"choices": ["", "on", "off"]},
+}
 APP_KEYS = ("server_name", "listen", "tls", "redirect_http", "hsts", "hsts_max_age",
             "connect_timeout", "read_timeout", "send_timeout", "client_max_body_size")
 TIME_OPTIONS = ("connect_timeout", "read_timeout", "send_timeout")
@@ -169,9 +180,11 @@ def tls_files(apps, var="appfleet_apps", base_dir=None):
     return found
 
 
-def proxy_problems(apps, s, var="appfleet_apps"):
-    """Every problem of the settings ``s`` and the apps' proxy dicts, one line each."""
-    out = settings_problems(s)
+def proxy_problems(apps, s, var="appfleet_apps", facts=None):
+    """Every problem of the settings ``s`` and the apps' proxy dicts, one line each; with
+    ``facts``, of the host's release too."""
+    release = release_problem(facts, "proxy")
+    out = ([release] if release else []) + type_problems(s, SWITCH_SHAPES)[0] + settings_problems(s)
     entries = proxied(apps)
     seen = set()
     claimed = {}

@@ -91,6 +91,8 @@ options:
   nginx:
     description:
       - Path of the nginx binary. By default C(nginx) from the E(PATH) or C(/usr/sbin).
+      - Where no nginx is found the module fails, but in check mode it reports no change
+        (nginx not installed yet, nothing to test against) and says so in RV(msg).
     type: path
 notes:
   - Runs as root on the managed host; installed files are owned by root with the mode of the candidate.
@@ -102,8 +104,8 @@ EXAMPLES = r"""
 - name: Test the rendered configuration with nginx -t and put it in place
   appfleet.docker.nginx_apply:
     files:
-      conf.d/appfleet.conf: "{{ lookup('ansible.builtin.template', 'appfleet.conf.j2') }}"
-      sites/web.conf: "{{ lookup('ansible.builtin.template', 'site.conf.j2') }}"
+      conf.d/appfleet.conf: "{{ lookup('ansible.builtin.file', 'appfleet.conf') }}"
+      sites/web.conf: "{{ lookup('ansible.builtin.file', 'web.conf') }}"
     conf_dir: /etc/nginx/conf.d
     sites_dir: /etc/nginx/appfleet/sites
     upstream_dir: /etc/nginx/appfleet/upstreams
@@ -123,6 +125,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+msg:
+  description: Why nothing was tested, in check mode where nginx is not installed yet.
+  returned: when nginx is not installed, in check mode
+  type: str
+  sample: nginx is not installed yet, so check mode cannot test the configuration here
 changes:
   description: The files changed (in check mode, that would be changed), in plan order.
   returned: always
@@ -147,6 +154,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils._nginx_apply import apply
 
+NOT_INSTALLED = ("nginx is not installed on this host; apply the appfleet.docker.proxy role "
+                 "(playbooks/hosts.yml) first")
+NOT_INSTALLED_CHECK = ("nginx is not installed yet, so check mode cannot test the configuration here; "
+                       "a real run installs it and tests the configuration before putting it in place")
+
 
 def main():
     module = AnsibleModule(
@@ -167,7 +179,12 @@ def main():
         mutually_exclusive=[("stage", "files"), ("stage", "private_keys")],
     )
     params = dict(module.params)
-    params["nginx"] = params["nginx"] or module.get_bin_path("nginx", required=True, opt_dirs=["/usr/sbin"])
+    params["nginx"] = params["nginx"] or module.get_bin_path("nginx", opt_dirs=["/usr/sbin"])
+    if params["nginx"] is None:
+        if module.check_mode:
+            # A check run before the one that installs nginx: nothing to test against yet.
+            module.exit_json(changed=False, changes=[], msg=NOT_INSTALLED_CHECK)
+        module.fail_json(msg=NOT_INSTALLED, changed=False)
     failure = None
     try:
         result = apply(params, module.check_mode, module._diff, module.run_command)

@@ -136,7 +136,7 @@ class Nginx:
             "  access_log off;\n"
             "  client_body_temp_path %(t)s/body; proxy_temp_path %(t)s/proxy;\n"
             "  fastcgi_temp_path %(t)s/fastcgi; uwsgi_temp_path %(t)s/uwsgi; scgi_temp_path %(t)s/scgi;\n"
-            # WebSocket upgrades pass, as the proxy role's appfleet.conf.j2 and site.conf.j2 have it.
+            # WebSocket upgrades pass, as the proxy role's files have it (_proxy_config.py).
             "  map $http_upgrade $appfleet_connection_upgrade { default upgrade; '' ''; }\n"
             "  include %(r)s/upstreams/*.conf;\n"
             "  include %(r)s/servers/*.conf;\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -34,13 +33,6 @@ def test_inputs_of_the_role_are_the_shapes():
 def test_missing_setting_is_a_bug():
     with pytest.raises(KeyError):
         model.bootstrap_problems({})
-
-
-def test_sshd_yml_reads_keys_as_the_model_does():
-    """vars/main.yml spells the key pattern for sshd.yml; it must agree with SSH_KEY_RE."""
-    spelled = VARS["_bootstrap_ssh_key_re"].replace("{{ _bootstrap_ssh_key_types }}", VARS["_bootstrap_ssh_key_types"])
-    assert spelled.replace("$", r"\Z") == model.SSH_KEY_RE.pattern
-    assert re.match(spelled, KEY)
 
 
 GOOD = {
@@ -126,3 +118,92 @@ def test_every_problem_at_once():
     found = problems(bootstrap_user="root", bootstrap_authorized_keys="x", bootstrap_hostname="a b", bootstrap_timesync=1)
     assert [p.split(" ")[0] for p in found] == ["bootstrap_authorized_keys:", "bootstrap_timesync:", "bootstrap_user",
                                                 "bootstrap_hostname"]
+
+
+DEBIAN_12 = {"distribution": "Debian", "distribution_major_version": "12", "distribution_version": "12.8",
+             "os_family": "Debian"}
+
+
+def plan(facts=None, home=None, **changes):
+    """The plan of the defaults with a key and ``changes``, on Debian 12 unless ``facts`` say otherwise."""
+    facts = DEBIAN_12 if facts is None else facts
+    values = dict(DEFAULTS, bootstrap_authorized_keys=[KEY])
+    values.update(changes)
+    return model.bootstrap_plan({name: values[name] for name in model.SHAPES}, facts, home)
+
+
+def files(result):
+    return {item["dest"]: item for item in result["files"]}
+
+
+@pytest.mark.parametrize("facts, needle", [
+    (dict(DEBIAN_12, distribution="Ubuntu", distribution_major_version="24"), "this host is Ubuntu"),
+    (dict(DEBIAN_12, distribution_major_version="11"), "this host is Debian 12.8 (os family Debian)"),
+    ({"os_family": "RedHat", "distribution": "RedHat"}, "this host is RedHat"),
+])
+def test_plan_refuses_an_untested_release(facts, needle):
+    found = plan(facts)["problems"]
+    assert len(found) == 1 and needle in found[0], found
+    assert found[0].startswith("appfleet.docker.bootstrap supports the releases it is tested on")
+
+
+def test_plan_with_problems_gives_only_them():
+    assert plan(bootstrap_user="root") == {"problems": [problems(bootstrap_user="root")[0]]}
+
+
+def test_plan_of_the_defaults():
+    result = plan(home="/srv/deploy")
+    assert result["problems"] == []
+    assert result["packages"] == DEFAULTS["bootstrap_base_packages"] + ["systemd-timesyncd", "unattended-upgrades"]
+    assert [d["path"] for d in result["dirs"]] == ["/srv/deploy/.ssh", "/etc/systemd/timesyncd.conf.d"]
+    assert result["dirs"][0]["mode"] == "0700" and result["dirs"][0]["owner"] == "deploy"
+    written = files(result)
+    keys = written["/srv/deploy/.ssh/authorized_keys"]
+    assert keys["content"] == KEY + "\n" and keys["mode"] == "0600" and keys["owner"] == "deploy"
+    sudoers = written["/etc/sudoers.d/90-appfleet-deploy"]
+    assert sudoers["content"].endswith("\ndeploy ALL=(ALL:ALL) NOPASSWD: ALL\n")
+    assert sudoers["mode"] == "0440" and sudoers["validate"] == "/usr/sbin/visudo -cf %s"
+    assert 'APT::Periodic::Unattended-Upgrade "1";' in written["/etc/apt/apt.conf.d/20auto-upgrades"]["content"]
+    assert 'Automatic-Reboot "false";' in written["/etc/apt/apt.conf.d/52appfleet-unattended-upgrades"]["content"]
+    assert written[model.SSHD_CHECK]["src"] == "appfleet-sshd-check"
+    assert result["timesync"]["content"].endswith("[Time]\n")
+    assert "PermitRootLogin prohibit-password\nPasswordAuthentication no\n" in result["sshd_dropin"]
+    assert result["in_container"] is False
+
+
+def test_plan_follows_the_switches():
+    result = plan(bootstrap_timesync=False, bootstrap_unattended_upgrades=False, bootstrap_sshd_harden=False,
+                  bootstrap_sudo_nopasswd=False, bootstrap_user_password_hash=HASH, bootstrap_user="ops",
+                  bootstrap_authorized_keys=[KEY + "  ", KEY], bootstrap_extra_packages=["vim"],
+                  bootstrap_sshd_permit_root_login="no")
+    assert result["packages"] == DEFAULTS["bootstrap_base_packages"] + ["vim"]
+    assert [d["path"] for d in result["dirs"]] == ["/home/ops/.ssh"]
+    written = files(result)
+    assert sorted(written) == ["/etc/apt/apt.conf.d/20auto-upgrades", "/etc/sudoers.d/90-appfleet-ops",
+                               "/home/ops/.ssh/authorized_keys"]
+    assert written["/home/ops/.ssh/authorized_keys"]["content"] == KEY + "\n" + KEY + "\n"
+    assert written["/etc/sudoers.d/90-appfleet-ops"]["content"].endswith("\nops ALL=(ALL:ALL) ALL\n")
+    assert 'APT::Periodic::Unattended-Upgrade "0";' in written["/etc/apt/apt.conf.d/20auto-upgrades"]["content"]
+    assert result["timesync"] is None
+    assert "PermitRootLogin no\n" in result["sshd_dropin"]
+
+
+@pytest.mark.parametrize("virtualization, inside", [
+    ({"virtualization_role": "guest", "virtualization_type": "docker"}, True),
+    ({"virtualization_role": "guest", "virtualization_type": "kvm"}, False),
+    ({"virtualization_role": "host", "virtualization_type": "docker"}, False),
+])
+def test_plan_knows_a_container(virtualization, inside):
+    assert plan(dict(DEBIAN_12, **virtualization))["in_container"] is inside
+
+
+def test_plan_names_the_ntp_servers_and_the_reboot():
+    result = plan(bootstrap_ntp_servers=["a.example", "b.example"], bootstrap_unattended_reboot=True,
+                  bootstrap_unattended_reboot_time="04:15")
+    assert result["timesync"]["content"].endswith("[Time]\nNTP=a.example b.example\n")
+    upgrades = files(result)["/etc/apt/apt.conf.d/52appfleet-unattended-upgrades"]["content"]
+    assert 'Automatic-Reboot "true";' in upgrades and 'Automatic-Reboot-Time "04:15";' in upgrades
+
+
+def test_plan_without_facts_skips_the_release():
+    assert plan({})["problems"] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.appfleet.docker.plugins.module_utils._input_types import (
-    is_kind, shown, type_problem, type_problems)
+    choice_problem, is_kind, shown, type_problem, type_problems)
 
 
 @pytest.mark.parametrize("kind, good, bad", [
@@ -69,3 +69,12 @@ def test_choices(value, expected):
     problems, wrong = type_problems({"state": value}, {"state": {"choices": ["", "on", "off"]}})
     assert problems == ([expected] if expected else [])
     assert wrong == ({"state"} if expected else set())
+
+
+def test_a_choice_matches_a_subclass_of_its_type_but_not_another_type():
+    """Ansible gives templated strings as a subclass of str: still the string choice."""
+    class Tagged(str):
+        pass
+    assert choice_problem("x", Tagged("on"), ["", "on"]) is None
+    assert choice_problem("x", 1, [True]) is not None
+    assert choice_problem("x", True, [1]) is not None

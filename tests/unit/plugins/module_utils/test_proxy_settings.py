@@ -22,6 +22,8 @@ SETTINGS = {
     "proxy_hsts_max_age": 31536000, "proxy_upstream_dir": "/etc/nginx/appfleet/upstreams",
     "proxy_sites_dir": "/etc/nginx/appfleet/sites", "proxy_tls_dir": "/etc/nginx/appfleet/tls",
     "proxy_package": "nginx-light", "proxy_maintenance_app": "", "proxy_maintenance_state": "",
+    "proxy_listen_ipv6": True, "proxy_default_server": True, "proxy_redirect_http": True, "proxy_hsts": True,
+    "proxy_remove_default_site": True,
 }
 GOOD = {"name": "web", "port": 8080, "proxy": {"server_name": "web.example.com"}}
 WHERE = "appfleet_apps[0] (web): "
@@ -181,3 +183,25 @@ def test_the_label_names_proxy_apps_when_the_user_set_it():
     # The apps role's rule: ~ is the controller user's home, as for source.key_file.
     home = model.proxy_sites(web(tls={"certificate": "~/web.crt", "key": "/k"}), [], [], "/inv")["web"]["tls"]
     assert home["certificate"] == os.path.expanduser("~/web.crt") and home["key"] == "/k"
+
+
+@pytest.mark.parametrize("switch, value, needle", [
+    ("proxy_hsts", "perhaps", 'proxy_hsts: give true or false; got the string "perhaps"'),
+    ("proxy_maintenance_state", "yes", 'proxy_maintenance_state: give one of "", "on", "off"'),
+    ("proxy_maintenance_app", 3, "proxy_maintenance_app: give a string"),
+])
+def test_a_switch_of_the_wrong_shape_is_named(switch, value, needle):
+    assert any(needle in line for line in problems(web(), **{switch: value}))
+
+
+@pytest.mark.parametrize("facts, needle", [
+    ({}, None),
+    ({"distribution": "Debian", "distribution_major_version": "13"}, None),
+    ({"distribution": "Ubuntu", "distribution_major_version": "24", "distribution_version": "24.04",
+      "os_family": "Debian"}, "this host is Ubuntu 24.04 (os family Debian)"),
+])
+def test_the_release_is_checked_with_facts(facts, needle):
+    found = FILTERS["proxy_problems"](web(), SETTINGS, "appfleet_apps", None, facts)
+    assert found == ([] if needle is None else [
+        "appfleet.docker.proxy supports the releases it is tested on: Debian 12 (bookworm) and 13 (trixie); "
+        + needle + "."])
