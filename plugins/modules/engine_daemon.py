@@ -13,7 +13,7 @@ version_added: 0.3.0
 description:
   - Writes O(config) to O(path) as sorted JSON indented by 2, and O(checker_settings) to
     O(checker_settings_path), only once the checker program O(checker) accepted both
-    (it runs on private copies first): a file dockerd would refuse never lands.
+    (it runs on private copies first), so that a file dockerd would refuse never lands.
   - Reports which options change and how dockerd takes them (RV(daemon.apply)), a reload when
     only options of O(reloadable) change, a restart otherwise; it neither reloads nor restarts
     dockerd itself, so notify a handler.
@@ -189,7 +189,6 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils import _engine_host as host
 
 
@@ -227,6 +226,17 @@ def act(module, planned):
     host.remove_all(planned["remove"])
 
 
+def run(module):
+    planned = plan(module)
+    if not module.check_mode:
+        act(module, planned)
+    result = dict(planned["result"], changed=bool(planned["files"] or planned["remove"] or planned["add"])
+                  or planned["create_group"])
+    if module._diff:
+        result["diff"] = [file_plan.diff() for file_plan in planned["files"]]
+    return result
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -247,21 +257,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    failure = None
-    try:
-        planned = plan(module)
-        if not module.check_mode:
-            act(module, planned)
-    except AppfleetError as exc:
-        failure = exc.msg
-    if failure is not None:
-        # Outside the except block: fail_json adds no traceback to an expected failure.
-        module.fail_json(msg=failure, changed=False)
-    result = dict(planned["result"], changed=bool(planned["files"] or planned["remove"] or planned["add"])
-                  or planned["create_group"])
-    if module._diff:
-        result["diff"] = [file_plan.diff() for file_plan in planned["files"]]
-    module.exit_json(**result)
+    host.run_module(module, run)
 
 
 if __name__ == "__main__":

@@ -89,7 +89,6 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils import _engine_host as host
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_settings import PATHS
 
@@ -125,15 +124,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    failure = None
-    try:
-        result = run(module)
-    except AppfleetError as exc:
-        failure = exc.msg
-    if failure is not None:
-        # Outside the except block: fail_json adds no traceback to an expected failure.
-        module.fail_json(msg=failure, changed=False)
-    module.exit_json(**result)
+    host.run_module(module, run)
 
 
 if __name__ == "__main__":
