@@ -159,4 +159,3 @@ def test_usage_and_missing_settings(rules, run_main, tmp_path, capsys):
     assert run_main(FakeTables(rules, None, False), "--apply") == 2
     assert rules.main(["appfleet-docker-user", "--settings", str(tmp_path / "none.json"), "--check"]) == 2
     assert "cannot read the settings %s" % (tmp_path / "none.json") in capsys.readouterr().err
-
