@@ -5,6 +5,7 @@
 
 ``{{ _engine_inputs | appfleet.docker.engine_problems(_engine_daemon_keys, unit_show, _engine_host_flag_re) }}``
 gives one line per problem of the role's variables; [] when all is well.
+``{{ 'rules_program' | appfleet.docker.engine_path }}``: where the role puts a program or its settings.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -25,6 +26,14 @@ def engine_problems(settings, daemon_keys, unit_show=None, host_flag_re=r"(^|\s)
         raise AnsibleFilterError("engine_problems: %s" % exc.args[0]) from None
 
 
+def engine_path(name):
+    """The path on the host of one of the role's programs or settings files (model.PATHS)."""
+    try:
+        return model.PATHS[name]
+    except (KeyError, TypeError):
+        raise AnsibleFilterError("engine_path: unknown name %r; known: %s" % (name, ", ".join(sorted(model.PATHS)))) from None
+
+
 class FilterModule(object):
     def filters(self):
-        return {"engine_problems": engine_problems}
+        return {"engine_problems": engine_problems, "engine_path": engine_path}

@@ -29,15 +29,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import LABEL_APP, AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._engine_settings import RULES_PROGRAM
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_socket import get_json
 from ansible_collections.appfleet.docker.plugins.module_utils._files import write_file_atomic
 from ansible_collections.appfleet.docker.plugins.module_utils._git import mask_url, run_git, url_secrets
 from ansible_collections.appfleet.docker.plugins.module_utils._proxy import marker_app
 
 STATE_VERSION = 1
-# The engine role's DOCKER-USER rules program (roles/engine/vars/main.yml,
-# _engine_rules_program): with --check it exits 0 when the rules are in place, 1 when not.
-RULES_PROGRAM = "/usr/local/sbin/appfleet-docker-user"
 # Bounds, so that a watched directory with a surprise in it cannot stall a deploy.
 MAX_FILES = 5000
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -245,7 +243,8 @@ def current_state(am, with_remote):
 
 def firewall_state(run_command, program=RULES_PROGRAM):
     """(state, warning) of the engine role's DOCKER-USER rules: ``in place``, ``missing`` or
-    ``unknown`` with a warning for the last two; (None, None) on a host without the program."""
+    ``unknown`` with a warning for the last two; (None, None) on a host without the program.
+    Its --check exits 0 when the rules are in place, 1 when not."""
     if not os.path.exists(program):
         return None, None
     rc, _out, err = run_command([program, "--check"])

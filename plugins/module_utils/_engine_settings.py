@@ -67,6 +67,17 @@ DAEMON_DOCS = "https://docs.docker.com/reference/cli/dockerd/#daemon-configurati
 # The JSON types roles/engine/vars/main.yml gives dockerd's options, as _input_types kinds.
 DAEMON_KINDS = {"string": "str", "boolean": "bool", "integer": "int", "mapping": "dict", "strmap": "strmap",
                 "list": "list", "strlist": "strlist"}
+# Where the role puts its programs (roles/engine/files/*.py) and the JSON settings each
+# reads; the role reads them with the engine_path filter, deploy_state imports them.
+# The programs' own defaults (their SETTINGS) are these settings paths.
+PATHS = {
+    "checker": "/usr/local/sbin/appfleet-dockerd-config-check",
+    "checker_settings": "/etc/appfleet/engine/dockerd-config-check.json",
+    "rules_program": "/usr/local/sbin/appfleet-docker-user",
+    "rules_settings": "/etc/appfleet/engine/docker-user.json",
+    "rules_dropin": "/etc/systemd/system/docker.service.d/appfleet-docker-user.conf",
+}
+RULES_PROGRAM = PATHS["rules_program"]
 
 
 def merged(base, over):

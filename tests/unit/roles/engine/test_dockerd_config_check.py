@@ -7,6 +7,8 @@ import re
 
 import pytest
 
+from ansible_collections.appfleet.docker.plugins.module_utils._engine_settings import PATHS
+
 # `systemctl show docker.service --property=LoadState --property=ExecStart` of
 # Debian's docker.io unit, and of a unit whose drop-in cleared -H.
 UNIT_WITH_H = ("ExecStart={ path=/usr/sbin/dockerd ; argv[]=/usr/sbin/dockerd -H fd:// "
@@ -128,9 +130,9 @@ def test_malformed_settings(checker, text, message):
         checker.load_settings(text)
 
 
-def test_settings_path_is_the_roles(checker, role_vars):
+def test_settings_path_is_the_roles(checker):
     """The role passes --settings; a hand-run check without it reads the same file."""
-    assert checker.SETTINGS == role_vars["_engine_checker_settings"]
+    assert checker.SETTINGS == PATHS["checker_settings"]
 
 
 @pytest.fixture(name="host")
