@@ -181,6 +181,19 @@ def _convert(kind, value, secret=False):
     return value, None
 
 
+def _source_files(facts):
+    """The files the role copies before a checkout: the deploy key (secret, 0600) and the git
+    server's host keys (0644), those the app gives; one copy task loops over them."""
+    source, files = facts["source"], []
+    if "key_file" in source:
+        files.append({"dest": facts["key"], "src": source["key_file"], "mode": "0600", "secret": True})
+    if "known_hosts" in source:
+        lines = [source["known_hosts"]] if isinstance(source["known_hosts"], str) else source["known_hosts"]
+        files.append({"dest": facts["known_hosts"], "content": "\n".join(line.strip() for line in lines) + "\n",
+                      "mode": "0644", "secret": False})
+    return files
+
+
 def _check_options(value, options, prefix, problems):
     """``value`` (a dict) checked against ``options``: {name: converted value} of the good ones."""
     result = {}
@@ -258,6 +271,7 @@ def _app_facts(app, settings, problems, given):
     health.setdefault("timeout", defaults.get("health_timeout"))
     facts["health"] = health
     facts["controller_files"] = []
+    facts["source_files"] = []
     # Where the role puts the app on the host (also for an absent app: what to remove).
     facts["src"] = "%s/%s" % (dirs.get("src", ""), name)
     facts["key"] = "%s/%s" % (dirs.get("key", ""), name)
@@ -295,6 +309,7 @@ def _app_facts(app, settings, problems, given):
             path, relative = controller_path(source["key_file"], settings.get("base_dir"))
             facts["source"]["key_file"] = path
             facts["controller_files"].append({"option": "source.key_file", "path": path, "relative": relative})
+        facts["source_files"] = _source_files(facts)
         build = dict(app.get("build") or {})
         build.setdefault("context", ".")
         build.setdefault("dockerfile", "Dockerfile")

@@ -222,6 +222,29 @@ def test_source_app_effective_facts():
     assert model["selected"] == ["web"] and model["absent"] == []
 
 
+@pytest.mark.parametrize("source, expected", [
+    ({}, []),
+    ({"key_file": "keys/web"}, [{"dest": "/etc/appfleet/keys/web", "src": "/inv/keys/web", "mode": "0600",
+                                 "secret": True}]),
+    # One line or several: trimmed, one a line, a newline at the end.
+    ({"known_hosts": " h ssh-ed25519 AAAA "}, [{"dest": "/etc/appfleet/keys/web.known_hosts",
+                                                "content": "h ssh-ed25519 AAAA\n", "mode": "0644", "secret": False}]),
+    ({"known_hosts": ["h ssh-ed25519 AAAA", "h ssh-rsa BBBB\n"], "key_file": "/abs/key"}, [
+        {"dest": "/etc/appfleet/keys/web", "src": "/abs/key", "mode": "0600", "secret": True},
+        {"dest": "/etc/appfleet/keys/web.known_hosts", "content": "h ssh-ed25519 AAAA\nh ssh-rsa BBBB\n",
+         "mode": "0644", "secret": False}]),
+])
+def test_source_files_the_key_secret_the_host_keys_public(source, expected):
+    model = app_model([web(source=dict(source, repo="git@h:web.git"))], SETTINGS)
+    assert model["problems"] == []
+    assert model["apps"][0]["source_files"] == expected
+
+
+def test_image_app_has_no_source_files():
+    model = app_model([{"name": "api", "image": "nginx:1.27"}], SETTINGS)
+    assert model["apps"][0]["source_files"] == []
+
+
 @pytest.mark.parametrize("written, pins, expected", [
     (None, {}, "main"),
     ("v1", {}, "v1"),
