@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.appfleet.docker.plugins.filter.share import build_share
+from ansible_collections.appfleet.docker.plugins.filter.share import archive_step, build_once_on, build_share
 
 from ansible_collections.appfleet.docker.plugins.module_utils._app_model import app_model
 
@@ -42,7 +42,7 @@ def archive(tmp_path, commit, present=True):
 def test_nobody_shared_yet_the_last_host_deploys_and_this_host_exports(tmp_path):
     hv = hostvars(vm1={"apps_build": {"image": {"built": True, "tag": "appfleet/web:s1"}}})
     assert build_share(hv, "web", "vm1", HOSTS, ["vm1"], "c1", "appfleet/web:s1", False) == \
-        {"source": "", "last": "vm3", "exporter": "vm1"}
+        {"source": "", "last": "vm3", "exporter": "vm1", "export": True}
 
 
 @pytest.mark.parametrize("vm1_facts, commit, registry, source", [
@@ -95,7 +95,7 @@ def test_last_is_the_last_host_whose_plan_deploys_the_app(tmp_path):
     built = {"built": True, "tag": "appfleet/web:s1"}
     hv["vm1"]["apps_build"] = {"image": built}
     share = build_share(hv, "web", "vm1", HOSTS, ["vm1"], "c1", "appfleet/web:s1", False)
-    assert share == {"source": "", "last": "vm2", "exporter": "vm1"}
+    assert share == {"source": "", "last": "vm2", "exporter": "vm1", "export": True}
     # Only vm1 deploys web: it is its own last, and app.yml exports nothing (last is not later).
     hv["vm2"]["apps_model"] = model(only=["api"])
     assert build_share(hv, "web", "vm1", HOSTS, ["vm1"], "c1", "appfleet/web:s1", False)["last"] == "vm1"
@@ -114,3 +114,49 @@ def test_exporter_is_the_first_of_the_batch_that_built_the_same_image(tmp_path):
     assert build_share(hv, "web", "vm3", HOSTS, HOSTS, "c1", "appfleet/web:s1", False)["exporter"] == "vm2"
     assert build_share(hv, "web", "vm3", HOSTS, HOSTS, "c1", "appfleet/web:other", False)["exporter"] == ""
     assert build_share(hv, "web", "vm3", HOSTS, HOSTS, "c1", None, False)["exporter"] == ""
+
+
+@pytest.mark.parametrize("this, batch, facts, export", [
+    # vm1 built, nobody shared, vm3 deploys web in a later batch: vm1 exports.
+    ("vm1", ["vm1"], {}, True),
+    # Another host of the batch is the exporter.
+    ("vm2", ["vm1", "vm2"], {}, False),
+    # The last host is in this batch: nobody comes after it to take the image.
+    ("vm1", HOSTS, {}, False),
+    # vm3 does not deploy web and vm2 is in this batch: nothing to share.
+    ("vm1", ["vm1", "vm2"], {"vm3": {"apps_model": model(only=["api"])}}, False),
+    # An earlier host already shared this commit: take it, do not export.
+    ("vm2", ["vm2"], {"vm1": {"apps_pushed": {"web": {"commit": "c1"}}}}, False),
+])
+def test_export_only_the_batch_exporter_when_a_later_batch_deploys_the_app(this, batch, facts, export):
+    hv = hostvars(**facts)
+    for host in batch:
+        hv[host]["apps_build"] = {"image": {"built": True, "tag": "appfleet/web:s1"}}
+    assert build_share(hv, "web", this, HOSTS, batch, "c1", "appfleet/web:s1", True)["export"] is export
+
+
+@pytest.mark.parametrize("app, enabled, check_mode, rollback, hosts, on", [
+    ({"kind": "source"}, True, False, False, HOSTS, True),
+    ({"kind": "source"}, "yes", False, False, ["vm1", "vm2"], True),
+    ({"kind": "source"}, "false", False, False, HOSTS, False),
+    ({"kind": "source"}, True, True, False, HOSTS, False),
+    ({"kind": "image"}, True, False, False, HOSTS, False),
+    ({"kind": "source"}, True, False, True, HOSTS, False),
+    ({"kind": "source"}, True, False, False, ["vm1"], False),
+])
+def test_build_once_on_only_for_a_real_multi_host_source_deploy(app, enabled, check_mode, rollback, hosts, on):
+    assert build_once_on(app, enabled, check_mode, rollback, hosts) is on
+
+
+@pytest.mark.parametrize("name, archive", [
+    ("Save the image archive of web", True),
+    ("Fetch to the controller the image archive of web", True),
+    ("Copy from the controller the image archive of web", True),
+    ("Load the image of web built on vm1", True),
+    ("Build the image of web", False),
+    ("Pull the image of web built on vm1", False),
+    ("", False),
+    (None, False),
+])
+def test_archive_step_names_the_steps_that_leave_an_archive(name, archive):
+    assert archive_step(name) is archive
