@@ -11,6 +11,9 @@ marked ``state: absent``. On top of the pure model it checks that the controller
 the apps name (``source.key_file``, ``proxy.tls.certificate``, ``proxy.tls.key``) exist,
 before any host task. ``settings`` is described in ``app_model()``'s docstring; the apps
 role passes ``apps_model_settings`` (roles/apps/vars/main.yml).
+
+``{{ apps_checkout | appfleet.docker.first_deploy_preview(apps_app, ansible_check_mode,
+apps_rollback) }}`` says whether a check-mode run only previews the app's first deploy.
 """
 
 from __future__ import (absolute_import, division, print_function)
@@ -41,6 +44,17 @@ def app_model(apps, settings):
     return model
 
 
+def first_deploy_preview(checkout, app, check_mode, rollback):
+    """Whether a check-mode run previews the first deploy of ``app`` (its model facts): built
+    from source, not a rollback, and not on the host yet (``checkout``, the registered result of
+    the checkout, was skipped or found no checkout before): there is nothing to build or compare."""
+    if not check_mode or rollback or not isinstance(app, dict) or app.get("kind") != "source":
+        return False
+    if not isinstance(checkout, dict):
+        raise AnsibleFilterError("first_deploy_preview: give the registered result of the checkout")
+    return bool(checkout.get("skipped", False)) or checkout.get("before") is None
+
+
 class FilterModule(object):
     def filters(self):
-        return {"app_model": app_model}
+        return {"app_model": app_model, "first_deploy_preview": first_deploy_preview}
