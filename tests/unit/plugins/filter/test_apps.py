@@ -24,8 +24,7 @@ SOURCE, IMAGE = {"kind": "source"}, {"kind": "image"}
     ({"skipped": True}, SOURCE, True, True, False),
     ({"skipped": True}, IMAGE, True, False, False),
 ])
-def test_preview_only_in_check_mode_for_a_source_app_not_yet_checked_out(checkout, app, check_mode, rollback,
-                                                                          preview):
+def test_preview_only_in_check_mode_for_a_source_app_not_checked_out(checkout, app, check_mode, rollback, preview):
     assert first_deploy_preview(checkout, app, check_mode, rollback) is preview
 
 
