@@ -1,8 +1,10 @@
-"""Shared pytest helpers: run this checkout's modules and playbooks through Ansible.
+"""Shared pytest helpers: run this checkout's modules and playbooks.
 
-Every helper runs the real `ansible` / `ansible-playbook` of the project venv with
-the repository's ansible.cfg, so `appfleet.docker.*` resolves to this checkout
-(through the .collections link that `make venv` creates).
+The playbook helpers run the real `ansible-playbook` of the project venv with the
+repository's ansible.cfg, so `appfleet.docker.*` resolves to this checkout (through
+the .collections link that `make venv` creates). `run_module` runs a module's Python
+directly from that link where Ansible adds nothing the test looks at (see
+`through_playbook`), and through a play otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from ansible.module_utils.json_utils import _filter_non_json_lines
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -91,13 +94,15 @@ class ModuleResult(dict):
     stderr: str
 
 
-def run_module(name, args, check=False, diff=False, verbosity=0, env=None, timeout=600):
+def run_module(name, args, check=False, diff=False, verbosity=0, env=None, timeout=600, printed=False):
     """Run one module on localhost (the venv's python) and return its result.
 
     The result dict is what the module returned (``failed``/``msg`` on failure),
-    read from a file the play writes, so it is exact whatever the verbosity.
+    as a task's ``register`` would hold it. ``printed=True``: the test reads what
+    ansible-playbook prints (``.stdout``), so the call goes through a play.
     """
-    return run_modules(name, [args], check=check, diff=diff, verbosity=verbosity, env=env, timeout=timeout)[0]
+    return run_modules(name, [args], check=check, diff=diff, verbosity=verbosity, env=env, timeout=timeout,
+                       printed=printed)[0]
 
 
 def start_module(name, args, tmp_path):
@@ -124,12 +129,33 @@ def process_argvs():
             continue
 
 
-def run_modules(name, args_list, check=False, diff=False, verbosity=0, env=None, timeout=600):
-    """Run the module once per entry of ``args_list``, in order, in one playbook; return the results.
+def through_playbook(name, verbosity=0, env=None, printed=False):
+    """Whether a module call must go through ansible-playbook rather than run the module directly.
 
-    One ansible-playbook start (a few seconds) for several calls that do not depend on
-    each other's outcome, such as a list of bad inputs; a failed call does not stop the next.
+    Both run the same module code with the same arguments; an ansible-playbook start costs
+    about 2 s of CPU. What only Ansible does needs the play: an action plugin (deploy_lock,
+    deploy_state) runs on the controller around its module; verbosity and ANSIBLE_* settings
+    (log path, collections path) change what Ansible prints, logs and loads; and some tests
+    read that output (``printed``). app_container too, for now: it returns as soon as it has
+    sent nginx a reload, which nginx applies a moment later; run directly, a test that probes
+    the app right after a first deploy can get the old upstream's 502, which the play's exit
+    time hides (see docs/testing.md).
     """
+    short = name.rsplit(".", 1)[-1]
+    other_collection = "." in name and not name.startswith("appfleet.docker.")
+    return bool(printed or verbosity or other_collection or short == "app_container"
+                or (REPO / "plugins" / "action" / (short + ".py")).exists()
+                or any(key.startswith("ANSIBLE_") for key in (env or {})))
+
+
+def run_modules(name, args_list, check=False, diff=False, verbosity=0, env=None, timeout=600, printed=False):
+    """Run the module once per entry of ``args_list``, in order; return the results.
+
+    A failed call does not stop the next. Through a play (see `through_playbook`) all the
+    calls share one ansible-playbook start.
+    """
+    if not through_playbook(name, verbosity, env, printed):
+        return [run_direct(name, args, check=check, diff=diff, env=env, timeout=timeout) for args in args_list]
     fqcn = name if "." in name else "appfleet.docker." + name
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
@@ -165,6 +191,55 @@ def run_modules(name, args_list, check=False, diff=False, verbosity=0, env=None,
         res.rc, res.stdout, res.stderr = proc.returncode, proc.stdout, proc.stderr
         found.append(res)
     return found
+
+
+def run_direct(name, args, check=False, diff=False, env=None, timeout=600):
+    """Run one module's Python directly, as ansible-core's docs on debugging modules show
+    (arguments in a JSON file), and return its result as ``register`` would hold it.
+
+    The module runs from the .collections link with the venv's python, as the play runs it
+    on localhost; ``rc``, ``stdout`` and ``stderr`` are the module process's own.
+    """
+    short = name.rsplit(".", 1)[-1]
+    if not (REPO / "plugins" / "modules" / (short + ".py")).exists():
+        raise AssertionError("no module %s in plugins/modules" % short)
+    with tempfile.TemporaryDirectory() as tmp:
+        module_args = dict(args, _ansible_check_mode=check, _ansible_diff=diff, _ansible_verbosity=0,
+                           _ansible_no_log=False, _ansible_module_name="appfleet.docker." + short,
+                           _ansible_tmpdir=tmp, _ansible_remote_tmp=tmp)
+        argfile = Path(tmp) / "args.json"
+        argfile.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": module_args}))
+        proc_env = ansible_env(**(env or {}))
+        proc_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / ".collections"),
+                                                               proc_env.get("PYTHONPATH")]))
+        proc = subprocess.run([sys.executable, "-m", "ansible_collections.appfleet.docker.plugins.modules." + short,
+                               str(argfile)], cwd=REPO, env=proc_env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    res = ModuleResult(registered(proc.stdout, proc.returncode, proc.stderr))
+    res.rc, res.stdout, res.stderr = proc.returncode, proc.stdout, proc.stderr
+    return res
+
+
+def registered(stdout, rc, stderr):
+    """A module's JSON output as ansible-core hands it to ``register``, for what the tests read:
+    output that is no JSON object fails the task, ``failed`` and ``changed`` default to false,
+    ``failed`` also when the module exits non-zero, a failure has an ``exception``, internal keys
+    and ``invocation`` go (as from a play without -v), and warnings are their messages."""
+    try:
+        data = json.loads(_filter_non_json_lines(stdout, objects_only=True)[0])
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except ValueError:
+        return {"failed": True, "changed": False, "rc": rc, "module_stdout": stdout, "module_stderr": stderr,
+                "msg": "Module result deserialization failed. See stdout/stderr for the returned output."}
+    data = {key: value for key, value in data.items() if not key.startswith("_ansible_") and key != "invocation"}
+    data.setdefault("changed", False)
+    data["failed"] = bool(data.get("failed")) or rc != 0
+    if data["failed"]:
+        data.setdefault("exception", "(traceback unavailable)")  # unless -vvv asks for tracebacks
+    if data.get("warnings"):
+        data["warnings"] = [w["event"]["msg"] if isinstance(w, dict) else w for w in data["warnings"]]
+    return data
 
 
 def run_playbook(playbook, *args, inventory=None, env=None, timeout=1800, check=True):

@@ -107,10 +107,10 @@ class Tree(object):
         return found
 
 
-def apply(tree, check=False, diff=False, verbosity=0, **extra):
+def apply(tree, check=False, diff=False, verbosity=0, printed=False, **extra):
     """Run the module on the tree; an option given as None is left out."""
     args = dict((k, v) for k, v in tree.args(**extra).items() if v is not None)
-    return run_module("nginx_apply", args, check=check, diff=diff, verbosity=verbosity)
+    return run_module("nginx_apply", args, check=check, diff=diff, verbosity=verbosity, printed=printed)
 
 
 def key_body(tree):
@@ -237,6 +237,7 @@ def test_contents_install_what_the_stage_would_and_hide_the_key(tmp_path):
     assert again["changed"] is False and again["changes"] == []
     # A name with a directory part, or a key among the files, is refused naming the option.
     for bad in ({"sites/../x.conf": ""}, {"tls/api.key": keys["api"]}, {"nginx/x.conf": ""}):
-        res = apply(by_contents, stage=None, files=bad)
+        # What Ansible prints: the module's own output echoes its arguments (``invocation``).
+        res = apply(by_contents, stage=None, files=bad, printed=True)
         assert res.get("failed") is True and res["msg"].startswith("files: "), res
         assert keys["api"].splitlines()[1] not in res.stdout + json.dumps(res)
