@@ -142,7 +142,8 @@ def group_plan(name, users, check_mode):
         if user not in members and entry.pw_gid != gid and user not in add:
             add.append(user)
     if missing and not check_mode:
-        raise AppfleetError("users: no such user(s) on this host: %s; create them first (an earlier role) "
+        raise AppfleetError("users (the engine role's engine_docker_users): no such user(s) on this host: %s; "
+                            "create them first (an earlier role) "
                             "or leave them out; nothing changed" % json.dumps(missing))
     return gid is None, add
 

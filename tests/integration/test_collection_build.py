@@ -13,8 +13,10 @@ import yaml
 
 from conftest import BIN, REPO, ansible_env
 
-# Measured at the packaging commit: 231 KB (the benchmark plots alone were 716 KB).
-MAX_BYTES = 300_000
+# Measured at the packaging commit: 231 KB (the benchmark plots alone were 716 KB);
+# 309 KB once the roles' logic moved into modules and module_utils (stop 33).
+# What is left out is checked by name below; this bounds what creeps in.
+MAX_BYTES = 400_000
 
 PLAYBOOKS = ("site", "bootstrap", "hosts", "deploy", "rollback", "status", "maintenance")
 
