@@ -168,7 +168,8 @@ class AppfleetModule(object):
     """AnsibleModule plus a lazily built Docker SDK client.
 
     ``docker_sdk=False`` (deploy_state) leaves the SDK unimported until ``client`` is used,
-    which then fails as usual when the SDK is absent.
+    which then fails as usual when the SDK is absent. ``docker_options=False`` (the engine
+    modules, which never talk to the engine's API) leaves out docker_host and api_timeout.
 
     Modules call ``run(main_logic)``; an AppfleetError, a Docker SDK error, a
     requests error (engine gone or restarting), an OS error or a git error
@@ -176,8 +177,8 @@ class AppfleetModule(object):
     naming the app (``self.app``) and the step (``self.step``), never a traceback.
     """
 
-    def __init__(self, argument_spec, docker_sdk=True, **kwargs):
-        spec = dict(DOCKER_COMMON_ARGS)
+    def __init__(self, argument_spec, docker_sdk=True, docker_options=True, **kwargs):
+        spec = dict(DOCKER_COMMON_ARGS) if docker_options else {}
         spec.update(argument_spec)
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
         if docker_sdk:

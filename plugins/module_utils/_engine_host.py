@@ -27,22 +27,6 @@ from ansible_collections.appfleet.docker.plugins.module_utils._files import read
 NOT_INSTALLED = "not installed"
 
 
-def run_module(module, logic):
-    """exit_json with ``logic(module)``'s result; an AppfleetError or an OS error becomes one
-    fail_json with a lowercase message, never a traceback."""
-    failure = None
-    try:
-        result = logic(module)
-    except AppfleetError as exc:
-        failure = exc.msg
-    except OSError as exc:
-        failure = "%s (%s)" % (exc.strerror or exc, exc.filename) if exc.filename else str(exc)
-    if failure is not None:
-        # Outside the except block: fail_json adds no traceback to an expected failure.
-        module.fail_json(msg=failure, changed=False)
-    module.exit_json(**result)
-
-
 def json_text(data):
     """A JSON file's text as the role writes them: sorted, indented by 2, ending in a newline."""
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

@@ -187,9 +187,9 @@ registries:
 
 import os
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.appfleet.docker.plugins.module_utils import _engine_host as host
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetModule
 
 
 def plan(module):
@@ -226,7 +226,8 @@ def act(module, planned):
     host.remove_all(planned["remove"])
 
 
-def run(module):
+def run(am):
+    module = am.module
     planned = plan(module)
     if not module.check_mode:
         act(module, planned)
@@ -238,7 +239,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
+    AppfleetModule(
         argument_spec=dict(
             config=dict(type="dict", required=True),
             path=dict(type="path", default="/etc/docker/daemon.json"),
@@ -255,9 +256,10 @@ def main():
             group=dict(type="str", default="docker"),
             users=dict(type="list", elements="str", default=[]),
         ),
+        docker_sdk=False,
+        docker_options=False,
         supports_check_mode=True,
-    )
-    host.run_module(module, run)
+    ).run(run)
 
 
 if __name__ == "__main__":

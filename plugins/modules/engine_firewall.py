@@ -87,13 +87,14 @@ files:
   sample: [/etc/appfleet/engine/docker-user.json]
 """
 
-from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.appfleet.docker.plugins.module_utils import _engine_host as host
+from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetModule
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_settings import PATHS
 
 
-def run(module):
+def run(am):
+    module = am.module
     p = module.params
     settings = host.FilePlan(p["settings_path"], host.json_text({"allowed_networks": p["allowed_networks"]}))
     dropin = host.FilePlan(p["dropin"], host.dropin_text(p["program"], p["settings_path"]))
@@ -114,7 +115,7 @@ def run(module):
 
 
 def main():
-    module = AnsibleModule(
+    AppfleetModule(
         argument_spec=dict(
             program=dict(type="path", required=True),
             settings_path=dict(type="path", required=True),
@@ -122,9 +123,10 @@ def main():
             dropin=dict(type="path", default=PATHS["rules_dropin"]),
             absent=dict(type="list", elements="path", default=[]),
         ),
+        docker_sdk=False,
+        docker_options=False,
         supports_check_mode=True,
-    )
-    host.run_module(module, run)
+    ).run(run)
 
 
 if __name__ == "__main__":
