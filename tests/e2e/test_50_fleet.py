@@ -245,10 +245,7 @@ def test_changed_host_key_stops_the_run_for_that_host(fleet, tmp_path):
     assert recap(proc.stdout)["vm1"][2] == 1
     for vm in VMS:
         assert served_version(vm, "web") == old
-    # With the right key back, the next run converges.
-    run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web")
-    for vm in VMS:
-        assert served_version(vm, "web") == old + "-hk"
+    # With the right key back, the next run (the next test's, under load) deploys both VMs.
 
 
 def nginx_workers(vm):
@@ -258,8 +255,12 @@ def nginx_workers(vm):
 
 
 def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
-    old = read_work_file("web", "VERSION").strip()
-    new = old + "-2"
+    """Also the run after the host key test's refused one (the key restored), and build once
+    through the lab's registry (the inventory's apps_build_registry): vm1 builds and, once
+    healthy, pushes; vm2 pulls by digest and builds nothing."""
+    # The commit the host key test pushed is not served yet: the version served is the old one.
+    old = served_version("vm1", "web")
+    new = read_work_file("web", "VERSION").strip() + "-2"
     commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
     # --check first: it says what would change, and changes nothing.
     dry = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "--check", "--diff", "-e", "apps=web")
@@ -300,6 +301,17 @@ def test_new_commit_rolls_out_with_zero_failed_requests(fleet):
     # The other app was not touched: same version.
     for vm in VMS:
         assert served_version(vm, "api") == read_work_file("api", "VERSION").strip()
+    # Built once, on vm1, and pulled by digest on vm2; not through the controller.
+    out = proc.stdout
+    assert task_results(out, "Build the image of web") == {"vm1": "changed", "vm2": "ok"}, out[-8000:]
+    assert task_results(out, "Push to the build registry the image of web") == {"vm1": "changed"}, out[-8000:]
+    assert task_results(out, "Pull the image of web built on vm1") == {"vm2": "changed"}, out[-8000:]
+    assert task_results(out, "Save the image archive of web") == {}, out[-8000:]
+    ids = {vm: running_image_id(vm, "web") for vm in VMS}
+    assert ids["vm1"].startswith("sha256:") and ids["vm1"] == ids["vm2"], ids
+    builds = build_registry()
+    digests = {vm: [d for d in image_info(vm, ids[vm])[1] if d.startswith(builds + "/web@")] for vm in VMS}
+    assert digests["vm2"] and digests["vm2"] == digests["vm1"], digests
 
 
 def test_two_deploys_at_once_take_turns_on_each_host(fleet):
@@ -322,9 +334,7 @@ def test_two_deploys_at_once_take_turns_on_each_host(fleet):
     assert len(waited) >= 4 and max(waited) > 0, (waited, outs[1][-6000:])
     for vm in VMS:
         assert served_version(vm, "web") == new, vm
-        label = lab_host(vm).check_output(
-            "sudo docker inspect --format '{{index .Config.Labels \"io.appfleet.git-commit\"}}' web").strip()
-        assert label == head, (vm, label)
+        assert running_commit(vm, "web") == head, vm
         # The files in the image are the commit's (not another run's checkout).
         assert lab_host(vm).check_output("sudo docker exec web cat /app/VERSION").strip() == new, vm
         # Both runs gave the lock back.
@@ -364,6 +374,21 @@ def task_results(stdout, name):
 
 def running_image_id(vm, app):
     return lab_host(vm).check_output("sudo docker inspect --format '{{.Image}}' %s" % app).strip()
+
+
+def image_info(vm, ref):
+    """(id, RepoDigests) of an image on a VM, (None, []) when absent."""
+    out = lab_host(vm).run("sudo docker image inspect --format '{{json .}}' %s" % ref)
+    if out.rc != 0:
+        return None, []
+    info = json.loads(out.stdout)
+    return info["Id"], info.get("RepoDigests") or []
+
+
+def build_registry():
+    """The lab inventory's apps_build_registry (build once through the lab's registry)."""
+    inventory = yaml.safe_load((REPO / "inventories/lab/group_vars/fleet.yml").read_text())
+    return inventory["apps_build_registry"]
 
 
 def test_new_commit_is_built_on_vm1_and_loaded_on_vm2(fleet, tmp_path):
@@ -437,8 +462,8 @@ def test_rolling_deploy_where_the_second_vm_fails(fleet):
     assert "host vm2, app web" in out and "host vm1, app web" not in out, out[-4000:]
     assert served_version("vm1", "web") == new
     assert served_version("vm2", "web") == old
-    # The next deploy converges vm2 too.
-    run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web")
+    # The next deploy converges vm2 too (vm1 has the new version already).
+    run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps=web", "-l", "vm2")
     assert served_version("vm2", "web") == new
 
 
@@ -544,10 +569,10 @@ def test_engine_stopped_mid_deploy_names_host_app_and_step(fleet):
     assert "web--next" not in names, names
 
 
-def _web_head():
-    work = lab_support.lab_tool.STATE / "work" / "web"
-    return subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+def running_commit(vm, app):
+    """The git commit of the app's running container (its label)."""
+    return lab_host(vm).check_output(
+        "sudo docker inspect --format '{{index .Config.Labels \"io.appfleet.git-commit\"}}' %s" % app).strip()
 
 
 def _rollback_under_probe(*extra):
@@ -578,11 +603,12 @@ def test_rollback_returns_to_previous_version_without_a_build(fleet):
     """Rollback twice ends on the prior release (RELIABILITY 19, 33); a plain deploy
     does not roll forward; resume does; an unknown named release fails listing the releases; a
     named one goes to that release and, named again, forward."""
-    # The head deployed, then one new commit: the release to roll back from.
-    run_playbook("playbooks/deploy.yml", *BOTH, "-i", "inventories/lab", "-e", "apps=web")
+    # What serves since the rolling test (two failed releases on vm1 since: the release log
+    # holds them as rolled back), then one new commit: the release to roll back from.
     prior = served_version("vm1", "web")
     assert served_version("vm2", "web") == prior
-    prior_commit = _web_head()
+    prior_commit = running_commit("vm1", "web")
+    assert running_commit("vm2", "web") == prior_commit
     newer = prior + "-rb"
     newer_commit = commit_and_push("web", {"VERSION": newer + "\n"}, "web: release " + newer)
     run_playbook("playbooks/deploy.yml", *BOTH, "-i", "inventories/lab", "-e", "apps=web")

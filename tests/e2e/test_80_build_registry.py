@@ -1,6 +1,7 @@
 """Building through the lab registry (Debian's docker-registry on the git host, TLS with the lab's
-own CA, htpasswd): build once by push and pull by digest (apps_build_registry), and base images
-FROM the registry refreshed only when asked (apps_base_refresh). The credentials are passed per
+own CA, htpasswd): base images FROM the registry refreshed only when asked (apps_base_refresh).
+Build once by push and pull by digest (the lab inventory's apps_build_registry) is shown by
+test_50_fleet's zero-failed-requests deploy. The credentials are passed per
 push and pull: absent from -vvv output and from /root/.docker/config.json. Reuses the converged
 fleet of test_50_fleet (site.yml once per session); runs after the registry tests of test_75."""
 
@@ -15,22 +16,12 @@ import pytest
 
 from conftest import run_playbook
 from lab_support import commit_and_push, lab, lab_host, lab_tool, read_work_file  # noqa: F401  # pylint: disable=unused-import
-from test_50_fleet import fleet, recap, running_image_id, served_version, task_results  # noqa: F401  # pylint: disable=unused-import
+from test_50_fleet import fleet, image_info, running_image_id, served_version, task_results  # noqa: F401  # pylint: disable=unused-import
 from test_70_lifecycle import lab_apps
 from test_75_registry import REGISTRY, docker_config_auths, registry_password
 
 VMS = ("vm1", "vm2")
-BUILDS = REGISTRY + "/lab-builds"
 BASE = REGISTRY + "/lab/debian:bookworm"
-
-
-def image_info(vm, ref):
-    """(id, RepoDigests) of an image on a VM, (None, []) when absent."""
-    out = lab_host(vm).run("sudo docker image inspect --format '{{json .}}' %s" % ref)
-    if out.rc != 0:
-        return None, []
-    info = json.loads(out.stdout)
-    return info["Id"], info.get("RepoDigests") or []
 
 
 def assert_no_secret(proc, password):
@@ -38,36 +29,6 @@ def assert_no_secret(proc, password):
     assert password not in output, "the registry password is in the output"
     for vm in VMS:
         assert REGISTRY not in docker_config_auths(vm), vm
-
-
-def test_new_commit_is_built_on_vm1_and_pulled_by_digest_on_vm2(fleet):
-    """apps_build_registry: vm1 builds the new commit and, once healthy, pushes it; vm2 pulls it by
-    digest and builds nothing. Both run the very same image id, which the registry holds."""
-    password = registry_password()
-    new = read_work_file("web", "VERSION").strip() + "-pushed"
-    commit_and_push("web", {"VERSION": new + "\n"}, "web: release " + new)
-    proc = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps_build_registry=" + BUILDS,
-                        "-vvv", check=False)
-    out = proc.stdout
-    assert proc.returncode == 0, out[-8000:] + proc.stderr[-2000:]
-    assert task_results(out, "Build the image of web") == {"vm1": "changed", "vm2": "ok"}, out[-8000:]
-    assert task_results(out, "Push to the build registry the image of web") == {"vm1": "changed"}, out[-8000:]
-    assert task_results(out, "Pull the image of web built on vm1") == {"vm2": "changed"}, out[-8000:]
-    # Not through the controller: no archive was saved or loaded.
-    assert task_results(out, "Save the image archive of web") == {}, out[-8000:]
-    assert task_results(out, "Load the image of web built on vm1") == {}, out[-8000:]
-    ids = {vm: running_image_id(vm, "web") for vm in VMS}
-    assert ids["vm1"].startswith("sha256:") and ids["vm1"] == ids["vm2"], ids
-    # vm2's image came from the registry by digest: the digest vm1's push recorded.
-    digests = {vm: [d for d in image_info(vm, ids[vm])[1] if d.startswith(BUILDS + "/web@")] for vm in VMS}
-    assert digests["vm2"] and digests["vm2"] == digests["vm1"], digests
-    for vm in VMS:
-        assert served_version(vm, "web") == new, vm
-    assert_no_secret(proc, password)
-
-    again = run_playbook("playbooks/deploy.yml", "-i", "inventories/lab", "-e", "apps_build_registry=" + BUILDS)
-    for vm, row in recap(again.stdout).items():
-        assert row == (0, 0, 0), (vm, again.stdout[-6000:])
 
 
 @pytest.fixture(scope="module")

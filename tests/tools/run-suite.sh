@@ -46,6 +46,21 @@ phase() {
 
 make_phase() { phase "$1" "$2" make --no-print-directory "$2"; }
 
+# How busy the machine's CPUs are, one figure per 5 minutes (user + system +
+# steal over all of /proc/stat's time): a suite near 100 % throughout gets
+# faster only by doing less work, not by running more of it side by side.
+cpu_sample() {
+  local prev cur
+  prev=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  while sleep 300; do
+    cur=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+    echo "$prev $cur" | awk '{d = $4 - $2; printf "%d\n", d > 0 ? 100 * ($3 - $1) / d : 0}' >>"$logs/cpu.busy"
+    prev=$cur
+  done
+}
+cpu_sample </dev/null >/dev/null 2>&1 &
+sampler=$!
+
 # Both streams need the base images; make them once, before either starts.
 # If that fails, the streams still run (each makes what it lacks), and the
 # suite fails.
@@ -95,8 +110,10 @@ local_rc=$?
 wait "$roles"
 roles_rc=$?
 
+pkill -P "$sampler" 2>/dev/null; kill "$sampler" 2>/dev/null
 echo
 echo "== test suite: $(($(date +%s) - start)) s in all"
+[ -s "$logs/cpu.busy" ] && echo "== CPU busy, % of $(nproc) cores per 5 minutes: $(tr '\n' ' ' <"$logs/cpu.busy")"
 printf '%-8s %-14s %-11s %8s\n' stream phase result seconds
 for stream in setup lab local roles; do
   [ -f "$logs/$stream.table" ] || continue
