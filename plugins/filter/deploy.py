@@ -97,7 +97,7 @@ def deploy_plan(apps):
 NOT_INPUTS = frozenset([
     "apps_archive_controller_dir", "apps_archive_dir", "apps_build_once", "apps_build_registry",
     "apps_release_by", "apps_base_dir", "apps_only", "apps_plan_force", "apps_plan_group",
-    "apps_absent_names",
+    "apps_absent_names", "apps_model_checked",
 ])
 
 

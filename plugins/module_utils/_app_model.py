@@ -182,15 +182,16 @@ def _convert(kind, value, secret=False):
 
 
 def _source_files(facts):
-    """The files the role copies before a checkout: the deploy key (secret, 0600) and the git
-    server's host keys (0644), those the app gives; one copy task loops over them."""
+    """The files the role installs before a checkout (appfleet.docker.host_files): the deploy key
+    (0600, a controller file, ``src``: never shown) and the git server's host keys (0644), those the
+    app gives."""
     source, files = facts["source"], []
     if "key_file" in source:
-        files.append({"dest": facts["key"], "src": source["key_file"], "mode": "0600", "secret": True})
+        files.append({"dest": facts["key"], "src": source["key_file"], "mode": "0600"})
     if "known_hosts" in source:
         lines = [source["known_hosts"]] if isinstance(source["known_hosts"], str) else source["known_hosts"]
         files.append({"dest": facts["known_hosts"], "content": "\n".join(line.strip() for line in lines) + "\n",
-                      "mode": "0644", "secret": False})
+                      "mode": "0644"})
     return files
 
 

@@ -18,11 +18,10 @@ import json
 import os
 import pwd
 import shutil
-import stat
 import tempfile
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
-from ansible_collections.appfleet.docker.plugins.module_utils._files import read_file, remove_file, write_file_atomic
+from ansible_collections.appfleet.docker.plugins.module_utils._files import FilePlan, remove_file, write_file_atomic
 
 NOT_INSTALLED = "not installed"
 
@@ -56,31 +55,6 @@ def apply_of(changed, reloadable, installed):
     if installed and set(changed) - set(reloadable):
         return "restart"
     return "reload"
-
-
-class FilePlan(object):
-    """One file the role owns, as its content and mode should be."""
-
-    def __init__(self, path, content, mode=0o644):
-        self.path = path
-        self.content = content
-        self.mode = mode
-        self.before = read_file(path)
-        try:
-            self.before_mode = stat.S_IMODE(os.stat(path).st_mode)
-        except OSError:
-            self.before_mode = None
-
-    @property
-    def changed(self):
-        return self.before != self.content or self.before_mode != self.mode
-
-    def diff(self):
-        return {"before_header": self.path, "after_header": self.path,
-                "before": self.before or "", "after": self.content}
-
-    def write(self):
-        write_file_atomic(self.path, self.content, self.mode, sync_dir=True)
 
 
 def run_program(run_command, argv, what):

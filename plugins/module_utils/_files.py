@@ -76,15 +76,63 @@ def atomic_file(path, mode=0o644, check=None, sync_dir=True):
         _fsync_dir(directory)
 
 
-def write_file_atomic(path, content, mode=0o644, sync_dir=False):
+def write_file_atomic(path, content, mode=0o644, sync_dir=False, owner=None):
     """Write the text ``content`` to ``path`` through atomic_file, making its directory if needed.
 
     ``sync_dir``: fsync the directory afterwards too (the rename survives a crash).
+    ``owner``: (uid, gid) given to the file before it is renamed into place.
     """
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, 0o755, exist_ok=True)
-    with atomic_file(path, mode, sync_dir=sync_dir) as handle:
+    check = (lambda tmp: os.chown(tmp, owner[0], owner[1])) if owner is not None else None
+    with atomic_file(path, mode, check=check, sync_dir=sync_dir) as handle:
         handle.write(content.encode("utf-8"))
+
+
+def path_state(path):
+    """(mode bits, uid, gid) of ``path`` (links followed), or None when it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+
+
+class FilePlan(object):
+    """One file a module owns, as its content, mode and (when given) owner should be.
+
+    ``owner``: (uid, gid), or None to leave the owner alone. ``secret``: its diff
+    shows no content, only that the content changes.
+    """
+
+    def __init__(self, path, content, mode=0o644, owner=None, secret=False):
+        self.path = path
+        self.content = content
+        self.mode = mode
+        self.owner = owner
+        self.secret = secret
+        self.before = read_file(path)
+        self.before_state = path_state(path)
+        self.before_mode = self.before_state[0] if self.before_state else None
+
+    @property
+    def changed(self):
+        if self.before != self.content or self.before_mode != self.mode:
+            return True
+        return self.owner is not None and tuple(self.before_state[1:]) != tuple(self.owner)
+
+    def diff(self):
+        if not self.secret:
+            return {"before_header": self.path, "after_header": self.path,
+                    "before": self.before or "", "after": self.content}
+        same = self.before == self.content
+        return {"before_header": self.path, "after_header": self.path,
+                "before": "" if self.before_state is None else "(secret content) mode %04o owner %d:%d\n" % self.before_state,
+                "after": "(secret content%s) mode %04o%s\n" % (
+                    "" if same else ", changed", self.mode, " owner %d:%d" % tuple(self.owner) if self.owner else "")}
+
+    def write(self):
+        write_file_atomic(self.path, self.content, self.mode, sync_dir=True, owner=self.owner)
 
 
 def remove_file(path):

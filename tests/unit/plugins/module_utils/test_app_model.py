@@ -224,17 +224,16 @@ def test_source_app_effective_facts():
 
 @pytest.mark.parametrize("source, expected", [
     ({}, []),
-    ({"key_file": "keys/web"}, [{"dest": "/etc/appfleet/keys/web", "src": "/inv/keys/web", "mode": "0600",
-                                 "secret": True}]),
+    ({"key_file": "keys/web"}, [{"dest": "/etc/appfleet/keys/web", "src": "/inv/keys/web", "mode": "0600"}]),
     # One line or several: trimmed, one a line, a newline at the end.
     ({"known_hosts": " h ssh-ed25519 AAAA "}, [{"dest": "/etc/appfleet/keys/web.known_hosts",
-                                                "content": "h ssh-ed25519 AAAA\n", "mode": "0644", "secret": False}]),
+                                                "content": "h ssh-ed25519 AAAA\n", "mode": "0644"}]),
     ({"known_hosts": ["h ssh-ed25519 AAAA", "h ssh-rsa BBBB\n"], "key_file": "/abs/key"}, [
-        {"dest": "/etc/appfleet/keys/web", "src": "/abs/key", "mode": "0600", "secret": True},
+        {"dest": "/etc/appfleet/keys/web", "src": "/abs/key", "mode": "0600"},
         {"dest": "/etc/appfleet/keys/web.known_hosts", "content": "h ssh-ed25519 AAAA\nh ssh-rsa BBBB\n",
-         "mode": "0644", "secret": False}]),
+         "mode": "0644"}]),
 ])
-def test_source_files_the_key_secret_the_host_keys_public(source, expected):
+def test_source_files_the_key_from_the_controller_the_host_keys_inline(source, expected):
     model = app_model([web(source=dict(source, repo="git@h:web.git"))], SETTINGS)
     assert model["problems"] == []
     assert model["apps"][0]["source_files"] == expected
