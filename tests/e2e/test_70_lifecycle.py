@@ -17,7 +17,8 @@ import yaml
 
 from conftest import REPO, run_playbook
 from lab_support import HTTP_PORTS, commit_and_push, http_get, lab, lab_host, lab_tool, read_work_file  # noqa: F401  # pylint: disable=unused-import
-from test_50_fleet import BOTH, app_container_ids, fleet, plan_lines, recap, served_version  # noqa: F401  # pylint: disable=unused-import
+from test_50_fleet import (  # noqa: F401  # pylint: disable=unused-import
+    BOTH, app_container_ids, deploy_play_matched_no_host, fleet, plan_lines, recap, served_version, task_names)
 
 VMS = ("vm1", "vm2")
 NEW_APP = "shop"
@@ -46,21 +47,11 @@ def apps_with_shop(tmp_path_factory):
     return "@%s" % path
 
 
-def task_names(output):
-    return re.findall(r"^TASK \[([^\]]+)\]", output, re.M)
-
-
 def only_skipped(output, task):
     """The task ran on no host: every result line under it says `skipping`, and there is one at least."""
     blocks = re.findall(r"^TASK \[%s\] \*+\n(.*?)(?:\n\n|\Z)" % re.escape(task), output, re.M | re.S)
     lines = [line for block in blocks for line in block.splitlines() if line.strip()]
     return bool(lines) and all(line.startswith("skipping: [") for line in lines)
-
-
-def deploy_play_matched_no_host(output):
-    """The serial deploy play had no host: the plan put none in its group."""
-    return re.search(r"^PLAY \[Deploy the apps, one host at a time\] \*+\nskipping: no hosts matched$",
-                     output, re.M) is not None and "Deploy the selected apps" not in task_names(output)
 
 
 def plan_asked_no_host(output):
