@@ -355,10 +355,11 @@ class Proxy(object):
         self._run(self.reload_command, "nginx reload")
         self.reloads += 1
         if not watch.wait():
-            self.module.warn("app %s: %d s after the reload (%s), nginx (master pid %s) still had no new "
+            # The raw AnsibleModule: the upstream file names the app (the wrapper writes the prefix).
+            self.module.warn("%d s after the nginx reload (%s) for %s, nginx (master pid %s) still had no new "
                              "worker processes, or old ones still accepting, so it may still send requests to "
                              "the previous upstream; see nginx's error log"
-                             % (self.app, WAIT_SECONDS, " ".join(self.reload_command), watch.master))
+                             % (WAIT_SECONDS, " ".join(self.reload_command), self.upstream_file, watch.master))
 
     def _set_flag(self, slot):
         if slot == "b":
