@@ -136,14 +136,13 @@ def through_playbook(name, verbosity=0, env=None, printed=False):
     about 2 s of CPU. What only Ansible does needs the play: an action plugin (deploy_lock,
     deploy_state) runs on the controller around its module; verbosity and ANSIBLE_* settings
     (log path, collections path) change what Ansible prints, logs and loads; and some tests
-    read that output (``printed``). app_container too, for now: it returns as soon as it has
-    sent nginx a reload, which nginx applies a moment later; run directly, a test that probes
-    the app right after a first deploy can get the old upstream's 502, which the play's exit
-    time hides (see docs/testing.md).
+    read that output (``printed``). app_container runs directly too: after a reload it returns
+    only once nginx runs the new configuration (module_utils/_nginx_reload.py), so a probe
+    right after it reaches the new upstream.
     """
     short = name.rsplit(".", 1)[-1]
     other_collection = "." in name and not name.startswith("appfleet.docker.")
-    return bool(printed or verbosity or other_collection or short == "app_container"
+    return bool(printed or verbosity or other_collection
                 or (REPO / "plugins" / "action" / (short + ".py")).exists()
                 or any(key.startswith("ANSIBLE_") for key in (env or {})))
 

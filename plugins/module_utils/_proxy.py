@@ -26,7 +26,9 @@ Only a change of the slot ports (the first deploy, the first one after an
 upgrade from an earlier format, a slot port outside ``slot_ports`` when that
 is set, or a slot port taken by something else) rewrites the file; that is
 tested with ``nginx -t`` and applied with a graceful reload, and undone when
-either fails. A file in the format with ``backup`` servers (earlier versions)
+either fails. The module returns only once nginx runs the reloaded file (its
+new workers started, the old ones no longer accepting; ``_nginx_reload``), so
+a probe right after the run reaches the new upstream. A file in the format with ``backup`` servers (earlier versions)
 is rewritten to this one, ports kept, on the app's next run (``outdated``).
 A ``.`` cannot occur in an app name, so ``appfleet_<app>.b`` never names
 another app's group.
@@ -62,6 +64,7 @@ import re
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils._files import read_file, remove_file, write_file_atomic
+from ansible_collections.appfleet.docker.plugins.module_utils._nginx_reload import WAIT_SECONDS, ReloadWatch
 
 DEFAULT_UPSTREAM_DIR = "/etc/nginx/appfleet/upstreams"
 DEFAULT_TEST_COMMAND = ["nginx", "-t"]
@@ -345,6 +348,19 @@ class Proxy(object):
             text = (err or out or "").strip()
             raise ProxyError("%s (%s) failed with rc %s: %s" % (what, " ".join(argv), rc, text[-1500:]))
 
+    def _reload(self):
+        """Reload nginx gracefully and wait until it runs the new configuration: a task after
+        this module's may probe the app at once (see _nginx_reload)."""
+        watch = ReloadWatch(self.reload_command)
+        self._run(self.reload_command, "nginx reload")
+        self.reloads += 1
+        if not watch.wait():
+            # The raw AnsibleModule: the upstream file names the app (the wrapper writes the prefix).
+            self.module.warn("%d s after the nginx reload (%s) for %s, nginx (master pid %s) still had no new "
+                             "worker processes, or old ones still accepting, so it may still send requests to "
+                             "the previous upstream; see nginx's error log"
+                             % (WAIT_SECONDS, " ".join(self.reload_command), self.upstream_file, watch.master))
+
     def _set_flag(self, slot):
         if slot == "b":
             write_file_atomic(self.flag_file, "slot b of app %s is active (appfleet.docker)\n" % self.app)
@@ -404,8 +420,7 @@ class Proxy(object):
                 self._set_flag("b" if had_flag else "a")
                 # Reload so nginx surely runs the previous config again; a
                 # failure here is reported but does not hide the first one.
-                self._run(self.reload_command, "nginx reload")
-                self.reloads += 1
+                self._reload()
                 remove_file(self.marker_file)
             except (ProxyError, IOError, OSError) as exc2:
                 restore_note += (", but reloading it failed too: %s; the next run tests and reloads nginx again"
@@ -433,8 +448,7 @@ class Proxy(object):
         the marker kept, when nginx refuses it.
         """
         self._run(self.test_command, "nginx config test")
-        self._run(self.reload_command, "nginx reload")
-        self.reloads += 1
+        self._reload()
         remove_file(self.marker_file)
 
     def _apply(self, content):
@@ -446,5 +460,4 @@ class Proxy(object):
             # No container (placeholder, removed) or no slot b: the flag must not point there.
             remove_file(self.flag_file)
         self._run(self.test_command, "nginx config test")
-        self._run(self.reload_command, "nginx reload")
-        self.reloads += 1
+        self._reload()

@@ -418,6 +418,11 @@ options:
             app serves it. Only a change of the slot ports (the first deploy, the first one after an upgrade,
             a slot port outside O(proxy.slot_ports), a slot port taken by another program) rewrites this
             file, tests it and reloads nginx; RV(proxy_reloads) counts those reloads.
+          - After a reload the module returns only once nginx runs the new file (its new worker processes
+            started, the old ones no longer accepting connections; 10 s at most, then a warning), so a task
+            that probes the app right after this one reaches the new container. nginx is found by the pid
+            file of the configuration that O(proxy.reload_command) names (C(-p), C(-c), C(-g)), else
+            C(/run/nginx.pid); a reload command that runs no C(nginx) (a script) is not waited for.
           - A file in the format of earlier versions, whose groups name the other slot as a C(backup)
             server, is rewritten to this format (ports kept, one test and reload) on the app's next run,
             which reports RV(action=reconciled) when nothing else changes.
