@@ -558,8 +558,8 @@ class AppContainer(object):
             keep |= self.secret_releases(container)
         plan.unused_secrets = self.secrets.unused(keep) if matches else []
         plan.legacy_env = os.path.lexists(self.legacy_env_file)
-        tidy = bool(strays or plan.overdue or plan.needs_proxy_fix or plan.needs_format or plan.needs_rename or plan.unused_secrets
-                    or plan.legacy_env or plan.reload_pending)
+        tidy = bool(strays or plan.overdue or plan.needs_proxy_fix or plan.needs_format or plan.needs_rename
+                    or plan.unused_secrets or plan.legacy_env or plan.reload_pending)
         plan.action = choose_action(serving, matches, p["rollback"], tidy)
         if not matches:
             self.check_userns()
