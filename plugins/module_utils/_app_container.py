@@ -15,7 +15,9 @@ the app. Messages and warnings name the app through the wrapper (module_utils/_d
 
 from __future__ import annotations
 
+import math
 import os
+import time
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     LABEL_CONFIG_HASH,
@@ -43,9 +45,11 @@ from ansible_collections.appfleet.docker.plugins.module_utils._container_spec im
     config_diff,
     create_arguments,
     desired_config,
+    drain_deadline,
     uses_secret_files,
     validate,
 )
+from ansible_collections.appfleet.docker.plugins.module_utils._drain import drain_result
 from ansible_collections.appfleet.docker.plugins.module_utils._strategies import Swap
 
 
@@ -95,6 +99,10 @@ class Plan(object):
         self.serving = serving
         # The app's other containers, left over by killed runs.
         self.strays = strays
+        # The old containers of earlier swaps still draining (each with its deadline, ``until``), and
+        # those past their deadline: their remover was stopped (killed, a reboot).
+        self.draining = []
+        self.overdue = []
         self.upstream_port = upstream_port
         # The serving container runs the desired image, config and secrets (secret_changes: names, never values).
         self.matches = False
@@ -144,6 +152,8 @@ class AppContainer(object):
         self.release_bad = False
         self.release_plan = None
         self.release_new = None
+        # The Swap of the run (put_in_service).
+        self.swap = None
 
     # ------------------------------------------------------------ helpers
     def inspect_image(self, ref, option):
@@ -466,6 +476,7 @@ class AppContainer(object):
         p = self.p
         # The engine answers (or the run fails) before the lock is taken.
         self.engine = Engine(self.wrapper.client, p)
+        self.result["draining"] = None
         image_id, image_labels = self.read_image()
         if self.wrapper.check_mode:
             # Check mode ends with the plan: no lock, nothing changed; the result says what a run would do.
@@ -516,12 +527,18 @@ class AppContainer(object):
         self.cfg = desired_config(p)
         self.step("reading the app's containers")
         upstream_port = self.proxy.current_port() if self.proxy else None
-        serving, strays = choose_serving(self.engine.containers(), self.stable, upstream_port)
+        containers, draining = [], []
+        for container in self.engine.containers():
+            container["until"] = drain_deadline(container["name"], self.stable)
+            (containers if container["until"] is None else draining).append(container)
+        serving, strays = choose_serving(containers, self.stable, upstream_port)
         if p["rollback"]:
             self.image_id, self.image_labels = self.rollback_image(serving)
         self.release_hold(serving)
 
         plan = Plan(serving, strays, upstream_port)
+        plan.draining = draining
+        plan.overdue = [c for c in draining if c["until"] <= time.time()]
         plan.secret_changes = self.secret_changes(serving)
         plan.matches = matches = self.matches(serving, plan.secret_changes)
         # Docker counts a paused container as running; it serves nothing.
@@ -534,11 +551,15 @@ class AppContainer(object):
         plan.needs_rename = bool(serving and serving["name"] != self.stable)
         # A run killed between rewriting the upstream file and reloading nginx.
         plan.reload_pending = bool(self.proxy and self.proxy.reload_pending())
-        # Secret files no container will mount once the strays are gone, and the old env file.
-        plan.unused_secrets = self.secrets.unused(self.secret_releases(serving)) if matches else []
+        # Secret files no container will mount once the strays are gone, and the old env file. A draining
+        # container's go with it.
+        keep = self.secret_releases(serving)
+        for container in draining:
+            keep |= self.secret_releases(container)
+        plan.unused_secrets = self.secrets.unused(keep) if matches else []
         plan.legacy_env = os.path.lexists(self.legacy_env_file)
-        tidy = bool(strays or plan.needs_proxy_fix or plan.needs_format or plan.needs_rename or plan.unused_secrets
-                    or plan.legacy_env or plan.reload_pending)
+        tidy = bool(strays or plan.overdue or plan.needs_proxy_fix or plan.needs_format or plan.needs_rename
+                    or plan.unused_secrets or plan.legacy_env or plan.reload_pending)
         plan.action = choose_action(serving, matches, p["rollback"], tidy)
         if not matches:
             self.check_userns()
@@ -568,6 +589,9 @@ class AppContainer(object):
         if plan.strays:
             before["stray_containers"] = sorted(c["name"] for c in plan.strays)
             after["stray_containers"] = []
+        if plan.overdue:
+            before["draining_containers"] = sorted(c["name"] for c in plan.overdue)
+            after["draining_containers"] = []
         if plan.needs_proxy_fix:
             before["upstream_port"], after["upstream_port"] = plan.upstream_port, plan.serving["host_port"]
         if plan.needs_format:
@@ -587,13 +611,20 @@ class AppContainer(object):
         self.result.update(changed=plan.action != "unchanged", action=plan.action)
         found = found_message(plan.serving, plan.action, self.wrapper.check_mode)
         if found:
-            found = self.wrapper.with_app(found)
-            self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), found) if m)
-            self.wrapper.warn(found)
+            self.note(self.wrapper.with_app(found))
         if self.proxy:
             self.result["upstream_file"] = self.proxy.upstream_file
         if plan.reload_pending and self.wrapper.check_mode:
             self.note_repair(self.proxy)
+        for container in plan.overdue:
+            self.note(self.wrapper.with_app(
+                "container %s was still there %d s after the end of its drain (the process that removes it "
+                "was stopped); %s" % (container["name"], time.time() - container["until"],
+                                      "a run without check mode removes it" if self.wrapper.check_mode
+                                      else "removed it before anything else")))
+        waiting = [c for c in plan.draining if c not in plan.overdue]
+        if waiting and self.wrapper.check_mode:
+            self.result["draining"] = drain_result(waiting[0]["name"], waiting[0]["id"], waiting[0]["until"])
         if plan.diff is not None:
             self.result["diff"] = plan.diff
 
@@ -610,6 +641,8 @@ class AppContainer(object):
         # points at).
         if plan.reload_pending:
             self.repair_proxy(self.proxy)
+        # A draining container holds the other slot's port, which a swap takes again (no reload).
+        self.finish_drains(plan)
         if plan.strays:
             self.step("removing containers left over by an earlier run")
         for stray in plan.strays:
@@ -625,6 +658,7 @@ class AppContainer(object):
 
         self.release_begin(serving, plan.matches)
         final = self.put_in_service(plan)
+        self.result["draining"] = self.swap.draining
         self.release_record(serving)
         self.result["proxy_reloads"] = self.proxy.reloads if self.proxy else 0
         # Only now, with the old container gone, are its secret files unused.
@@ -637,7 +671,7 @@ class AppContainer(object):
     def put_in_service(self, plan):
         """Start, unpause, switch nginx to or replace the serving container, as planned; the id that serves."""
         serving = plan.serving
-        swap = Swap(self.wrapper, self.engine, self.secrets, self.proxy, self.create_container)
+        swap = self.swap = Swap(self.wrapper, self.engine, self.secrets, self.proxy, self.create_container)
         if plan.action == "unpaused":
             return swap.resume(serving)
         if plan.matches and plan.running:
@@ -650,6 +684,23 @@ class AppContainer(object):
             return swap.stop_first(serving)
         return swap.start_first(serving)
 
+    def finish_drains(self, plan):
+        """Wait for the draining containers an earlier run left until their deadline (drain_seconds at
+        most) and remove them: their remover was stopped, or has not got to them yet."""
+        for container in plan.draining:
+            left = min(container["until"] - time.time(), self.p["drain_seconds"])
+            if left > 0:
+                self.step("waiting %d s for container %s to finish its drain" % (math.ceil(left), container["name"]))
+                time.sleep(left)
+            self.step("removing container %s at the end of its drain" % container["name"])
+            # Only one found past its deadline is this run's change; else it finishes an earlier run's.
+            self.engine.remove(container["id"], record=container in plan.overdue)
+
+    def note(self, text):
+        """A finding in the result's msg and as a warning."""
+        self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), text) if m)
+        self.wrapper.warn(text)
+
     def note_repair(self, proxy):
         """Say in the result (proxy_repair, msg) and a warning that nginx is (or would be) reloaded after a
         killed rewrite."""
@@ -659,8 +710,7 @@ class AppContainer(object):
             "an earlier run was stopped after it wrote the nginx upstream file %s and before nginx was reloaded "
             "with it (the marker %s exists); %s" % (proxy.upstream_file, proxy.marker_file, done))
         self.result["proxy_repair"] = text
-        self.result["msg"] = "; ".join(m for m in (self.result.get("msg"), text) if m)
-        self.wrapper.warn(text)
+        self.note(text)
 
     def repair_proxy(self, proxy):
         self.step("testing and reloading nginx after an interrupted upstream rewrite")

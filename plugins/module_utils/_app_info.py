@@ -14,6 +14,8 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     app_error,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils import _releases
+from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import drain_deadline
+from ansible_collections.appfleet.docker.plugins.module_utils._drain import drain_result
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import (
     app_containers,
     app_images,
@@ -38,7 +40,16 @@ def container_report(c):
         previous_image=c["labels"].get(LABEL_PREVIOUS_IMAGE) or None,
         ports=published_ports(c["ports"]),
         restart_count=c["restart_count"],
+        draining_until=None,
     )
+
+
+def mark_draining(report):
+    """Set ``draining_until`` of an old container that drains after a swap (it is not the app's)."""
+    until = drain_deadline(report["name"])
+    if until is not None:
+        report["draining_until"] = drain_result(report["name"], report["id"], until)["until"]
+    return report
 
 
 def app_report(client, name, containers, images):
@@ -52,11 +63,13 @@ def app_report(client, name, containers, images):
         img["in_use"] = img["id"] in used
         img.pop("app", None)
         img.pop("created", None)
-    first = containers[0] if containers else None
-    running = [c for c in containers if c["running"]]
+    # The app's own containers: a draining one (the old container of a swap) goes by itself.
+    own = [c for c in containers if not c["draining_until"]]
+    first = own[0] if own else None
+    running = [c for c in own if c["running"]]
     if running:
         state = "running"
-    elif containers:
+    elif own:
         state = "stopped"
     else:
         state = "absent"
@@ -95,7 +108,7 @@ def logic(am):
         if err:
             am.fail(err)
     am.app, am.step = name, "reading the app's containers and images"
-    containers = [container_report(c) for c in app_containers(am.client, name)]
+    containers = [mark_draining(container_report(c)) for c in app_containers(am.client, name)]
     containers.sort(key=lambda c: (c["running"], c["started_at"] or ""), reverse=True)
     images = app_images(am.client, name)
     names = set(c["app"] for c in containers) | set(i["app"] for i in images)

@@ -38,6 +38,9 @@ NAME_RE = APP_NAME_RE
 CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}\Z")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}\Z")
 TEMP_SUFFIX = "--next"
+# The old container of a start-first swap while it drains: <name>--draining-<unix time it is removed at>.
+DRAIN_INFIX = "--draining-"
+DRAIN_NAME_RE = re.compile(r"^(?P<name>.+)--draining-(?P<until>[0-9]{1,12})\Z")
 RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
 SECRET_MASK = "********"
 
@@ -75,6 +78,29 @@ SECURITY_OPT_RE = re.compile(
 def temp_name(name):
     """The name a new container has while it runs beside the serving one."""
     return name + TEMP_SUFFIX
+
+
+def draining_name(name, until):
+    """The name of the old container while it drains: the deadline (unix time, whole seconds) in it.
+
+    A container's labels are fixed when it is made; its name is not, and every listing of
+    the engine shows it: the deadline survives the run, a killed remover and a reboot.
+    """
+    return "%s%s%d" % (name, DRAIN_INFIX, until)
+
+
+def drain_deadline(container_name, name=None):
+    """The deadline (unix time) in a draining container's name (of ``name``'s, when given), else None."""
+    found = DRAIN_NAME_RE.match(container_name or "")
+    if not found or (name is not None and found.group("name") != name):
+        return None
+    return int(found.group("until"))
+
+
+def drain_owner(container_name):
+    """The serving container's name a draining container belongs to, else None."""
+    found = DRAIN_NAME_RE.match(container_name or "")
+    return found.group("name") if found else None
 
 
 def parse_port_spec(spec):
@@ -191,6 +217,10 @@ def validate(params):
     if name.endswith(TEMP_SUFFIX):
         raise AppfleetError("name: %r must not end with %r (reserved for rollouts)" % (name, TEMP_SUFFIX))
     cname = params.get("container_name")
+    for option, value in (("name", name), ("container_name", cname)):
+        if drain_owner(value):
+            raise AppfleetError("%s: %r must not end with %r and digits (reserved for draining containers)"
+                                % (option, value, DRAIN_INFIX))
     if cname is not None and not CONTAINER_NAME_RE.match(cname):
         raise AppfleetError("container_name: %r is not a valid container name (letters, digits, _ . -, "
                             "starting with a letter or digit, at most 63 characters)" % (cname,))

@@ -11,7 +11,10 @@ each app, the appfleet containers and images, and the content, mode and owner of
 the files the deploy manages. ``check`` compares the host with that file: the
 same inputs, each app's branch or tag still at the recorded commit on the git
 server, the same containers running, the same images and files. An unhealthy
-container is not a reason: a deploy with the same inputs would not replace it.
+container is not a reason: a deploy with the same inputs would not replace it. The
+old container of a swap while it drains (``<name>--draining-<deadline>``) is neither
+recorded nor compared; one still there after its deadline is a reason (its app's
+next app_container run removes it).
 Anything that differs, or cannot be read, is a reason to deploy; no reason means
 that a deploy would change nothing, so deploy.yml can leave the host alone.
 """
@@ -29,6 +32,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import LABEL_APP, AppfleetError
+from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import drain_deadline, drain_owner
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_settings import RULES_PROGRAM
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_socket import get_json
 from ansible_collections.appfleet.docker.plugins.module_utils._files import write_file_atomic
@@ -269,8 +273,28 @@ def read_state(path):
     return data if isinstance(data, dict) else {}
 
 
-def findings(recorded, now, remote, sources, mutable_images, refresh_bases=()):
-    """Why a deploy is needed, as (app, reason): app is None for a reason of the whole host."""
+def settled(containers):
+    """The containers without the draining ones (the old containers of swaps, removed at their deadline)."""
+    return dict((name, c) for name, c in containers.items() if drain_owner(name) is None)
+
+
+def overdue_drains(containers, apps, at):
+    """(app or None, reason) for each draining container still there after its deadline."""
+    found = []
+    for name in sorted(containers):
+        until, owner = drain_deadline(name), drain_owner(name)
+        if until is not None and until <= at:
+            found.append((owner if owner in apps else None, (
+                "container %s: its drain ended %d s ago but it is still there (the process that removes it was "
+                "stopped); a deploy of app %s removes it" % (name, at - until, owner))))
+    return found
+
+
+def findings(recorded, now, remote, sources, mutable_images, refresh_bases=(), at=None):
+    """Why a deploy is needed, as (app, reason): app is None for a reason of the whole host.
+
+    ``at``: the time a draining container's deadline is compared with (now by default).
+    """
     if recorded is None:
         return [(None, "no record of a complete deploy on this host yet")]
     if recorded.get("version") != STATE_VERSION:
@@ -299,9 +323,9 @@ def findings(recorded, now, remote, sources, mutable_images, refresh_bases=()):
                                % (app, remote_key(source)[1], commit[:12], was[:12])))
     # A container named as an app is that app's; another one concerns the whole host.
     apps = set(s["app"] for s in sources) | set(m["app"] for m in mutable_images) | set(refresh_bases)
-    old_containers = recorded.get("containers") or {}
-    for name in sorted(set(old_containers) | set(now["containers"])):
-        old, new = old_containers.get(name), now["containers"].get(name)
+    old_containers, new_containers = settled(recorded.get("containers") or {}), settled(now["containers"])
+    for name in sorted(set(old_containers) | set(new_containers)):
+        old, new = old_containers.get(name), new_containers.get(name)
         owner = name if name in apps else None
         if old is None or new is None:
             found.append((owner, "container %s: %s since the last deploy" % (name, "added" if old is None else "gone")))
@@ -309,6 +333,7 @@ def findings(recorded, now, remote, sources, mutable_images, refresh_bases=()):
             found.append((owner, "container %s: replaced since the last deploy" % name))
         elif new["state"] != "running":
             found.append((owner, "container %s: %s" % (name, new["state"])))
+    found.extend(overdue_drains(now["containers"], apps, time.time() if at is None else at))
     if (recorded.get("images") or {}) != now["images"]:
         found.append((None, "the app images differ from those the last deploy left"))
     # A reload marker of app_container (module_utils/_proxy.py) among the watched files: nginx may
@@ -339,11 +364,11 @@ def apps_to_deploy(found):
 
 
 def recordable(now):
-    """The state to write: the containers without their status text."""
+    """The state to write: the containers without their status text, and without the draining ones."""
     record = dict(now)
     record["containers"] = dict(
         (name, {"id": c["id"], "image": c["image"], "state": c["state"], "status": ""})
-        for name, c in now["containers"].items())
+        for name, c in settled(now["containers"]).items())
     record["recorded_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return record
 

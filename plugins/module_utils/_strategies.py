@@ -8,11 +8,14 @@ Private to this collection (leading underscore): not a public API.
 Both strategies go through Swap.roll_out and share its one cleanup path: on
 any failure, BaseException included (KeyboardInterrupt, SystemExit), the new
 ``<name>--next`` container is removed and a stopped old container is started
-again before the run ends.
+again before the run ends. After a start-first swap behind nginx the old container
+drains on its own (_drain.py): the run does not wait for it.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import time
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
@@ -32,7 +35,12 @@ from ansible_collections.appfleet.docker.plugins.module_utils._proxy import (
     slot_port_candidates,
     unowned_ports_warning,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import temp_name, uses_secret_files
+from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import (
+    draining_name,
+    temp_name,
+    uses_secret_files,
+)
+from ansible_collections.appfleet.docker.plugins.module_utils._drain import drain_result, start_remover
 
 # Tries to start the new container when its loopback port was taken between choice and start.
 PORT_ATTEMPTS = 3
@@ -88,6 +96,8 @@ class Swap(object):
         self.tried_ports = set()
         # The warning about slot ports any local user may bind: once per run.
         self.warned_range = False
+        # The old container left draining by this run: {container, id, until}, else None.
+        self.draining = None
 
     def step(self, text):
         """Name the step under way: a failure message says which one failed."""
@@ -256,13 +266,27 @@ class Swap(object):
             raise AppfleetError(message)
         if current:
             if self.proxy and current["running"] and not stop_old and self.p["drain_seconds"]:
-                time.sleep(self.p["drain_seconds"])
-            self.step("removing the previous container")
-            self.engine.remove(current["id"])
+                self.drain(current)
+            else:
+                self.step("removing the previous container")
+                self.engine.remove(current["id"])
         if name != self.stable:
             self.step("renaming the new container to %s" % self.stable)
             api.rename(cid, self.stable)
         return cid
+
+    def drain(self, current):
+        """Leave the old container to finish its requests in flight, without waiting: renamed with its
+        deadline (drain_seconds from now, whole seconds), removed then by a detached process."""
+        until = int(math.ceil(time.time() + self.p["drain_seconds"]))
+        name = draining_name(self.stable, until)
+        self.step("renaming the previous container to %s" % name)
+        self.wrapper.client.api.rename(current["id"], name)
+        releases = set(os.path.dirname(src) for src in (current.get("secret_mounts") or {}).values()
+                       if self.secrets.release_of(src))
+        self.step("starting the process that removes %s at the end of its drain" % name)
+        start_remover(self.p, current["id"], until, releases)
+        self.draining = drain_result(name, current["id"], until)
 
     def clean_up_failed(self, exc, current, release):
         """Undo a failed rollout; return the failure message, or None to re-raise ``exc`` as it is."""

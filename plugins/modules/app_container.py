@@ -25,16 +25,18 @@ description:
   - When they differ it rolls out with O(strategy). C(start-first) starts the new container beside
     the old one with the app port published on the app's free 127.0.0.1 slot port (see
     O(proxy.upstream_file)), waits until it is healthy, moves nginx to it without a reload (new
-    requests go to the new container; keep-alive client connections stay open), drains the old
-    container for O(drain_seconds) and then stops it (C(SIGTERM), then C(SIGKILL) after
-    O(stop_timeout)) and removes it. C(stop-first) stops the old container, starts the new one and
-    waits for its health; on failure the old container is started again.
+    requests go to the new container; keep-alive client connections stay open) and returns. The old
+    container drains for O(drain_seconds) without holding up the run, renamed
+    C(<container_name>--draining-<deadline>) (the deadline in Unix seconds), and a detached process
+    stops it then (C(SIGTERM), then C(SIGKILL) after O(stop_timeout)) and removes it with its secret
+    files. C(stop-first) stops the old container, starts the new one and waits for its health; on
+    failure the old container is started again.
   - Any failure (create error, name or port conflict, never healthy, exits at once, nginx refusing
     the new upstream) removes the new container, leaves the previous one serving and fails with the
     reason and the new container's last log lines.
   - "Naming: the serving container is named O(container_name) (default: the app name). During a
     rollout the new container is named C(<container_name>--next) and renamed once the old one is
-    removed. Every container the module creates carries the label C(io.appfleet.app=<name>); runs
+    removed or renamed to drain. Every container the module creates carries the label C(io.appfleet.app=<name>); runs
     find the app's containers by that label whatever their names."
   - Each container records the image id it replaced in the label C(io.appfleet.previous-image), so
     O(rollback=true) starts the previous image again without a build or a pull.
@@ -50,6 +52,10 @@ description:
     a killed run never blocks the next one, which reports the stale holder it found.
   - At the start of each run, containers of the app left over by a killed run (the temporary
     C(--next) container, exited containers) are removed so that exactly one container remains.
+    A draining container an earlier run left is waited for until its deadline (O(drain_seconds) at
+    most) and removed first, so that a swap takes its loopback slot port again without an nginx
+    reload; one found after its deadline (its remover was killed, the host rebooted) is reported as
+    a change (check mode only reports it).
   - "Secrets (O(secret_env)) are delivered as files by default (O(secret_delivery=file)): one file
     per variable, mode 0400, in a root-only directory on the host
     (C(<secret_dir>/<name>/<release>/<KEY>)), bind-mounted read-only at C(/run/secrets/<KEY>), and
@@ -381,8 +387,10 @@ options:
   drain_seconds:
     description:
       - Seconds the old container keeps running after traffic was switched away from it, so
-        requests in flight finish. After the switch no new request reaches the old container.
-      - Then the old container is stopped with O(stop_timeout). A request in flight at the switch
+        requests in flight finish. After the switch no new request reaches the old container. The
+        run does not wait for the drain (rounded up to whole seconds), see RV(draining); V(0) removes
+        the old container at once, as C(stop-first) does.
+      - Then the old container is stopped with O(stop_timeout) and removed by a detached process. A request in flight at the switch
         completes when it ends within O(drain_seconds), or within O(drain_seconds) plus
         O(stop_timeout) if the app finishes its requests on C(SIGTERM) before it exits (the sample apps
         do). Longer requests are cut when the old container stops; their clients must retry.
@@ -710,6 +718,27 @@ release:
       type: str
       sample: serving before the release log began
   sample: {"id": "20240501T100000Z-7d3e1a2b", "kind": "rollback", "result": "serving"}
+draining:
+  description:
+    - The old container left draining by this run's start-first swap, removed at C(until) by a
+      detached process (the module does not wait); V(null) when none drains. In check mode, a container
+      an earlier run left draining.
+  returned: when state is present
+  type: dict
+  contains:
+    container:
+      description: Its name while it drains, C(<container_name>--draining-<until in Unix seconds>).
+      type: str
+      sample: web--draining-1714557605
+    id:
+      description: Its short id.
+      type: str
+      sample: 3f2c9a0e1b7d
+    until:
+      description: When it is stopped and removed (UTC, ISO 8601).
+      type: str
+      sample: "2024-05-01T10:00:05Z"
+  sample: {"container": "web--draining-1714557605", "id": "3f2c9a0e1b7d", "until": "2024-05-01T10:00:05Z"}
 held:
   description:
     - Set when the app is held on a release after a rollback and O(image) was not deployed, with

@@ -170,6 +170,12 @@ apps:
         restart_count:
           description: How often the engine restarted the container.
           type: int
+        draining_until:
+          description:
+            - For the old container of a start-first swap while it drains, when it is removed (UTC, ISO 8601);
+              V(null) for the app's own containers, which the app's state, health and image describe.
+          type: str
+          sample: "2024-05-01T10:00:05Z"
       sample:
         - id: 4f1c0e0a9d2b
           name: web
@@ -184,6 +190,7 @@ apps:
           previous_image: null
           ports: []
           restart_count: 0
+          draining_until: null
     images:
       description: Every image of the app, newest first (by build time label, then creation time).
       type: list

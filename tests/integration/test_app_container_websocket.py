@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import http.client
 import os
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -29,47 +27,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import REPO, run_module  # noqa: E402  (tests/conftest.py helpers)
+from conftest import run_module  # noqa: E402  (tests/conftest.py helpers)
 pytest.register_assert_rewrite("app_container.fixtures")
-from app_container.fixtures import Probe, free_port  # noqa: E402
+from app_container.fixtures import WEB_DIR, WEB_REPO, Probe, free_port  # noqa: E402
 
 pytest_plugins = ["app_container.fixtures"]
 
-WEB_DIR = REPO / "examples" / "apps" / "web"
-WEB_BASE_IMAGE = "appfleet-lab/debian:bookworm"
-WEB_REPO = "afb-web"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B85"
 TEXT, CLOSE, PING, PONG = 0x1, 0x8, 0x9, 0xA
 DRAIN = 3
 STOP_TIMEOUT = 5
-
-
-@pytest.fixture(scope="session")
-def web_images(docker_client):
-    """The sample app "web" built from this checkout, as afb-web:v1 and afb-web:v2 (VERSION v1, v2)."""
-    import docker.errors  # pylint: disable=import-outside-toplevel
-
-    try:
-        docker_client.images.get(WEB_BASE_IMAGE)
-    except docker.errors.ImageNotFound:
-        pytest.fail("the base image %s is missing: `make setup` builds it (tests/lab/labctl.py "
-                    "ensure_base_image)" % WEB_BASE_IMAGE)
-    ids = {}
-    for version in ("v1", "v2"):
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for name in ("Dockerfile", "server.py"):
-                tar.add(str(WEB_DIR / name), arcname=name)
-            data = (version + "\n").encode()
-            info = tarfile.TarInfo("VERSION")
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-        buf.seek(0)
-        image, _logs = docker_client.images.build(
-            fileobj=buf, custom_context=True, tag="%s:%s" % (WEB_REPO, version),
-            buildargs={"BASE_IMAGE": WEB_BASE_IMAGE}, rm=True, forcerm=True)
-        ids[version] = image.id
-    return ids
 
 
 class WsClient:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from conftest import run_module
@@ -91,3 +93,24 @@ def test_unknown_app_is_empty(deployed):
 def test_bad_name_fails(deployed):
     res = run_module("app_info", dict(name="bad name!"))
     assert res.get("failed") is True and "name" in res["msg"] and "not a valid app name" in res["msg"]
+
+
+def test_a_draining_container_is_not_the_apps(deployed, docker_client):
+    """The old container of a swap while it drains is listed as such; the app is its serving container."""
+    until = int(time.time()) + 600
+    name = "%s--draining-%d" % (APP, until)
+    # Started last, so it would sort first among running containers if it counted.
+    docker_client.containers.run("afa-test/%s:new" % APP, ["sleep", "60"], name=name, detach=True,
+                                 labels=dict(MANAGED, **{LABEL_APP: APP}))
+    try:
+        res = run_module("app_info", dict(name=APP))
+        assert res.get("failed") is not True, res.get("msg")
+        (app,) = res["apps"]
+        assert app["state"] == "running" and app["image_id"] == deployed["cur"]
+        assert app["started_at"] == deployed["web"].attrs["State"]["StartedAt"]
+        reports = dict((c["name"], c) for c in app["containers"])
+        assert reports[name]["running"] is True
+        assert reports[name]["draining_until"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))
+        assert reports[APP]["draining_until"] is None
+    finally:
+        docker_client.containers.get(name).remove(force=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from conftest import run_module, run_modules
@@ -71,6 +73,21 @@ def test_keeps_newest_in_use_and_rollback_target(docker_client, fleet):
     assert sorted(r["id"] for r in res["removed"]) == sorted([fleet[5], fleet[6]])
     assert app_image_ids(docker_client, APP) == sorted([fleet[1], fleet[2], fleet[3]])
     assert docker_client.containers.get(CONTAINERS[0]).status == "running"
+
+
+def test_keeps_the_image_of_a_draining_container(docker_client, fleet):
+    """The old container of a swap, while it drains (renamed <name>--draining-<deadline>), keeps its image."""
+    draining = "%s--draining-%d" % (CONTAINERS[0], time.time() + 600)
+    docker_client.containers.get(CONTAINERS[0]).rename(draining)
+    try:
+        res = prune(keep=0)
+        assert res.get("failed") is not True, res.get("msg")
+        reasons = dict((k["id"], k["reasons"]) for k in res["kept"])
+        assert "in use" in reasons[fleet[1]]
+        assert image_or_none(docker_client, fleet[1]) is not None
+        assert docker_client.containers.get(draining).status == "running"
+    finally:
+        docker_client.containers.get(draining).rename(CONTAINERS[0])
 
 
 def test_dangling_only_of_the_app(docker_client, fleet):

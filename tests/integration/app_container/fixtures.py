@@ -23,13 +23,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import machine_lock
+from conftest import REPO, machine_lock
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 BASE_IMAGE = "afb-busybox:1"
 APP_REPO = "afb-app"
 LABEL_APP = "io.appfleet.app"
+# In the name of an old container while it drains (module_utils/_container_spec.py, draining_name).
+DRAINING = "--draining-"
+
+# The sample app "web" (examples/apps/web: /slow, /ws) on the lab's Debian base image.
+WEB_DIR = REPO / "examples" / "apps" / "web"
+WEB_BASE_IMAGE = "appfleet-lab/debian:bookworm"
+WEB_REPO = "afb-web"
 
 HTTPD = '["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]'
 # Users of the test images: a name the module must look up in the image's /etc/passwd.
@@ -114,6 +121,34 @@ def app_images(docker_client):
                 files["www/health"] = (b"ok\n", 0o644)
             ids[tag] = _build(docker_client, "%s:%s" % (APP_REPO, tag), files)
         return ids
+
+
+@pytest.fixture(scope="session")
+def web_images(docker_client):
+    """The sample app "web" built from this checkout, as afb-web:v1 and afb-web:v2 (VERSION v1, v2)."""
+    import docker.errors  # pylint: disable=import-outside-toplevel
+
+    try:
+        docker_client.images.get(WEB_BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail("the base image %s is missing: `make setup` builds it (tests/lab/labctl.py "
+                    "ensure_base_image)" % WEB_BASE_IMAGE)
+    ids = {}
+    for version in ("v1", "v2"):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name in ("Dockerfile", "server.py"):
+                tar.add(str(WEB_DIR / name), arcname=name)
+            data = (version + "\n").encode()
+            info = tarfile.TarInfo("VERSION")
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        buf.seek(0)
+        image, _logs = docker_client.images.build(
+            fileobj=buf, custom_context=True, tag="%s:%s" % (WEB_REPO, version),
+            buildargs={"BASE_IMAGE": WEB_BASE_IMAGE}, rm=True, forcerm=True)
+        ids[version] = image.id
+    return ids
 
 
 class Nginx:
@@ -262,8 +297,15 @@ class App:
         args.update(over)
         return args
 
-    def containers(self):
-        return app_containers(self.client, self.name)
+    def containers(self, drained=True):
+        """The app's containers; ``drained``: once no old container drains any more (bounded), as a run
+        returns before the drain of a start-first swap ends."""
+        found = app_containers(self.client, self.name)
+        deadline = time.time() + 30
+        while drained and any(DRAINING in c.name for c in found) and time.time() < deadline:
+            time.sleep(0.2)
+            found = app_containers(self.client, self.name)
+        return found
 
     def releases(self):
         """The release directories of secret files on the host."""

@@ -24,6 +24,8 @@ def params(**over):
     ({"name": "-web"}, "name:"),
     ({"name": "x" * 64}, "name:"),
     ({"name": "web--next"}, "name:"),
+    ({"name": "web--draining-1714557605"}, "name:"),
+    ({"container_name": "web--draining-1"}, "container_name:"),
     ({"container_name": "a/b"}, "container_name:"),
     ({"image": None}, "image:"),
     ({"port": 0}, "port:"),
@@ -242,3 +244,25 @@ def test_healthcheck_normalised():
     assert _container_spec.normalize_healthcheck({"test": ["wget", "-q", "x"], "interval": 2}) == {
         "test": ["CMD", "wget", "-q", "x"], "interval": 2}
     assert _container_spec.normalize_healthcheck({"test": ["CMD-SHELL", "true"]})["test"] == ["CMD-SHELL", "true"]
+
+
+@pytest.mark.parametrize("container, name, until", [
+    ("web--draining-1714557605", None, 1714557605),
+    ("web--draining-1714557605", "web", 1714557605),
+    ("web--draining-1714557605", "api", None),
+    ("my-web--draining-5", "my-web", 5),
+    ("web", None, None),
+    ("web--next", "web", None),
+    ("web--draining-", None, None),
+    ("web--draining-12x", None, None),
+])
+def test_drain_deadline_is_read_from_the_name(container, name, until):
+    assert _container_spec.drain_deadline(container, name) == until
+    if name is None:
+        assert _container_spec.drain_owner(container) == (container.rsplit("--draining-", 1)[0] if until else None)
+
+
+def test_draining_name_round_trips():
+    name = _container_spec.draining_name("web", 1714557605)
+    assert name == "web--draining-1714557605"
+    assert (_container_spec.drain_owner(name), _container_spec.drain_deadline(name, "web")) == ("web", 1714557605)

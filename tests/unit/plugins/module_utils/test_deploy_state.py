@@ -98,6 +98,28 @@ def test_a_reload_marker_is_a_reason_naming_its_app(recorded_files, now_files, r
     assert _deploy_state.apps_to_deploy(found) == (["api"] if reasons == [MARKER_REASON] else (None if reasons else []))
 
 
+DRAINING = {"id": "c0", "image": "i0", "state": "running", "status": ""}
+
+
+@pytest.mark.parametrize("name, reasons, apps", [
+    # Before its deadline the old container of a swap is neither drift nor recorded.
+    ("web--draining-1100", [], []),
+    # After it, its remover was stopped: a reason for its app, whose next run removes it.
+    ("web--draining-900", ["container web--draining-900: its drain ended 100 s ago but it is still there (the "
+                           "process that removes it was stopped); a deploy of app web removes it"], ["web"]),
+    ("other--draining-900", ["container other--draining-900: its drain ended 100 s ago but it is still there "
+                             "(the process that removes it was stopped); a deploy of app other removes it"], None),
+])
+def test_a_draining_container_is_a_reason_only_after_its_deadline(name, reasons, apps):
+    now = two(containers=dict(two()["containers"], **{name: DRAINING}))
+    found = _deploy_state.findings(two(), now, BOTH_AT_A, TWO, [], at=1000)
+    assert [reason for _app, reason in found] == reasons
+    assert _deploy_state.apps_to_deploy(found) == apps
+    assert name not in _deploy_state.recordable(now)["containers"]
+    # Recorded by an earlier version while it drained, and gone since: no reason either.
+    assert _deploy_state.findings(dict(two(), containers=now["containers"]), two(), BOTH_AT_A, TWO, [], at=1000) == []
+
+
 def test_apps_to_deploy_without_a_record_is_every_app():
     assert _deploy_state.apps_to_deploy(_deploy_state.findings(None, two(), BOTH_AT_A, TWO, [])) is None
 
