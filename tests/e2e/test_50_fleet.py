@@ -58,8 +58,9 @@ def wait_serving(vm, app, timeout=120):
 
 def app_container_ids(vm):
     host = lab_host(vm)
-    out = host.check_output("sudo docker ps -q --filter label=io.appfleet.app")
-    return sorted(out.split())
+    out = host.check_output("sudo docker ps --filter label=io.appfleet.app --format '{{.ID}} {{.Names}}'")
+    # An old container still draining after a swap (<app>--draining-<deadline>) is on its way out.
+    return sorted(cid for cid, name in (line.split() for line in out.splitlines()) if "--draining-" not in name)
 
 
 INITIAL_LOGIN = "the deploy user deploy cannot log in yet; bootstrapping as the initial user debian"
