@@ -39,9 +39,18 @@ except Exception:
     pass
 try:
     api.remove_container(cid, force=True)
-except NotFound:
-    pass
 except Exception:
+    pass
+# Gone, by this removal or by a run of the app that finished the drain at the same deadline.
+for _ in range(300):
+    try:
+        api.inspect_container(cid)
+    except NotFound:
+        break
+    except Exception:
+        sys.exit(1)
+    time.sleep(0.1)
+else:
     sys.exit(1)
 for release in sys.argv[8:]:
     shutil.rmtree(release, ignore_errors=True)

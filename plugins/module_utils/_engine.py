@@ -42,6 +42,8 @@ from ansible_collections.appfleet.docker.plugins.module_utils._container_spec im
 # Answers in a row from health.path that put a container in service while
 # Docker's own health check has not run yet.
 PATH_ANSWERS = 2
+# How long a removal waits for another client's removal of the same container to end.
+REMOVAL_WAIT = 30
 
 
 def choose_serving(containers, stable_name, upstream_port):
@@ -342,6 +344,12 @@ def remove_image(client, image):
     return True, None
 
 
+def removal_in_progress(exc):
+    """True for the engine's answer when another client is removing the same container (409)."""
+    return (isinstance(exc, APIError) and getattr(exc, "status_code", None) == 409
+            and "already in progress" in str(getattr(exc, "explanation", None) or exc))
+
+
 # ------------------------------------------------------------- the engine driver
 
 class Engine(object):
@@ -393,9 +401,27 @@ class Engine(object):
         except Exception as exc:
             if is_not_found(exc):
                 return
-            raise
+            if not removal_in_progress(exc):
+                raise
+            # Another client removes it (the detached remover of a drain, at the same deadline).
+            self.wait_gone(cid)
         if record:
             self.removed.append(_short(cid))
+
+    def wait_gone(self, cid, seconds=REMOVAL_WAIT):
+        """Return once container ``cid`` is gone; fail naming it after ``seconds``."""
+        deadline = time.time() + seconds
+        while True:
+            try:
+                self.api.inspect_container(cid)
+            except Exception as exc:
+                if is_not_found(exc):
+                    return
+                raise
+            if time.time() >= deadline:
+                raise AppfleetError("container %s was still being removed by another client after %d s"
+                                    % (_short(cid), seconds))
+            time.sleep(0.1)
 
     def logs_tail(self, cid, lines=20):
         try:

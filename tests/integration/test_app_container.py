@@ -59,8 +59,9 @@ def test_env_change_start_first_zero_failed_requests(app, docker_client):
         # A drain of 3 s, not the fixtures' 1 s: on a loaded 2-core CI machine a request in
         # flight at the switch may take more than a second, and the drain is what lets it finish.
         res = run_module("app_container", app.args(image="afb-app:v1", env={"RELEASE": "2"}, drain_seconds=3))
-        done_at = probe.ok
-        probe.wait_ok(done_at + 10)
+        # The old container drains after the run returned: the probe goes on until it is gone.
+        app.containers()
+        probe.wait_ok(probe.ok + 10)
     assert res.get("changed") is True and res["action"] == "replaced", res
     assert probe.failures == [], probe.failures[:5]
     assert probe.ok >= 40

@@ -111,7 +111,8 @@ def test_swap_returns_while_the_old_container_finishes_a_request(app, web_images
     assert wait_for(lambda: container_or_none(docker_client, old_id) is None, DRAIN + 5 + 30, 0.2)
     assert time.time() >= until - 0.5
     assert [c.id for c in app_containers(docker_client, app.name)] == [result["container"]["id"]]
-    assert removers(app.name) == []
+    # It ends once the container is gone (and its secret release directories with it).
+    assert wait_for(lambda: removers(app.name) == [], 10, 0.1)
 
 
 def test_killed_remover_next_run_finishes_the_drain(app, docker_client, tmp_path):

@@ -135,6 +135,8 @@ def test_standby_port_gets_no_request_and_old_format_is_rewritten(app, nginx):
     active = swapped["container"]["host_port"]
     (standby,) = set(slots(upstream, app.name)) - {active}
     assert standby > 1024
+    # The old container holds the standby port until its drain ends.
+    app.containers()
 
     # The user nobody listens on the standby port (no container publishes it) and counts connections.
     code = ("import socket, sys\nsock = socket.socket()\nsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"

@@ -258,7 +258,8 @@ def state_dir():
 
 
 def app_containers(client, app):
-    return client.containers.list(all=True, filters={"label": "%s=%s" % (LABEL_APP, app)})
+    # ignore_removed: a container removed between the list and its inspect (a drain ending) is left out.
+    return client.containers.list(all=True, filters={"label": "%s=%s" % (LABEL_APP, app)}, ignore_removed=True)
 
 
 class App:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+import requests
 from docker.errors import APIError
 
 from ansible_collections.appfleet.docker.plugins.module_utils import _engine, _files
@@ -57,6 +58,22 @@ def test_secret_mounts_and_passwd():
 ])
 def test_port_taken(text, port, expected):
     assert _engine.port_taken(APIError(text), port) is expected
+
+
+def _api_error(status, explanation):
+    response = requests.Response()
+    response.status_code = status
+    return APIError("engine error", response=response, explanation=explanation)
+
+
+@pytest.mark.parametrize("status,explanation,expected", [
+    (409, "removal of container 0123abcd is already in progress", True),
+    (409, "You cannot remove a running container 0123abcd", False),
+    (500, "removal of container 0123abcd is already in progress", False),
+])
+def test_removal_in_progress(status, explanation, expected):
+    assert _engine.removal_in_progress(_api_error(status, explanation)) is expected
+    assert _engine.removal_in_progress(OSError(explanation)) is False
 
 
 def _bound_port():
