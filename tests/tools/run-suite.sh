@@ -54,7 +54,7 @@ cpu_sample() {
   prev=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
   while sleep 300; do
     cur=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
-    echo "$prev $cur" | awk '{d = $4 - $2; printf "%d\n", d > 0 ? 100 * ($3 - $1) / d : 0}' >>"$logs/cpu.busy"
+    echo "$prev $cur" | awk '{d = $4 - $2; printf "%d\n", (d > 0 ? 100 * ($3 - $1) / d : 0)}' >>"$logs/cpu.busy"
     prev=$cur
   done
 }
