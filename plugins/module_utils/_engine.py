@@ -37,7 +37,12 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     is_not_found,
 )
 from ansible_collections.appfleet.docker.plugins.module_utils._files import passwd_uid
-from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import SECRET_MOUNT_DIR, env_list_to_dict, temp_name
+from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import (
+    SECRET_MOUNT_DIR,
+    drain_deadline,
+    env_list_to_dict,
+    temp_name,
+)
 
 # Answers in a row from health.path that put a container in service while
 # Docker's own health check has not run yet.
@@ -251,11 +256,16 @@ def app_containers(client, app=None, app_port=None):
 
 
 def rollback_targets(client):
-    """Image ids recorded as rollback targets on any app container."""
+    """Image ids recorded as rollback targets on any app container but a draining one.
+
+    A draining container is on its way out: the image it would roll back to is not kept
+    for it (else the first prune after its drain would remove it, a change in a run that
+    deploys nothing); its own image is the rollback target of the container that replaced it.
+    """
     targets = set()
     for c in client.api.containers(all=True, filters={"label": LABEL_PREVIOUS_IMAGE}):
         value = (c.get("Labels") or {}).get(LABEL_PREVIOUS_IMAGE)
-        if not value:
+        if not value or any(drain_deadline(n.lstrip("/")) is not None for n in c.get("Names") or []):
             continue
         resolved = image_id(client, value)
         targets.add(resolved or value)

@@ -17,6 +17,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     api_version_tuple,
     app_error,
 )
+from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import drain_deadline
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import (
     app_images,
     images_in_use,
@@ -25,6 +26,8 @@ from ansible_collections.appfleet.docker.plugins.module_utils._engine import (
 )
 
 BUILD_PRUNE_MIN_API = (1, 39)
+# Seconds past a drain's deadline that the prune waits for its remover (it stops the container first).
+DRAIN_WAIT_SLACK = 40
 # builder_cache_until: a Go duration, as the engine's build-cache prune filter takes it.
 DURATION_RE = re.compile(r"^(?:[0-9]+(?:\.[0-9]+)?(?:h|m|s|ms))+\Z")
 
@@ -82,6 +85,42 @@ def plan(client, name, keep):
             else:
                 remove.append(entry)
     return remove, kept, in_use
+
+
+def draining_containers(client, name):
+    """(image id, deadline) of each draining container (of app ``name``, or of any app)."""
+    label = LABEL_APP if name is None else "%s=%s" % (LABEL_APP, name)
+    found = []
+    for c in client.api.containers(all=True, filters={"label": label}):
+        deadlines = [drain_deadline(n.lstrip("/")) for n in c.get("Names") or []]
+        deadlines = [d for d in deadlines if d is not None]
+        if deadlines:
+            found.append((c.get("ImageID"), deadlines[0]))
+    return found
+
+
+def waits_for_drains(client, kept):
+    """Whether an image kept only because a draining container uses it would go once the drain ends.
+
+    Pruning it then, in a later run that deploys nothing, would report a change there: this
+    run waits for that drain instead (at most its drain_seconds; rarely, as the image of the
+    old container is the serving one's rollback target or among the newest).
+    """
+    draining = set(image for image, _until in draining_containers(client, None))
+    if not draining:
+        return False
+    settled = set(c.get("ImageID") for c in client.api.containers(all=True)
+                  if not any(drain_deadline(n.lstrip("/")) is not None for n in c.get("Names") or []))
+    return any(k.get("reasons") == ["in use"] and k["id"] in draining and k["id"] not in settled for k in kept)
+
+
+def wait_for_drains(client, name, slack=DRAIN_WAIT_SLACK):
+    """Until no container of the app (of any app, name None) drains, bounded by the last deadline + slack."""
+    while True:
+        found = draining_containers(client, name)
+        if not found or time.time() > max(until for _image, until in found) + slack:
+            return
+        time.sleep(0.2)
 
 
 def unique_sizes(client):
@@ -160,6 +199,10 @@ def logic(am):
     client = am.client
     name = p["name"]
     remove, kept, in_use = plan(client, name, p["keep"])
+    if not am.check_mode and waits_for_drains(client, kept):
+        am.step = "waiting for the drain of an old container whose image goes once it ends"
+        wait_for_drains(client, name)
+        remove, kept, in_use = plan(client, name, p["keep"])
     dangling_list = dangling(client, name, in_use) if p["prune_dangling"] else []
 
     sizes = unique_sizes(client) if (remove or dangling_list) else {}

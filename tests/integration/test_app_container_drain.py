@@ -23,13 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conftest import process_argvs, run_module, run_modules  # noqa: E402  (tests/conftest.py helpers)
 pytest.register_assert_rewrite("app_container.fixtures")
-from app_container.fixtures import WEB_REPO, app_containers  # noqa: E402
+from app_container.fixtures import DRAIN_MARKER, WEB_REPO, app_containers  # noqa: E402
 
 pytest_plugins = ["app_container.fixtures"]
 
 DRAIN = 8
-# In the remover's command line (module_utils/_drain.py, MARKER).
-MARKER = "appfleet-drain"
 
 
 def wait_for(predicate, seconds, step=0.05):
@@ -58,7 +56,7 @@ def container_or_none(client, cid):
 
 def removers(app):
     """Pids of the processes that drain one of ``app``'s containers."""
-    return [int(pid) for pid, argv in process_argvs() if MARKER in argv and app in argv]
+    return [int(pid) for pid, argv in process_argvs() if DRAIN_MARKER in argv and app in argv]
 
 
 def test_swap_returns_while_the_old_container_finishes_a_request(app, web_images, docker_client):

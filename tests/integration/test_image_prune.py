@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -76,18 +77,42 @@ def test_keeps_newest_in_use_and_rollback_target(docker_client, fleet):
 
 
 def test_keeps_the_image_of_a_draining_container(docker_client, fleet):
-    """The old container of a swap, while it drains (renamed <name>--draining-<deadline>), keeps its image."""
+    """The old container of a swap, while it drains (renamed <name>--draining-<deadline>), keeps its image,
+    but not the image it would roll back to: that one would go at the first prune after the drain, a
+    change in a run that deploys nothing. (Check mode: a real run waits for the drain to end when
+    its image would go then, test_waits_for_a_drain_whose_image_would_go.)"""
     draining = "%s--draining-%d" % (CONTAINERS[0], time.time() + 600)
     docker_client.containers.get(CONTAINERS[0]).rename(draining)
     try:
-        res = prune(keep=0)
+        res = prune(check=True, keep=0)
         assert res.get("failed") is not True, res.get("msg")
         reasons = dict((k["id"], k["reasons"]) for k in res["kept"])
         assert "in use" in reasons[fleet[1]]
         assert image_or_none(docker_client, fleet[1]) is not None
+        assert fleet[2] in [r["id"] for r in res["removed"]]
         assert docker_client.containers.get(draining).status == "running"
     finally:
         docker_client.containers.get(draining).rename(CONTAINERS[0])
+
+
+def test_waits_for_a_drain_whose_image_would_go(docker_client, fleet):
+    """keep 0: the image only a draining container uses would go once the drain ends; the prune waits
+    for that (a later run that deploys nothing would remove it, a change) and removes it."""
+    until = int(time.time()) + 3
+    draining = "%s--draining-%d" % (CONTAINERS[0], until)
+    docker_client.containers.get(CONTAINERS[0]).rename(draining)
+    # The drain's remover, as app_container starts it: the container goes at its deadline.
+    remover = threading.Timer(until - time.time(), lambda: docker_client.containers.get(draining).remove(force=True))
+    remover.start()
+    try:
+        res = prune(keep=0)
+    finally:
+        remover.join()
+    assert res.get("failed") is not True, res.get("msg")
+    assert time.time() >= until
+    assert fleet[1] in [r["id"] for r in res["removed"]]
+    assert image_or_none(docker_client, fleet[1]) is None
+    assert prune(keep=0)["changed"] is False
 
 
 def test_dangling_only_of_the_app(docker_client, fleet):

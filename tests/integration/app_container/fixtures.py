@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, machine_lock
+from conftest import REPO, machine_lock, process_argvs
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
@@ -32,6 +32,8 @@ APP_REPO = "afb-app"
 LABEL_APP = "io.appfleet.app"
 # In the name of an old container while it drains (module_utils/_container_spec.py, draining_name).
 DRAINING = "--draining-"
+# In a drain remover's command line (module_utils/_drain.py, MARKER).
+DRAIN_MARKER = "appfleet-drain"
 
 # The sample app "web" (examples/apps/web: /slow, /ws) on the lab's Debian base image.
 WEB_DIR = REPO / "examples" / "apps" / "web"
@@ -333,8 +335,27 @@ def app(request, nginx, state_dir, app_images, docker_client):
     name = "afb-%s-%d" % (short.strip("-"), os.getpid())
     app = App(name, nginx, state_dir, docker_client)
     yield app
-    for container in app.containers():
-        container.remove(force=True)
+    # The app's drain removers first (each would remove a container later, under a later test's
+    # feet: deploy_state's tests compare every container of the engine), then every container of
+    # the app, draining ones included, until none is left.
+    for pid, argv in process_argvs():
+        if DRAIN_MARKER in argv and name in argv:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+    deadline = time.time() + 60
+    while True:
+        left = app_containers(docker_client, name)
+        for container in left:
+            try:
+                container.remove(force=True)
+            except Exception:  # gone, or a removal already under way: listed again below
+                pass
+        if not left or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert not app_containers(docker_client, name), "containers of %s left after the test" % name
     shutil.rmtree(app.secret_dir, ignore_errors=True)
 
 
