@@ -76,7 +76,13 @@ setup_rc=$?
 # The e2e fleet fixture touches this file when site.yml on the fresh VMs has
 # ended (its heaviest step: apt and dpkg in both VMs); molecule starts then.
 export APPFLEET_FLEET_MARK=$PWD/$logs/fleet-converged
-(make_phase lab e2e; touch "$APPFLEET_FLEET_MARK") &
+# The stream's status is e2e's, not the touch's (a failed e2e phase fails the suite).
+(
+  make_phase lab e2e
+  rc=$?
+  touch "$APPFLEET_FLEET_MARK"
+  exit "$rc"
+) &
 lab=$!
 (
   rc=0
