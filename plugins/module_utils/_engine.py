@@ -255,6 +255,15 @@ def app_containers(client, app=None, app_port=None):
     return [c for c in found if c]
 
 
+def listed_drain_deadline(raw):
+    """The drain deadline of a container as the engine lists it (its Names), None when it does not drain."""
+    for name in raw.get("Names") or []:
+        until = drain_deadline(name.lstrip("/"))
+        if until is not None:
+            return until
+    return None
+
+
 def rollback_targets(client):
     """Image ids recorded as rollback targets on any app container but a draining one.
 
@@ -265,7 +274,7 @@ def rollback_targets(client):
     targets = set()
     for c in client.api.containers(all=True, filters={"label": LABEL_PREVIOUS_IMAGE}):
         value = (c.get("Labels") or {}).get(LABEL_PREVIOUS_IMAGE)
-        if not value or any(drain_deadline(n.lstrip("/")) is not None for n in c.get("Names") or []):
+        if not value or listed_drain_deadline(c) is not None:
             continue
         resolved = image_id(client, value)
         targets.add(resolved or value)

@@ -17,10 +17,10 @@ from ansible_collections.appfleet.docker.plugins.module_utils._docker import (
     api_version_tuple,
     app_error,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import drain_deadline
 from ansible_collections.appfleet.docker.plugins.module_utils._engine import (
     app_images,
     images_in_use,
+    listed_drain_deadline,
     remove_image,
     rollback_targets,
 )
@@ -90,13 +90,8 @@ def plan(client, name, keep):
 def draining_containers(client, name):
     """(image id, deadline) of each draining container (of app ``name``, or of any app)."""
     label = LABEL_APP if name is None else "%s=%s" % (LABEL_APP, name)
-    found = []
-    for c in client.api.containers(all=True, filters={"label": label}):
-        deadlines = [drain_deadline(n.lstrip("/")) for n in c.get("Names") or []]
-        deadlines = [d for d in deadlines if d is not None]
-        if deadlines:
-            found.append((c.get("ImageID"), deadlines[0]))
-    return found
+    listed = ((c.get("ImageID"), listed_drain_deadline(c)) for c in client.api.containers(all=True, filters={"label": label}))
+    return [(image, until) for image, until in listed if until is not None]
 
 
 def waits_for_drains(client, kept):
@@ -106,12 +101,10 @@ def waits_for_drains(client, kept):
     run waits for that drain instead (at most its drain_seconds; rarely, as the image of the
     old container is the serving one's rollback target or among the newest).
     """
-    draining = set(image for image, _until in draining_containers(client, None))
-    if not draining:
-        return False
-    settled = set(c.get("ImageID") for c in client.api.containers(all=True)
-                  if not any(drain_deadline(n.lstrip("/")) is not None for n in c.get("Names") or []))
-    return any(k.get("reasons") == ["in use"] and k["id"] in draining and k["id"] not in settled for k in kept)
+    draining, settled = set(), set()
+    for c in client.api.containers(all=True):
+        (draining if listed_drain_deadline(c) is not None else settled).add(c.get("ImageID"))
+    return any(k.get("reasons") == ["in use"] and k["id"] in draining - settled for k in kept)
 
 
 def wait_for_drains(client, name, slack=DRAIN_WAIT_SLACK):
