@@ -87,7 +87,7 @@ INTEGRATION_WORKERS ?= 3
 INTEGRATION_ALONE := tests/integration/test_deploy_state.py
 integration: setup
 	rc=0; \
-	$(PYTEST) -n $(INTEGRATION_WORKERS) --dist loadscope --durations=15 \
+	$(PYTEST) -n $(INTEGRATION_WORKERS) --dist loadscope --durations=0 --durations-min=10 \
 	  $(addprefix --ignore=,$(INTEGRATION_ALONE)) tests/integration || rc=$$?; \
 	$(PYTEST) --durations=5 $(INTEGRATION_ALONE) || rc=$$?; \
 	exit $$rc
@@ -96,7 +96,7 @@ molecule: setup
 	@for s in $(SCENARIOS); do echo "== molecule test -s $$s"; $(BIN)/molecule test -s $$s; done
 
 e2e: setup
-	$(PYTEST) --durations=15 tests/e2e
+	$(PYTEST) --durations=0 --durations-min=5 tests/e2e
 
 build: venv
 	$(BIN)/ansible-galaxy collection build --force --output-path .cache/dist

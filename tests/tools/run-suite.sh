@@ -34,13 +34,18 @@ phase() {
     return 1
   fi
   echo "== [$stream] $name: starting at +$((t0 - start)) s"
-  timeout --kill-after=30 "$left" "$@" 2>&1 | tee "$logs/$name.log" | sed -u "s/^/[$stream] /"
+  # The inner bash's `times` gives the CPU its waited-for process tree used
+  # (Ansible, pytest, ssh; not dockerd's or the containers' share).
+  # shellcheck disable=SC2016
+  timeout --kill-after=30 "$left" bash -c '"$@"; rc=$?; times >"$0"; exit $rc' "$logs/$name.times" "$@" 2>&1 |
+    tee "$logs/$name.log" | sed -u "s/^/[$stream] /"
   rc=${PIPESTATUS[0]}
-  local took=$(($(date +%s) - t0)) result=passed
+  local took=$(($(date +%s) - t0)) result=passed cpu
   [ "$rc" -eq 124 ] && result=timed-out
   [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && result=failed
-  echo "$name $result $took" >>"$logs/$stream.table"
-  echo "== [$stream] $name: $result in $took s"
+  cpu=$(tail -n 1 "$logs/$name.times" 2>/dev/null | awk '{s = 0; for (i = 1; i <= NF; i++) {split($i, a, "m"); s += a[1] * 60 + a[2]}; printf "%d", s}')
+  echo "$name $result $took ${cpu:--}" >>"$logs/$stream.table"
+  echo "== [$stream] $name: $result in $took s (CPU ${cpu:--} s)"
   return "$rc"
 }
 
@@ -49,12 +54,17 @@ make_phase() { phase "$1" "$2" make --no-print-directory "$2"; }
 # How busy the machine's CPUs are, one figure per 5 minutes (user + system +
 # steal over all of /proc/stat's time): a suite near 100 % throughout gets
 # faster only by doing less work, not by running more of it side by side.
+# The second figure: the part of it spent in containers (lab VMs, molecule
+# instances, the module tests' apps; cgroup v1's cpuacct of Docker's cgroup).
+containers_ns() { cat /sys/fs/cgroup/cpuacct/docker/cpuacct.usage 2>/dev/null || echo 0; }
 cpu_sample() {
-  local prev cur
-  prev=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
+  local prev cur hz
+  hz=$(getconf CLK_TCK)
+  prev="$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat) $(containers_ns)"
   while sleep 300; do
-    cur=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)
-    echo "$prev $cur" | awk '{d = $4 - $2; printf "%d\n", (d > 0 ? 100 * ($3 - $1) / d : 0)}' >>"$logs/cpu.busy"
+    cur="$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat) $(containers_ns)"
+    echo "$prev $cur $hz" | awk '{d = $5 - $2; if (d <= 0) d = 1
+      printf "%d/%d\n", 100 * ($4 - $1) / d, 100 * ($6 - $3) / 1e9 * $7 / d}' >>"$logs/cpu.busy"
     prev=$cur
   done
 }
@@ -119,12 +129,12 @@ roles_rc=$?
 pkill -P "$sampler" 2>/dev/null; kill "$sampler" 2>/dev/null
 echo
 echo "== test suite: $(($(date +%s) - start)) s in all"
-[ -s "$logs/cpu.busy" ] && echo "== CPU busy, % of $(nproc) cores per 5 minutes: $(tr '\n' ' ' <"$logs/cpu.busy")"
-printf '%-8s %-14s %-11s %8s\n' stream phase result seconds
+[ -s "$logs/cpu.busy" ] && echo "== CPU busy, % of $(nproc) cores per 5 minutes (all/in containers): $(tr '\n' ' ' <"$logs/cpu.busy")"
+printf '%-8s %-14s %-11s %8s %8s\n' stream phase result seconds cpu-s
 for stream in setup lab local roles; do
   [ -f "$logs/$stream.table" ] || continue
-  while read -r name result took; do
-    printf '%-8s %-14s %-11s %8s\n' "$stream" "$name" "$result" "$took"
+  while read -r name result took cpu; do
+    printf '%-8s %-14s %-11s %8s %8s\n' "$stream" "$name" "$result" "$took" "${cpu:--}"
   done <"$logs/$stream.table"
 done
 # The budget: CI allows 90 minutes; the suite aims at 30. A phase past its
@@ -145,7 +155,7 @@ echo "== budget: $total s of a 1800 s target (CI limit 5400 s)"
 [ "$total" -gt 1800 ] && echo "WARNING: the suite took $total s, past its 1800 s target"
 for stream in setup lab local roles; do
   [ -f "$logs/$stream.table" ] || continue
-  while read -r name _result took; do
+  while read -r name _result took _cpu; do
     budget_line "$name" "$took"
   done <"$logs/$stream.table"
 done
