@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,47 @@ def lab():
         assert up.returncode == 0, up.stdout + up.stderr
         _MADE["up"] = up
     return _MADE["up"]
+
+
+_FLEET = {}
+
+
+def start_fleet_converge():
+    """Start site.yml on the fresh fleet in the background, once per session.
+
+    tests/e2e/test_30_bootstrap_guard.py starts it before its own tests, which
+    run on a VM of their own (not in the fleet) after test_10_lab.py has seen
+    the fresh VMs: the two overlap instead of one waiting for the other."""
+    if "proc" not in _FLEET:
+        # Files, not pipes: nobody reads the output until the run ends.
+        out = tempfile.TemporaryFile("w+")
+        err = tempfile.TemporaryFile("w+")
+        cmd = [str(BIN / "ansible-playbook"), "site.yml", "-i", "inventories/lab"]
+        _FLEET.update(cmd=cmd, out=out, err=err, proc=subprocess.Popen(
+            cmd, cwd=REPO, env=ansible_env(), stdout=out, stderr=err, text=True))
+    return _FLEET["proc"]
+
+
+def converged_fleet(timeout=2400):
+    """site.yml's run on the fresh fleet (started here unless it was started
+    before), once it has ended: a CompletedProcess."""
+    if "done" not in _FLEET:
+        proc = start_fleet_converge()
+        try:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        finally:
+            mark_fleet_converged()
+        streams = []
+        for handle in (_FLEET["out"], _FLEET["err"]):
+            handle.seek(0)
+            streams.append(handle.read())
+            handle.close()
+        _FLEET["done"] = subprocess.CompletedProcess(_FLEET["cmd"], proc.returncode, *streams)
+    return _FLEET["done"]
 
 
 def mark_fleet_converged():

@@ -12,14 +12,18 @@ import pytest
 import yaml
 
 from conftest import run_playbook
-from lab_support import lab, lab_tool, labctl  # noqa: F401  # pylint: disable=unused-import
+from lab_support import lab, lab_tool, labctl, start_fleet_converge  # noqa: F401  # pylint: disable=unused-import
 
 NAME = "appfleet-e2e-guard"
 PORT = 2240
 
 
 @pytest.fixture(scope="module")
-def guard_vm(lab, tmp_path_factory):
+def guard_vm(request, lab, tmp_path_factory):
+    # The fleet's VMs are not this module's: their site.yml (the fleet fixture's, when
+    # the session has tests that use it) runs meanwhile, after test_10_lab.py saw them fresh.
+    if any("fleet" in getattr(item, "fixturenames", ()) for item in request.session.items):
+        start_fleet_converge()
     made = labctl("vm-create", NAME, "--ssh-port", str(PORT), "--role", "fleet")
     assert made.returncode == 0, made.stderr
     tmp = tmp_path_factory.mktemp("guard")

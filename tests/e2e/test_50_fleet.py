@@ -66,20 +66,12 @@ def app_container_ids(vm):
 INITIAL_LOGIN = "the deploy user deploy cannot log in yet; bootstrapping as the initial user debian"
 
 
-_CONVERGED = {}
-
-
 @pytest.fixture(scope="module")
 def fleet(lab):
     """The lab converged by site.yml, once per session (other modules import this)."""
-    if "site" not in _CONVERGED:
-        try:
-            proc = run_playbook("site.yml", "-i", "inventories/lab", check=False, timeout=2400)
-        finally:
-            lab_support.mark_fleet_converged()
-        assert proc.returncode == 0, proc.stdout[-10000:] + proc.stderr[-3000:]
-        _CONVERGED["site"] = proc
-    return _CONVERGED["site"]
+    proc = lab_support.converged_fleet()
+    assert proc.returncode == 0, proc.stdout[-10000:] + proc.stderr[-3000:]
+    return proc
 
 
 def ssh_login(user, vm):

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from conftest import run_module, run_modules, run_playbook
+from conftest import run_direct, run_module, run_modules, run_playbook
 # busybox_image is a fixture, used by name.
 from images.helpers import (  # noqa: F401 pylint: disable=unused-import
     BUSYBOX_IMAGE,
@@ -59,15 +59,24 @@ def host(tmp_path, docker_client, busybox_image):
     cleanup(docker_client, apps=[APP], containers=[CONTAINER])
 
 
+def call(args, check_mode=False, play=False):
+    """The module alone, its Python run directly (what it answers on a host), or with
+    ``play=True`` through a play, where the action plugin around it adds the summary
+    line, ``force`` and ``group`` (tested below, after the module's own tests)."""
+    if play:
+        return run_module("deploy_state", args, check=check_mode)
+    return run_direct("deploy_state", args, check=check_mode)
+
+
 def record(args, check=False):
-    res = run_module("deploy_state", dict(args, state="record"), check=check)
+    res = call(dict(args, state="record"), check_mode=check)
     assert res.get("failed") is not True, res.get("msg")
     assert res["changed"] is False
     return res
 
 
-def check(args, check_mode=False):
-    res = run_module("deploy_state", args, check=check_mode)
+def check(args, check_mode=False, play=False):
+    res = call(args, check_mode=check_mode, play=play)
     assert res.get("failed") is not True, res.get("msg")
     assert res["changed"] is False
     return res
@@ -229,14 +238,14 @@ def test_no_engine_is_a_reason_to_deploy_not_an_error(host):
     (dict(watch_paths=["etc/nginx"]), "watch_paths: 'etc/nginx' is not an absolute path"),
 ])
 def test_bad_input_names_the_option(host, bad, option):
-    res = run_module("deploy_state", dict(host["args"], **bad))
+    res = call(dict(host["args"], **bad))
     assert res.get("failed") is True
     assert res["msg"] == option
 
 
 def test_record_without_a_checkout_fails_and_writes_nothing(host):
     args = dict(host["args"], sources=[dict(host["args"]["sources"][0], checkout=str(host["tmp"] / "nowhere"))])
-    res = run_module("deploy_state", dict(args, state="record"))
+    res = call(dict(args, state="record"))
     assert res.get("failed") is True
     assert res["msg"] == "sources: no git checkout for app(s) %s; record after a complete deploy" % APP
     assert not (host["tmp"] / "state").exists()
@@ -245,12 +254,12 @@ def test_record_without_a_checkout_fails_and_writes_nothing(host):
 # The action plugin (plugins/action/deploy_state.py): the summary line, force and group.
 
 def test_the_answer_is_summed_up_in_msg_and_shown_at_default_verbosity(host):
-    res = check(host["args"])
+    res = check(host["args"], play=True)
     assert res["msg"] == "deploying: no record of a complete deploy on this host yet"
     assert "msg: 'deploying: no record of a complete deploy on this host yet'" in res.stdout
     assert res["fingerprint"] == host["args"]["fingerprint"]
     record(host["args"])
-    res = check(host["args"])
+    res = check(host["args"], play=True)
     assert res["msg"] == "nothing to deploy: the host is as the last deploy left it"
     assert "msg: 'nothing to deploy: the host is as the last deploy left it'" in res.stdout
     assert "add_group" not in res
@@ -261,7 +270,7 @@ def test_force_answers_deploy_without_running_the_module(host):
     record(host["args"])
     args = dict(host["args"], force=True,
                 sources=[dict(host["args"]["sources"][0], checkout="relative/checkout")])
-    res = check(args)
+    res = check(args, play=True)
     assert res["converged"] is False
     assert res["reasons"] == ["the plan is off for this run (force): a selection of apps or tags, "
                               "or appfleet_skip_unchanged=false"]
@@ -313,13 +322,13 @@ def test_bad_action_input_names_the_option(host, bad, msg):
 def test_resolve_asks_each_repository_and_version_once(host):
     source = host["args"]["sources"][0]
     twin = dict(source, app="afa-ds-twin", checkout=str(host["tmp"] / "src" / "twin"))
-    res = run_module("deploy_state", dict(state="resolve", sources=[source, twin]))
+    res = call(dict(state="resolve", sources=[source, twin]))
     assert res.get("failed") is not True, res.get("msg")
     assert res["changed"] is False
     head = git(host["work"], "rev-parse", "HEAD")
     assert res["remote_commits"] == [{"repo": source["repo"], "version": "main", "commit": head, "error": None}]
     gone = dict(source, repo=str(host["tmp"] / "nowhere.git"))
-    res = run_module("deploy_state", dict(state="resolve", sources=[gone]))
+    res = call(dict(state="resolve", sources=[gone]))
     assert res["remote_commits"][0]["commit"] is None
     assert res["remote_commits"][0]["error"].startswith("git ls-remote failed: ")
 
@@ -346,7 +355,7 @@ def test_an_engine_that_does_not_answer_is_named(host, tmp_path):
     listener = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_STREAM)
     listener.bind(str(dead))
     listener.close()
-    res = run_module("deploy_state", dict(host["args"], docker_host="unix://%s" % dead))
+    res = call(dict(host["args"], docker_host="unix://%s" % dead))
     assert res.get("failed") is True
     assert res["msg"].startswith("listing the app containers and images failed: cannot reach the docker engine "
                                  "at unix://%s: " % dead), res["msg"]

@@ -71,7 +71,22 @@ cpu_sample() {
 cpu_sample </dev/null >/dev/null 2>&1 &
 sampler=$!
 
-# Both streams need the base images; make them once, before either starts.
+# The local stream: lint and unit need no base image, so they run while the
+# base images are made (debootstrap leaves a core idle, waiting on the mirror);
+# the module tests (integration) wait for the images.
+base_done=$logs/base-images.done
+(
+  rc=0
+  for target in lint unit; do
+    make_phase local "$target" || rc=1
+  done
+  while [ ! -e "$base_done" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 2; done
+  make_phase local integration || rc=1
+  exit "$rc"
+) &
+local=$!
+
+# The lab stream needs the base images; make them once, before it starts.
 # If that fails, the streams still run (each makes what it lacks), and the
 # suite fails.
 # The two suites side by side: debootstrap waits on the mirror and on dpkg,
@@ -82,6 +97,7 @@ phase setup base-images bash -c '.venv/bin/python tests/lab/labctl.py base-image
                                  .venv/bin/python tests/lab/labctl.py base-image --suite trixie; t=$?
                                  wait "$b" && exit "$t"'
 setup_rc=$?
+touch "$base_done"
 
 # The e2e fleet fixture touches this file when site.yml on the fresh VMs has
 # ended (its heaviest step: apt and dpkg in both VMs); molecule starts then.
@@ -94,14 +110,6 @@ export APPFLEET_FLEET_MARK=$PWD/$logs/fleet-converged
   exit "$rc"
 ) &
 lab=$!
-(
-  rc=0
-  for target in lint unit integration; do
-    make_phase local "$target" || rc=1
-  done
-  exit "$rc"
-) &
-local=$!
 # Molecule in a stream of its own: its instances spend most of their time in
 # apt and dpkg inside the containers, and after it joined the local stream
 # that stream became the suite's longest (CI, stop 18: 4323 s of 90 minutes).

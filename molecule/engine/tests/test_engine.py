@@ -414,8 +414,11 @@ def test_dockerd_does_not_start_while_the_rules_fail(host):
 
 def test_container_logs_stay_bounded(host):
     host.run("docker rm -f afc-chatty")
-    host.check_output("docker run -d --name afc-chatty %s sh -c 'yes appfleet-log-line-padding-padding-padding'"
-                      % IMAGE)
+    # 60000 lines (about 8 MB of json-file log, past 3 files of 1 MB), then quiet: a
+    # bounded amount of work for dockerd's logger (an endless `yes` kept both cores busy
+    # until the container was removed).
+    host.check_output("docker run -d --name afc-chatty %s sh -c "
+                      "'yes appfleet-log-line-padding-padding-padding | head -n 60000; exec sleep 600'" % IMAGE)
     logpath = host.check_output("docker inspect -f '{{.LogPath}}' afc-chatty")
     # max-size 1m, max-file 3: wait (bounded in time: on a loaded machine each look is an
     # Ansible call of seconds) until the logs have rotated twice.
