@@ -113,10 +113,10 @@ lab=$!
 # Molecule in a stream of its own: its instances spend most of their time in
 # apt and dpkg inside the containers, and after it joined the local stream
 # that stream became the suite's longest (CI, stop 18: 4323 s of 90 minutes).
-# It starts once the lab stream's fresh fleet has converged (or after
-# MOLECULE_WAIT seconds at most): side by side, the two converges (apt and
-# dpkg in four VM containers) slowed each other down, and the fleet's is on the
-# suite's critical path, molecule's is not.
+# It starts once the lab stream's fleet has converged and run site.yml a
+# second time (or after MOLECULE_WAIT seconds at most): side by side, the
+# converges (apt and dpkg in four VM containers) slowed each other down, and the
+# fleet's are on the suite's critical path, molecule's is not.
 (
   waited=0
   while [ ! -e "$APPFLEET_FLEET_MARK" ] && [ "$waited" -lt "${MOLECULE_WAIT:-900}" ]; do
