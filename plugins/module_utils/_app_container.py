@@ -49,7 +49,7 @@ from ansible_collections.appfleet.docker.plugins.module_utils._container_spec im
     uses_secret_files,
     validate,
 )
-from ansible_collections.appfleet.docker.plugins.module_utils._drain import drain_result
+from ansible_collections.appfleet.docker.plugins.module_utils._drain import drain_result, left_behind, live_removers
 from ansible_collections.appfleet.docker.plugins.module_utils._strategies import Swap
 
 
@@ -538,7 +538,8 @@ class AppContainer(object):
 
         plan = Plan(serving, strays, upstream_port)
         plan.draining = draining
-        plan.overdue = [c for c in draining if c["until"] <= time.time()]
+        live, now = (live_removers() if draining else set()), time.time()
+        plan.overdue = [c for c in draining if left_behind(c["id"], c["until"], now, live)]
         plan.secret_changes = self.secret_changes(serving)
         plan.matches = matches = self.matches(serving, plan.secret_changes)
         # Docker counts a paused container as running; it serves nothing.

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.appfleet.docker.plugins.module_utils._docker import LABEL_APP, AppfleetError
 from ansible_collections.appfleet.docker.plugins.module_utils._container_spec import drain_deadline, drain_owner
+from ansible_collections.appfleet.docker.plugins.module_utils._drain import left_behind, live_removers
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_settings import RULES_PROGRAM
 from ansible_collections.appfleet.docker.plugins.module_utils._engine_socket import get_json
 from ansible_collections.appfleet.docker.plugins.module_utils._files import write_file_atomic
@@ -278,22 +279,24 @@ def settled(containers):
     return dict((name, c) for name, c in containers.items() if drain_owner(name) is None)
 
 
-def overdue_drains(containers, apps, at):
-    """(app or None, reason) for each draining container still there after its deadline."""
+def overdue_drains(containers, apps, at, live=()):
+    """(app or None, reason) for each draining container left behind: still there after its deadline,
+    no remover at work on it (``live``: the container ids of the removers running, _drain.live_removers)."""
     found = []
     for name in sorted(containers):
         until, owner = drain_deadline(name), drain_owner(name)
-        if until is not None and until <= at:
+        if until is not None and left_behind(containers[name]["id"], until, at, live):
             found.append((owner if owner in apps else None, (
                 "container %s: its drain ended %d s ago but it is still there (the process that removes it was "
                 "stopped); a deploy of app %s removes it" % (name, at - until, owner))))
     return found
 
 
-def findings(recorded, now, remote, sources, mutable_images, refresh_bases=(), at=None):
+def findings(recorded, now, remote, sources, mutable_images, refresh_bases=(), at=None, live=()):
     """Why a deploy is needed, as (app, reason): app is None for a reason of the whole host.
 
-    ``at``: the time a draining container's deadline is compared with (now by default).
+    ``at``: the time a draining container's deadline is compared with (now by default); ``live``: the
+    container ids that a remover process drains (_drain.live_removers).
     """
     if recorded is None:
         return [(None, "no record of a complete deploy on this host yet")]
@@ -333,7 +336,7 @@ def findings(recorded, now, remote, sources, mutable_images, refresh_bases=(), a
             found.append((owner, "container %s: replaced since the last deploy" % name))
         elif new["state"] != "running":
             found.append((owner, "container %s: %s" % (name, new["state"])))
-    found.extend(overdue_drains(now["containers"], apps, time.time() if at is None else at))
+    found.extend(overdue_drains(now["containers"], apps, time.time() if at is None else at, live))
     if (recorded.get("images") or {}) != now["images"]:
         found.append((None, "the app images differ from those the last deploy left"))
     # A reload marker of app_container (module_utils/_proxy.py) among the watched files: nginx may
@@ -415,7 +418,7 @@ def logic(am):
                 "reasons": ["no docker engine on this host yet (%s is missing)" % socket]}
     now, remote = current_state(am, with_remote=True)
     found = findings(read_state(path), now, remote, params["sources"] or [], params["mutable_images"] or [],
-                     params["refresh_bases"] or [])
+                     params["refresh_bases"] or [], live=live_removers())
     # Not a reason to deploy (a deploy does not own the firewall), but never silent.
     am.step = "checking the DOCKER-USER rules"
     firewall, warning = firewall_state(am.module.run_command)

@@ -61,6 +61,33 @@ for release in sys.argv[8:]:
 """
 
 
+def live_removers(proc="/proc"):
+    """The container ids (as given on their command lines) that a remover process on this host
+    drains: a draining container still there after its deadline whose remover runs is being
+    stopped (with the app's stop_timeout) and removed, not left behind."""
+    ids = set()
+    try:
+        pids = [pid for pid in os.listdir(proc) if pid.isdigit()]
+    except OSError:
+        return ids
+    for pid in pids:
+        try:
+            with open(os.path.join(proc, pid, "cmdline"), "rb") as handle:
+                argv = handle.read().decode("utf-8", "replace").split("\0")
+        except OSError:
+            continue
+        # remover_argv: python -c REMOVER MARKER name cid ...
+        if len(argv) > 5 and argv[1] == "-c" and argv[3] == MARKER and argv[5]:
+            ids.add(argv[5])
+    return ids
+
+
+def left_behind(cid, until, now, live):
+    """Whether a draining container (id ``cid``, deadline ``until``) was left behind by ``now``: past its
+    deadline with no remover of ``live`` (from live_removers) at work on it (killed, the host rebooted)."""
+    return until <= now and not any(cid.startswith(other) or other.startswith(cid) for other in live if other)
+
+
 def drain_result(name, cid, until):
     """A draining container as app_container returns it: its name, short id and deadline (UTC, ISO 8601)."""
     return dict(container=name, id=cid[:12], until=datetime.fromtimestamp(until, timezone.utc).strftime(

@@ -54,8 +54,9 @@ description:
     C(--next) container, exited containers) are removed so that exactly one container remains.
     A draining container an earlier run left is waited for until its deadline (O(drain_seconds) at
     most) and removed first, so that a swap takes its loopback slot port again without an nginx
-    reload; one found after its deadline (its remover was killed, the host rebooted) is reported as
-    a change (check mode only reports it).
+    reload; one found after its deadline with no remover process at work on it (killed, the host
+    rebooted) is reported as a change (check mode only reports it), one whose remover still stops
+    it (O(stop_timeout)) is not.
   - "Secrets (O(secret_env)) are delivered as files by default (O(secret_delivery=file)): one file
     per variable, mode 0400, in a root-only directory on the host
     (C(<secret_dir>/<name>/<release>/<KEY>)), bind-mounted read-only at C(/run/secrets/<KEY>), and

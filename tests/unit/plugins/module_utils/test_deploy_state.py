@@ -120,6 +120,13 @@ def test_a_draining_container_is_a_reason_only_after_its_deadline(name, reasons,
     assert _deploy_state.findings(dict(two(), containers=now["containers"]), two(), BOTH_AT_A, TWO, [], at=1000) == []
 
 
+def test_a_draining_container_whose_remover_runs_is_no_reason():
+    """Past its deadline but its remover still stops it (the app's stop_timeout): no reason yet."""
+    now = two(containers=dict(two()["containers"], **{"web--draining-900": DRAINING}))
+    assert _deploy_state.findings(two(), now, BOTH_AT_A, TWO, [], at=1000, live={"c0"}) == []
+    assert len(_deploy_state.findings(two(), now, BOTH_AT_A, TWO, [], at=1000, live={"c9"})) == 1
+
+
 def test_apps_to_deploy_without_a_record_is_every_app():
     assert _deploy_state.apps_to_deploy(_deploy_state.findings(None, two(), BOTH_AT_A, TWO, [])) is None
 
