@@ -331,9 +331,21 @@ def fixture_web_deployed(host, test_app):
     """
     upstream = "%s/web.conf" % UPSTREAMS
     host.check_output("printf 'upstream appfleet_web { server 127.0.0.1:%d; }\\n' > %s" % (test_app, upstream))
+    old_workers = set(nginx_workers(host))
     host.check_output("nginx -t 2>&1 && systemctl reload nginx")
+    # Until the workers of the previous configuration have exited, one of them may still take a
+    # new connection and answer with the placeholder (502): wait for them (bounded) first.
+    deadline = time.monotonic() + 30
+    while old_workers & set(nginx_workers(host)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not old_workers & set(nginx_workers(host)), "nginx's old workers still run 30 s after the reload"
     assert wait_for_status(host, "200", "http://127.0.0.1:80/", "-H 'Host: web.test'") == "200"
     return upstream
+
+
+def nginx_workers(host):
+    """The pids of nginx's worker processes (a reload starts new ones; the old ones exit)."""
+    return host.check_output("pgrep -P \"$(cat /run/nginx.pid)\" || true").split()
 
 
 def test_deployed_upstream_serves_and_survives_a_converge(host, web_deployed):
