@@ -56,13 +56,17 @@ make_phase() { phase "$1" "$2" make --no-print-directory "$2"; }
 # faster only by doing less work, not by running more of it side by side.
 # The second figure: the part of it spent in containers (lab VMs, molecule
 # instances, the module tests' apps; cgroup v1's cpuacct of Docker's cgroup).
-containers_ns() { cat /sys/fs/cgroup/cpuacct/docker/cpuacct.usage 2>/dev/null || echo 0; }
+# cpu_counters: busy and all ticks (/proc/stat), then the containers' nanoseconds.
+cpu_counters() {
+  echo "$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat)" \
+    "$(cat /sys/fs/cgroup/cpuacct/docker/cpuacct.usage 2>/dev/null || echo 0)"
+}
 cpu_sample() {
   local prev cur hz
   hz=$(getconf CLK_TCK)
-  prev="$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat) $(containers_ns)"
+  prev=$(cpu_counters)
   while sleep 300; do
-    cur="$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat) $(containers_ns)"
+    cur=$(cpu_counters)
     echo "$prev $cur $hz" | awk '{d = $5 - $2; if (d <= 0) d = 1
       printf "%d/%d\n", 100 * ($4 - $1) / d, 100 * ($6 - $3) / 1e9 * $7 / d}' >>"$logs/cpu.busy"
     prev=$cur
@@ -99,8 +103,9 @@ phase setup base-images bash -c '.venv/bin/python tests/lab/labctl.py base-image
 setup_rc=$?
 touch "$base_done"
 
-# The e2e fleet fixture touches this file when site.yml on the fresh VMs has
-# ended (its heaviest step: apt and dpkg in both VMs); molecule starts then.
+# The e2e tests touch this file when the fleet's heavy start is over (site.yml
+# on the fresh VMs, then a second site.yml; lab_support.mark_fleet_converged);
+# molecule starts then.
 export APPFLEET_FLEET_MARK=$PWD/$logs/fleet-converged
 # The stream's status is e2e's, not the touch's (a failed e2e phase fails the suite).
 (
